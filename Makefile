@@ -1,0 +1,38 @@
+# Entry points: `make run` (the pipeline on the bundled sample corpus, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed-stamp
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: setup run test lint format bench stress clean
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); run make with PYTHON=python3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check llm_categoriser scripts tests benchmarks
+	$(BIN)/ruff format --check llm_categoriser scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint
+
+format: $(STAMP)
+	$(BIN)/ruff format llm_categoriser scripts tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
+
+clean:
+	rm -rf data/plan data/results data/jobs data/merged data/logs .snakemake \
+		Documents/*/document_reports Documents/combined-report.csv Documents/run-summary.json

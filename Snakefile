@@ -1,0 +1,20 @@
+"""Triage LanguageTool flags with an LLM: report -> batches -> categorise -> per-document CSVs."""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/categorise.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        COMBINED_CSV,
+        SUMMARY_JSON,

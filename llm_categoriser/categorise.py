@@ -1,0 +1,101 @@
+"""Categorise one batch: prompt, call, validate, ask again for what is missing (DESIGN §3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .models import BatchResult, IssueResult
+from .prompts import Templates, load_templates, render_user
+from .providers.base import Provider, Request
+from .validation import ParsedAnswer, parse_answer
+
+log = logging.getLogger(__name__)
+
+
+def apply_answer(
+    batch: dict[str, Any],
+    parsed: ParsedAnswer,
+    pending: set[int],
+    results: dict[int, IssueResult],
+    attempt: int,
+) -> dict[int, str]:
+    """Record accepted answers; return the problem of each flag still pending."""
+    problems: dict[int, str] = {}
+    for local_id in sorted(pending):
+        accepted = parsed.accepted.get(local_id)
+        if accepted is not None:
+            notes = list(accepted.notes)
+            results[local_id] = IssueResult(
+                status="repaired" if notes else "ok",
+                error_category=accepted.error_category,
+                confidence_score=accepted.confidence_score,
+                reasoning=accepted.reasoning,
+                attempts=attempt,
+                notes=notes,
+            )
+        else:
+            problems[local_id] = parsed.rejected.get(local_id) or (
+                "; ".join(parsed.problems) if parsed.problems and not parsed.accepted else "no answer for this flag"
+            )
+    return problems
+
+
+def categorise_batch(
+    batch: dict[str, Any],
+    provider: Provider,
+    max_retries: int,
+    templates: Templates | None = None,
+    logger: logging.Logger | None = None,
+) -> BatchResult:
+    logger = logger or log
+    templates = templates or load_templates()
+    by_local = {entry["local_id"]: entry for entry in batch["issues"]}
+    pending = set(by_local)
+    results: dict[int, IssueResult] = {}
+    problems: dict[int, str] = {}
+    requests = input_tokens = output_tokens = 0
+    for attempt in range(1, max_retries + 2):
+        if not pending:
+            break
+        if attempt == 1:
+            user = render_user(batch, templates=templates)
+        else:
+            summary = "; ".join(sorted(set(problems.values())))[:300]
+            user = render_user(batch, local_ids=pending, problems=summary, templates=templates)
+        request = Request(
+            key=f"{batch['batch_id']}#{attempt}",
+            system=templates.system,
+            user=user,
+            batch=batch,
+            local_ids=set(pending),
+        )
+        answer = provider.generate(request)
+        requests += 1
+        input_tokens += answer.input_tokens
+        output_tokens += answer.output_tokens
+        if answer.text is None:
+            problems = {i: answer.error or "no answer" for i in pending}
+            logger.warning("%s attempt %d: %s", batch["batch_id"], attempt, answer.error)
+            continue
+        parsed = parse_answer(answer.text, set(pending))
+        problems = apply_answer(batch, parsed, pending, results, attempt)
+        if parsed.problems:
+            logger.info("%s attempt %d: %s", batch["batch_id"], attempt, "; ".join(parsed.problems))
+        pending = set(problems)
+    for local_id in pending:
+        results[local_id] = IssueResult(
+            status="failed",
+            error=f"not categorised after {max_retries + 1} attempt(s): {problems.get(local_id, 'no answer')}",
+            attempts=max_retries + 1,
+        )
+    return BatchResult(
+        batch_id=batch["batch_id"],
+        fingerprint=batch["fingerprint"],
+        provider=provider.name,
+        model=provider.model,
+        items={by_local[i]["key"]: results[i] for i in sorted(results)},
+        requests=requests,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )

@@ -1,0 +1,232 @@
+"""Per-document CSVs, the combined CSV and the run summary.
+
+The first eight columns stay compatible with the earlier tool (plain values such as ``LTC``,
+``FALSE_POSITIVE``, ``85``); extra columns follow. Every flag of the plan appears in its
+document's CSV: one without a valid answer has status ``failed`` or ``missing`` and an error.
+
+Cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return; OWASP "CSV injection") are written with a leading apostrophe.
+``read_csv`` removes it again, so values round-trip through our own tools.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_json, atomic_write_text, read_json
+from .models import BatchResult, IssueResult
+
+LEGACY_COLUMNS = (
+    "issue_id",
+    "page_number",
+    "issue",
+    "highlighted_context",
+    "pass_code",
+    "error_category",
+    "confidence_score",
+    "reasoning",
+)
+EXTRA_COLUMNS = (
+    "rule_id",
+    "type",
+    "message",
+    "suggestions",
+    "issue_key",
+    "provider",
+    "model",
+    "status",
+    "error",
+)
+DOCUMENT_COLUMNS = LEGACY_COLUMNS + EXTRA_COLUMNS
+COMBINED_COLUMNS = ("subject", "filename") + DOCUMENT_COLUMNS
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# Rough list prices in US dollars per million tokens, for the summary's estimate only.
+PRICES_PER_MILLION = {"input": 0.30, "output": 2.50}
+
+
+def _needs_escape(value: str) -> bool:
+    return value.startswith(_FORMULA_START) or (value.startswith("'") and _needs_escape(value[1:]))
+
+
+def escape_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if _needs_escape(text) else text
+
+
+def unescape_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") and _needs_escape(text[1:]) else text
+
+
+def render_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: escape_cell(row.get(k)) for k in writer.fieldnames})
+    return buffer.getvalue()
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [{k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def load_results(paths: Iterable[str | Path]) -> list[BatchResult]:
+    """Batch results from sync result files (one batch) or batch-mode job files (many)."""
+    found: list[BatchResult] = []
+    for path in paths:
+        data = read_json(path)
+        items = data["batches"] if isinstance(data, dict) and "batches" in data else [data]
+        found.extend(BatchResult.model_validate(item) for item in items)
+    return found
+
+
+def document_rows(manifest: Mapping[str, Any], results: list[BatchResult]) -> list[dict[str, Any]]:
+    answers: dict[str, tuple[IssueResult, BatchResult]] = {}
+    for batch in results:
+        for key, item in batch.items.items():
+            answers[key] = (item, batch)
+    rows = []
+    for issue in manifest["issues"]:
+        found = answers.get(issue["key"])
+        if found is None:
+            item, provider, model = (
+                IssueResult(status="missing", error="no result for this flag; rerun the pipeline"),
+                "",
+                "",
+            )
+        else:
+            item, provider, model = found[0], found[1].provider, found[1].model
+        rows.append(
+            {
+                "issue_id": issue["issue_id"],
+                "page_number": "" if issue["page"] is None else issue["page"],
+                "issue": issue["issue"],
+                "highlighted_context": issue["highlighted_context"],
+                "pass_code": issue["pass_code"],
+                "error_category": item.error_category,
+                "confidence_score": "" if item.confidence_score is None else item.confidence_score,
+                "reasoning": item.reasoning,
+                "rule_id": issue["rule_id"],
+                "type": issue["type"],
+                "message": issue["message"],
+                "suggestions": issue["suggestions"],
+                "issue_key": issue["key"],
+                "provider": provider,
+                "model": model,
+                "status": item.status,
+                "error": item.error or "; ".join(item.notes),
+            }
+        )
+    return rows
+
+
+def merge_document(
+    manifest_file: str | Path,
+    result_files: Iterable[str | Path],
+    csv_file: str | Path,
+    stats_file: str | Path,
+) -> dict[str, Any]:
+    manifest = read_json(manifest_file)
+    wanted = set(manifest["batches"])
+    results = [b for b in load_results(result_files) if b.batch_id in wanted]
+    rows = document_rows(manifest, results)
+    atomic_write_text(csv_file, render_csv(DOCUMENT_COLUMNS, rows))
+    stats = {
+        "subject": manifest["subject"],
+        "filename": manifest["filename"],
+        "csv": str(csv_file),
+        "issues": len(rows),
+        "batches": len(manifest["batches"]),
+        "categories": dict(Counter(r["error_category"] for r in rows if r["error_category"])),
+        "statuses": dict(Counter(r["status"] for r in rows)),
+        "requests": sum(b.requests for b in results),
+        "input_tokens": sum(b.input_tokens for b in results),
+        "output_tokens": sum(b.output_tokens for b in results),
+        "providers": sorted({b.provider for b in results}),
+    }
+    atomic_write_json(stats_file, stats)
+    return stats
+
+
+def combine(
+    csv_files: Iterable[str | Path],
+    stats_files: Iterable[str | Path],
+    plan_file: str | Path,
+    combined_csv: str | Path,
+    summary_json: str | Path,
+    batch_mode: bool = False,
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    stats = [read_json(p) for p in stats_files]
+    for path, doc in zip(csv_files, stats, strict=True):
+        for row in read_csv(path):
+            rows.append({"subject": doc["subject"], "filename": doc["filename"], **row})
+    atomic_write_text(combined_csv, render_csv(COMBINED_COLUMNS, rows))
+    plan = read_json(plan_file)
+    tokens_in = sum(s["input_tokens"] for s in stats)
+    tokens_out = sum(s["output_tokens"] for s in stats)
+    llm = any(p != "offline" for s in stats for p in s["providers"])
+    cost = (tokens_in * PRICES_PER_MILLION["input"] + tokens_out * PRICES_PER_MILLION["output"]) / 1e6
+    if batch_mode:
+        cost /= 2
+    summary = {
+        "documents": len(stats),
+        "issues": len(rows),
+        "batches": sum(s["batches"] for s in stats),
+        "categories": dict(Counter(r["error_category"] for r in rows if r["error_category"]).most_common()),
+        "statuses": dict(Counter(r["status"] for r in rows).most_common()),
+        "subjects": {
+            subject: count
+            for subject, count in sorted(Counter(r["subject"] for r in rows).items())
+        },
+        "requests": sum(s["requests"] for s in stats),
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "estimated_cost_usd": round(cost, 4) if llm else 0.0,
+        "skipped_documents": plan["skipped_documents"],
+        "skipped_rows": plan["skipped_rows"],
+        "warnings": plan["warnings"],
+        "document_reports": [s["csv"] for s in stats],
+        "combined_report": str(combined_csv),
+    }
+    atomic_write_json(summary_json, summary)
+    return summary
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    lines = [
+        f"Categorised {summary['issues']} flag(s) in {summary['documents']} document(s), "
+        f"{summary['batches']} batch(es), {summary['requests']} request(s).",
+    ]
+    for name, count in summary["categories"].items():
+        lines.append(f"  {name:<38} {count:>6}")
+    statuses = ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
+    lines.append(f"Status: {statuses or 'none'}")
+    if summary["skipped_documents"]:
+        lines.append(f"Skipped {len(summary['skipped_documents'])} document(s):")
+        lines += [f"  {d['document']}: {d['reason']}" for d in summary["skipped_documents"]]
+    if summary["skipped_rows"]:
+        lines.append(f"Skipped {len(summary['skipped_rows'])} report row(s) (see the summary JSON).")
+    if summary["warnings"]:
+        lines.append(f"{len(summary['warnings'])} warning(s) (see the summary JSON).")
+    if summary["estimated_cost_usd"]:
+        lines.append(f"Estimated cost: ${summary['estimated_cost_usd']:.2f}")
+    lines.append(f"Combined report: {summary['combined_report']}")
+    lines.append("Per-document reports: <documents_dir>/<Subject>/document_reports/<stem>.csv")
+    return "\n".join(lines)
+
+
+def print_summary(summary_json: str | Path) -> None:
+    """Print the run summary at the end of a run (the workflow's ``onsuccess``)."""
+    try:
+        summary = read_json(summary_json)
+    except (FileNotFoundError, ValueError):
+        return
+    print(format_summary(summary))

@@ -1,0 +1,341 @@
+"""Plan the run from the report: documents, their flags and their batches.
+
+Runs at Snakemake start-up (DESIGN §7: a static DAG computed at parse time, no checkpoints).
+Every planning file is written only when its content changes, so an unchanged batch keeps
+its modification time and is not recategorised; a batch file holds everything its request
+depends on (flags, page text, provider, model, generation settings, prompt digest), and
+its fingerprint decides whether an existing result is still valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from . import offline_rules
+from .atomic import dumps_json, write_if_changed
+from .batching import Planned, make_batches
+from .errors import UnsafePathError
+from .models import Issue
+from .pages import Document, cut_page, find_page, locate, split_pages
+from .paths import inside, normalise_filter
+from .prompts import load_templates
+from .report import LoadedReport, load_report
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+PLAN_FORMAT = 1
+
+
+@dataclass
+class DocumentPlan:
+    subject: str
+    filename: str
+    document: str
+    batch_ids: list[str]
+    issues: int
+
+
+@dataclass
+class Plan:
+    documents: list[DocumentPlan] = field(default_factory=list)
+    skipped_documents: list[dict[str, Any]] = field(default_factory=list)
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    jobs: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    files_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def batches(self) -> int:
+        return sum(len(d.batch_ids) for d in self.documents)
+
+    @property
+    def issues(self) -> int:
+        return sum(d.issues for d in self.documents)
+
+
+def plan_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "plan"
+
+
+def batch_path(settings: Settings, subject: str, document: str, batch_id: str) -> Path:
+    return plan_dir(settings) / subject / document / "batches" / f"{batch_id}.json"
+
+
+def manifest_path(settings: Settings, subject: str, document: str) -> Path:
+    return plan_dir(settings) / subject / document / "manifest.json"
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+@cache
+def _offline_rules_digest() -> str:
+    source = Path(offline_rules.__file__).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+def request_settings(settings: Settings) -> dict[str, Any]:
+    """What a request depends on besides its flags and pages (part of the fingerprint)."""
+    data: dict[str, Any] = {
+        "provider": settings.provider,
+        "model": settings.effective_model,
+        "prompt": load_templates().digest,
+        "max_cell_chars": settings.max_cell_chars,
+    }
+    if settings.provider == "offline":
+        data["rules"] = _offline_rules_digest()
+    else:
+        data["temperature"] = settings.temperature
+        data["thinking_budget"] = settings.thinking_budget
+    return data
+
+
+def _selected(report: LoadedReport, settings: Settings) -> dict[tuple[str, str], list[Issue]]:
+    subjects = {normalise_filter(s) for s in settings.subjects}
+    documents = {normalise_filter(d) for d in settings.documents}
+    grouped: dict[tuple[str, str], list[Issue]] = {}
+    for issue in report.issues:
+        if subjects and normalise_filter(issue.subject) not in subjects:
+            continue
+        if documents and not (
+            normalise_filter(issue.filename) in documents
+            or normalise_filter(issue.document) in documents
+        ):
+            continue
+        grouped.setdefault((issue.subject, issue.filename), []).append(issue)
+    return grouped
+
+
+def _read_markdown(path: Path, plan: Plan, label: str) -> str | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        plan.warnings.append(f"{label}: cannot read {path} ({exc.strerror})")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        plan.warnings.append(
+            f"{label}: {path} is not UTF-8 (byte offset {exc.start}); undecodable bytes replaced"
+        )
+        return data.decode("utf-8", errors="replace")
+
+
+def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | None:
+    """The page whose text goes with the flag."""
+    if issue.page is not None and issue.page in doc.pages:
+        return issue.page
+    if issue.page is None and None in doc.pages:
+        if not doc.has_markers or locate(doc.pages[None], issue.context, issue.issue) is not None:
+            return None
+    found = find_page(doc, issue.context, issue.issue)
+    if issue.page is not None:
+        where = f"found on page {found}" if found is not None else "sent without page text"
+        plan.warnings.append(
+            f"{label}: report row {issue.row}: page {issue.page} has no marker in the Markdown; "
+            f"context {where}"
+        )
+    if found is None and None in doc.pages:
+        return None
+    return found
+
+
+def build_plan(
+    settings: Settings,
+    report: LoadedReport | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    started = time.perf_counter()
+    report = report or load_report(settings.report)
+    plan = Plan(
+        skipped_rows=[s.as_dict() for s in report.skipped],
+        warnings=list(report.warnings),
+    )
+    req = request_settings(settings)
+    grouped = _selected(report, settings)
+    documents_dir = Path(settings.documents_dir)
+    for (subject, filename), issues in grouped.items():
+        label = f"{subject}/{filename}"
+        try:
+            md_path = inside(documents_dir, subject, "markdown", filename)
+        except UnsafePathError as exc:
+            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": str(exc)})
+            continue
+        text = _read_markdown(md_path, plan, label)
+        if text is None:
+            reason = f"Markdown file {md_path} not found; its {len(issues)} flag(s) are not categorised"
+            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
+            log.warning("skipping %s: %s", label, reason)
+            continue
+        if not text.strip():
+            plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
+        plan.files_written += _plan_document(settings, req, subject, filename, text, issues, plan)
+        plan.documents[-1].issues = len(issues)
+        if progress and len(plan.documents) % 50 == 0:
+            progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
+    plan.jobs = group_jobs(plan, settings)
+    summary = {
+        "documents": [d.__dict__ for d in plan.documents],
+        "skipped_documents": plan.skipped_documents,
+        "skipped_rows": plan.skipped_rows,
+        "warnings": plan.warnings,
+        "report": str(settings.report),
+    }
+    plan.files_written += write_if_changed(plan_dir(settings) / "plan.json", dumps_json(summary))
+    plan.seconds = time.perf_counter() - started
+    return plan
+
+
+def _plan_document(
+    settings: Settings,
+    req: dict[str, Any],
+    subject: str,
+    filename: str,
+    text: str,
+    issues: list[Issue],
+    plan: Plan,
+) -> int:
+    label = f"{subject}/{filename}"
+    doc = split_pages(text)
+    if doc.duplicate_markers:
+        plan.warnings.append(
+            f"{label}: page marker(s) {sorted(set(doc.duplicate_markers))} appear more than once; "
+            f"their text is joined"
+        )
+    pages_of: dict[str, int | None] = {}
+    for issue in issues:
+        pages_of[issue.key] = _resolve_page(issue, doc, plan, label)
+    page_chars = {p: min(len(t), settings.max_page_chars) for p, t in doc.pages.items()}
+    document = issues[0].document
+    specs = make_batches(
+        f"{subject}/{filename}",
+        [Planned(i.key, pages_of[i.key]) for i in issues],
+        page_chars,
+        settings.batch_size,
+        settings.max_batch_chars,
+        settings.anchor_pages,
+    )
+    by_key = {i.key: i for i in issues}
+    batch_of: dict[str, str] = {}
+    written = 0
+    wanted_files: set[str] = set()
+    for spec in specs:
+        batch_issues = [by_key[k] for k in spec.keys]
+        entries = []
+        for local_id, issue in enumerate(batch_issues):
+            batch_of[issue.key] = spec.batch_id
+            entry: dict[str, Any] = {
+                "local_id": local_id,
+                "key": issue.key,
+                "page": issue.page,
+                "context_page": pages_of[issue.key],
+                "rule_id": issue.rule_id,
+                "type": issue.type,
+                "issue": issue.issue,
+                "message": issue.message,
+                "suggestions": issue.suggestions,
+                "context": issue.context,
+                "pass_code": issue.pass_code,
+            }
+            if settings.provider == "offline":
+                entry["hints"] = offline_rules.document_hints(issue, text)
+            entries.append(entry)
+        pages = []
+        for page in spec.pages:
+            if page not in doc.pages:
+                continue
+            page_text = doc.pages[page]
+            cut = False
+            if len(page_text) > settings.max_page_chars:
+                anchors = [
+                    pos
+                    for i in batch_issues
+                    if pages_of[i.key] == page
+                    and (pos := locate(page_text, i.context, i.issue)) is not None
+                ]
+                page_text, cut = cut_page(page_text, anchors, settings.max_page_chars)
+            pages.append({"page": page, "text": page_text, "cut": cut})
+        payload: dict[str, Any] = {
+            "format": PLAN_FORMAT,
+            "subject": subject,
+            "filename": filename,
+            "document": document,
+            "batch_id": spec.batch_id,
+            "settings": req,
+            "max_cell_chars": settings.max_cell_chars,
+            "issues": entries,
+            "pages": pages,
+        }
+        payload["fingerprint"] = fingerprint(payload)
+        path = batch_path(settings, subject, document, spec.batch_id)
+        wanted_files.add(path.name)
+        written += write_if_changed(path, dumps_json(payload))
+    batches_dir = batch_path(settings, subject, document, "x").parent
+    for stale in batches_dir.glob("*.json"):
+        if stale.name not in wanted_files:
+            stale.unlink()
+    manifest = {
+        "subject": subject,
+        "filename": filename,
+        "document": document,
+        "batches": [s.batch_id for s in specs],
+        "issues": [
+            {
+                "issue_id": n,
+                "key": issue.key,
+                "batch_id": batch_of[issue.key],
+                "page": issue.page,
+                "issue": issue.issue,
+                "highlighted_context": issue.context,
+                "pass_code": issue.pass_code,
+                "rule_id": issue.rule_id,
+                "type": issue.type,
+                "message": issue.message,
+                "suggestions": issue.suggestions,
+            }
+            for n, issue in enumerate(issues)
+        ],
+    }
+    written += write_if_changed(manifest_path(settings, subject, document), dumps_json(manifest))
+    plan.documents.append(DocumentPlan(subject, filename, document, [s.batch_id for s in specs], len(issues)))
+    return written
+
+
+def group_jobs(plan: Plan, settings: Settings) -> dict[str, list[tuple[str, str, str]]]:
+    """Batch mode: pack the batches of each subject into jobs of at most ``max_batches_per_job``.
+
+    Whole documents stay together where they fit, so a finished job completes whole documents.
+    """
+    jobs: dict[str, list[tuple[str, str, str]]] = {}
+    by_subject: dict[str, list[DocumentPlan]] = {}
+    for doc in plan.documents:
+        by_subject.setdefault(doc.subject, []).append(doc)
+    for subject, docs in by_subject.items():
+        part, current = 1, []
+        for doc in docs:
+            refs = [(doc.subject, doc.document, b) for b in doc.batch_ids]
+            if current and len(current) + len(refs) > settings.max_batches_per_job:
+                jobs[f"{subject}-{part:02d}"] = current
+                part, current = part + 1, []
+            while len(refs) > settings.max_batches_per_job:
+                jobs[f"{subject}-{part:02d}"] = refs[: settings.max_batches_per_job]
+                refs = refs[settings.max_batches_per_job :]
+                part += 1
+            current.extend(refs)
+        if current:
+            jobs[f"{subject}-{part:02d}"] = current
+    return jobs
+

@@ -1,0 +1,111 @@
+"""Render the prompt templates (files, so Snakemake can track them as inputs).
+
+Templates use ``string.Template`` placeholders (``$subject``) so that braces in Markdown need
+no escaping. The flags go in a Markdown table (cells with ``|`` escaped, no HTML escaping),
+then each referenced page once, between ``<page>`` tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from .settings import template_paths
+
+TABLE_COLUMNS = (
+    "issue_id",
+    "page",
+    "issue",
+    "rule_id",
+    "type",
+    "message",
+    "suggestions",
+    "highlighted_context",
+)
+
+
+@dataclass(frozen=True)
+class Templates:
+    system: str
+    user: Template
+    retry: Template
+    digest: str
+
+
+@cache
+def load_templates(folder: str | None = None) -> Templates:
+    paths = template_paths()
+    if folder is not None:
+        paths = {name: Path(folder) / path.name for name, path in paths.items()}
+    texts = {name: path.read_text(encoding="utf-8") for name, path in paths.items()}
+    digest = hashlib.sha256("\x1e".join(texts[k] for k in sorted(texts)).encode()).hexdigest()[:16]
+    return Templates(
+        system=texts["system"].strip(),
+        user=Template(texts["user"]),
+        retry=Template(texts["retry"]),
+        digest=digest,
+    )
+
+
+def cell(value: Any, limit: int) -> str:
+    text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def issue_table(issues: Iterable[Mapping[str, Any]], limit: int) -> str:
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for item in issues:
+        row = [
+            str(item["local_id"]),
+            "" if item.get("page") is None else str(item["page"]),
+            cell(item.get("issue"), limit),
+            cell(item.get("rule_id"), limit),
+            cell(item.get("type"), limit),
+            cell(item.get("message"), limit),
+            cell(item.get("suggestions"), limit),
+            cell(item.get("context"), limit),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def render_pages(pages: Iterable[Mapping[str, Any]]) -> str:
+    parts = []
+    for page in pages:
+        label = "before the first page marker" if page["page"] is None else str(page["page"])
+        note = ' cut="true"' if page.get("cut") else ""
+        parts.append(f'<page number="{label}"{note}>\n{page["text"].strip()}\n</page>')
+    return "\n\n".join(parts) if parts else "(no page text available)"
+
+
+def render_user(
+    batch: Mapping[str, Any],
+    local_ids: set[int] | None = None,
+    problems: str = "",
+    templates: Templates | None = None,
+) -> str:
+    """The user part for a whole batch, or a reduced one for ``local_ids`` on a retry."""
+    templates = templates or load_templates()
+    limit = int(batch.get("max_cell_chars", 600))
+    issues = batch["issues"]
+    if local_ids is not None:
+        issues = [i for i in issues if i["local_id"] in local_ids]
+    wanted = {i.get("context_page", i.get("page")) for i in issues}
+    pages = [p for p in batch["pages"] if p["page"] in wanted]
+    values = {
+        "subject": batch["subject"],
+        "filename": batch["filename"],
+        "issue_table": issue_table(issues, limit),
+        "pages": render_pages(pages),
+        "problems": problems or "no answer",
+    }
+    template = templates.user if local_ids is None else templates.retry
+    return template.safe_substitute(values)

@@ -1,0 +1,76 @@
+"""Configuration, the plan (computed at parse time) and path helpers shared by the rules."""
+
+import logging
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from llm_categoriser.errors import CategoriserError
+from llm_categoriser.plan import build_plan
+from llm_categoriser.settings import SCHEMA_PATH, resolve, template_paths
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+_pkg_log = logging.getLogger("llm_categoriser")
+if not _pkg_log.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    _pkg_log.addHandler(_handler)
+    _pkg_log.setLevel(logging.WARNING)
+
+try:
+    SETTINGS = resolve(config)
+    validate(config, schema=str(SCHEMA_PATH))
+    PLAN = build_plan(SETTINGS)
+except CategoriserError as exc:
+    raise WorkflowError(str(exc)) from None
+
+for _warning in PLAN.warnings[:20]:
+    _pkg_log.warning(_warning)
+if len(PLAN.warnings) > 20:
+    _pkg_log.warning("... and %d more warning(s)", len(PLAN.warnings) - 20)
+for _skip in PLAN.skipped_documents:
+    _pkg_log.warning("skipped %s: %s", _skip["document"], _skip["reason"])
+print(
+    f"Plan: {len(PLAN.documents)} document(s), {PLAN.batches} batch(es), "
+    f"{PLAN.issues} flag(s), provider {SETTINGS.provider}, mode {SETTINGS.mode} "
+    f"({PLAN.files_written} planning file(s) updated in {PLAN.seconds:.2f} s)",
+    file=sys.stderr,
+)
+
+DOCS = SETTINGS.documents_dir
+DATA = SETTINGS.data_dir
+TEMPLATES = [str(p) for p in template_paths().values()]
+COMBINED_CSV = f"{DOCS}/combined-report.csv"
+SUMMARY_JSON = f"{DOCS}/run-summary.json"
+PLAN_JSON = f"{DATA}/plan/plan.json"
+DOC_INDEX = {(d.subject, d.document): d for d in PLAN.documents}
+
+
+wildcard_constraints:
+    subject=r"[^/]+",
+    document=r"[^/]+",
+    batch=r"[^/]+",
+
+
+def api_slots(wildcards):
+    """One unit of the `api` resource per job that talks to a remote model."""
+    return 0 if SETTINGS.provider == "offline" else 1
+
+
+def document_results(wildcards):
+    doc = DOC_INDEX[(wildcards.subject, wildcards.document)]
+    return [
+        f"{DATA}/results/{doc.subject}/{doc.document}/{batch}.json"
+        for batch in doc.batch_ids
+    ]
+
+
+def document_csvs():
+    return [
+        f"{DOCS}/{d.subject}/document_reports/{d.document}.csv" for d in PLAN.documents
+    ]
+
+
+def document_stats():
+    return [f"{DATA}/merged/{d.subject}/{d.document}.json" for d in PLAN.documents]

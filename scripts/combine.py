@@ -1,0 +1,18 @@
+"""Combine the per-document CSVs into one report and write the run summary (thin wrapper)."""
+
+import sys
+
+from llm_categoriser.outputs import combine
+
+snakemake = globals()["snakemake"]
+with open(snakemake.log[0], "w", encoding="utf-8") as log:
+    sys.stderr = log
+    summary = combine(
+        snakemake.input.csvs,
+        snakemake.input.stats,
+        snakemake.input.plan,
+        snakemake.output.csv,
+        snakemake.output.summary,
+        batch_mode=snakemake.params.batch_mode,
+    )
+    print(f"{summary['issues']} flag(s) in {summary['documents']} document(s)", file=log)

@@ -1,0 +1,42 @@
+"""Shared fixtures: repository paths, the reference corpus (optional) and sample data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+HEADER = "Subject,Filename,Page,Rule ID,Type,Issue,Message,Suggestions,Highlighted Context,Pass Code\n"
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def shared_corpus() -> Path:
+    if not (SHARED_CORPUS / "Documents" / "language-check-report.csv").exists():
+        pytest.skip(f"reference corpus not found at {SHARED_CORPUS}")
+    return SHARED_CORPUS
+
+
+def write_doc(root: Path, subject: str, filename: str, text: str) -> Path:
+    path = root / subject / "markdown" / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def copy_sample(dest: Path) -> Path:
+    """A private copy of the bundled sample corpus (Documents/ without outputs)."""
+    target = dest / "Documents"
+    shutil.copytree(
+        REPO / "Documents",
+        target,
+        ignore=shutil.ignore_patterns("document_reports", "combined-report.csv", "run-summary.json"),
+    )
+    return target
