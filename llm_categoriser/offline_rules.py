@@ -451,7 +451,8 @@ def _spelling(v: _View) -> Result:
 def _is_compound_flag(v: _View) -> bool:
     if not v.suggestions:
         return False
-    return any(_squash(s) == _squash(v.match) and s.lower() != v.match.lower() for s in v.suggestions[:3])
+    word = v.match.strip()
+    return any(_squash(s) == _squash(word) and s.lower() != word.lower() for s in v.suggestions[:3])
 
 
 def _compound(v: _View) -> Result | None:
