@@ -10,6 +10,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/categorise.smk"
+include: "rules/batch.smk"
 include: "rules/report.smk"
 
 

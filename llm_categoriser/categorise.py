@@ -7,7 +7,7 @@ from typing import Any
 
 from .models import BatchResult, IssueResult
 from .prompts import Templates, load_templates, render_user
-from .providers.base import Provider, Request
+from .providers.base import Answer, Provider, Request
 from .validation import ParsedAnswer, parse_answer
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,9 @@ def categorise_batch(
     max_retries: int,
     templates: Templates | None = None,
     logger: logging.Logger | None = None,
+    first_answer: Answer | None = None,
 ) -> BatchResult:
+    """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call."""
     logger = logger or log
     templates = templates or load_templates()
     by_local = {entry["local_id"]: entry for entry in batch["issues"]}
@@ -70,7 +72,7 @@ def categorise_batch(
             batch=batch,
             local_ids=set(pending),
         )
-        answer = provider.generate(request)
+        answer = first_answer if attempt == 1 and first_answer is not None else provider.generate(request)
         requests += 1
         input_tokens += answer.input_tokens
         output_tokens += answer.output_tokens

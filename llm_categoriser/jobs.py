@@ -69,3 +69,18 @@ def run_merge(manifest: str, results: list[str], csv_file: str, stats_file: str,
     with job_logger(log_file, "merge") as logger:
         stats = merge_document(manifest, results, csv_file, stats_file)
         logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats["issues"], stats["statuses"])
+
+
+def run_submit(job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings,
+               indexes: list[int]) -> None:
+    from .batchjobs import submit
+
+    with job_logger(log_file, "submit") as logger:
+        submit(job, batch_files, handle, settings, logger=logger, indexes=indexes)
+
+
+def run_fetch(handle: str, batch_files: list[str], results: str, log_file: str, settings: Settings) -> None:
+    from .batchjobs import fetch
+
+    with job_logger(log_file, "fetch") as logger:
+        fetch(handle, batch_files, results, settings, logger=logger)

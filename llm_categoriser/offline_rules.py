@@ -196,9 +196,15 @@ def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | 
         before, _m, after = _split_context(issue.context, issue.issue)
         prev, nxt = _neighbour_fragments(before, after)
         best = 0
-        for cand in (prev + word, word + nxt, prev + word + nxt):
-            if cand != word and len(cand) >= 4:
-                best = max(best, prof.count_any_case(cand))
+        cands = [prev + word, word + nxt, prev + word + nxt]
+        if prev and prev[-1].lower() == word[0].lower():
+            cands.append(prev + word[1:])
+        if nxt and nxt[0].lower() == word[-1].lower():
+            cands.append(word + nxt[1:])
+        for cand in cands:
+            if cand != word and len(cand) >= 3:
+                n = prof.count_any_case(cand)
+                best = max(best, n if len(cand) >= 4 else n // 2)
         hints["join_freq"] = best
     return hints
 
@@ -270,7 +276,11 @@ def _welsh_score(word: str) -> int:
 
 
 def _has_odd_script(text: str) -> bool:
+    """Letters that OCR or font mapping slipped into a word: other scripts, or Greek mixed with Latin."""
+    latin = any("a" <= ch.lower() <= "z" for ch in text)
     for ch in text:
+        if ch == "ı" or (latin and "\u0370" <= ch <= "\u04ff"):
+            return True
         if ord(ch) < 0x250:
             continue
         if ch in WELSH_LETTERS or ch in "‘’“”–—…•£€°±×÷√≤≥≠≈∞πθαβγδλμσΣΩΔ·′″→←↔∴∵∠⊥∈∪∩":
@@ -283,8 +293,10 @@ def _has_odd_script(text: str) -> bool:
     return False
 
 
-_TRANSCRIPT = re.compile(r"\(\.\)|\(\d\)|\bum+\b|\berm?\b|\buh\b|\bmm+\b|//")
-_MATH = re.compile(r"\$|\\[a-zA-Z]+|\^|[=<>≤≥±×÷√]|\d\s*[+*/]\s*\d")
+_PAUSE = re.compile(r"\(\.\)|\(\d\)")
+_FILLER = re.compile(r"\b(?:um+|erm?|uh|mm+)\b")
+_MATH = re.compile(r"\$|\\[a-zA-Z]{2,}|\^|[≤≥±×÷√∑∫≠≈]|\d\s*[=+*/<>]\s*\d|(?<![\w'’])[a-zA-Z]\s*[=<>]\s*[\w(]|[\w)]\s*=\s*(?<![\w'’])[a-zA-Z\d](?![a-zA-Z])")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _MARK_CODE = re.compile(r"^(?:[A-Z]{1,2}\d|[a-z]?\d+[a-z]?|[ivx]+|[A-Z]{1,3})$")
 
 
@@ -324,14 +336,44 @@ class _View:
     def transcript(self) -> bool:
         if "transcript" not in self._cache:
             text = self.page or self.issue.context
-            hits = len(_TRANSCRIPT.findall(text))
-            self._cache["transcript"] = hits >= 3 or len(_TRANSCRIPT.findall(self.around)) >= 2
+            pauses = text.count("(.)")
+            fillers = len(_FILLER.findall(text))
+            local = len(_PAUSE.findall(self.around)) + len(_FILLER.findall(self.around))
+            self._cache["transcript"] = pauses >= 2 or fillers >= 3 or local >= 2
         return self._cache["transcript"]
+
+    @property
+    def cell_edge(self) -> bool:
+        """The match ends at a table cell, line or heading boundary."""
+        return bool(re.match(r"^\s*(?:\||$)", self.after)) or bool(re.search(r"(?:\||^)\s*$", self.before))
+
+    def page_completion(self, low: str) -> str:
+        """A longer word on the page of which ``low`` is the start or the end."""
+        if len(low) < 3 or not self.page:
+            return ""
+        key = ("completion", low)
+        if key not in self._cache:
+            found = ""
+            text = self.page.lower()
+            for m in re.finditer(r"[^\W\d_]*" + re.escape(low) + r"[^\W\d_]*", text):
+                w = m.group(0)
+                if w != low and len(w) >= len(low) + 2 and (w.startswith(low) or w.endswith(low)):
+                    found = w
+                    break
+            self._cache[key] = found
+        return self._cache[key]
 
     @property
     def math(self) -> bool:
         window = self.before[-25:] + self.match + self.after[:25]
-        return bool(_MATH.search(window))
+        if "](" in window or "http" in window or "www." in window:
+            return False
+        return bool(_MATH.search(_HTML_TAG.sub(" ", window)))
+
+    @property
+    def split_cells(self) -> int:
+        """How often running text is cut by table bars in the context ("com | pletely")."""
+        return len(re.findall(r"[a-z]\s*\|\s*[a-z]", self.issue.context))
 
     @property
     def local_language(self) -> tuple[str, float, int]:
@@ -343,7 +385,7 @@ class _View:
     @property
     def foreign_context(self) -> bool:
         lang, share, total = self.local_language
-        return lang != "en" and total >= 2 and share >= 0.5
+        return lang != "en" and total >= 3 and share >= 0.6
 
     @property
     def foreign_document(self) -> bool:
@@ -392,6 +434,8 @@ def _artefact(v: _View) -> Result | None:
         return _r(Category.PARSING_ERROR, 80, "the flagged text contains stray symbols from another script, a PDF conversion artefact")
     if re.search(r"[^\W\d_]\s+[-‐‑][^\W\d_]|[^\W\d_][-‐‑]\s+[^\W\d_]", m):
         return _r(Category.PARSING_ERROR, 85, "a hyphenated word has been broken by a stray space, as PDF conversion does at line ends")
+    if m[-1:].isalpha() and re.match(r"^\s+[-‐‑][^\W\d_]", v.after) or m[:1].isalpha() and re.search(r"[^\W\d_][-‐‑]\s+$", v.before):
+        return _r(Category.PARSING_ERROR, 80, "the word is half of a hyphenated compound broken by a stray space during PDF conversion")
     if "\u00ad" in m or "\u200b" in m:
         return _r(Category.PARSING_ERROR, 85, "an invisible soft hyphen or zero-width character from PDF conversion splits the word")
     if re.search(r"<[/a-zA-Z][^>]*>|\]\(|_page_|\{\d+\}|\\\*|\*\*", m):
@@ -415,34 +459,97 @@ def _classify(v: _View) -> Result:
 # ---- spelling ---------------------------------------------------------------------------------
 
 
+def _fragment(v: _View, word: str) -> Result | None:
+    """A piece of a word cut off by a table cell, column or line boundary during conversion."""
+    if not word.isalpha() or len(word) > 16:
+        return None
+    low = word.lower()
+    if v.hint("join_freq") >= 2:
+        return _r(Category.PARSING_ERROR, 80, "the flagged text is a fragment of a word split apart by PDF conversion")
+    for s in v.suggestions[:3]:
+        sl = s.lower()
+        if " " in sl or len(sl) <= len(low):
+            if len(sl) < len(low) and low.endswith(sl) and len(sl) >= 3 and len(low) - len(sl) <= 2 and (v.in_table or v.split_cells):
+                return _r(Category.PARSING_ERROR, 65, f"stray letters have been glued to '{s}' during PDF conversion")
+            continue
+        if sl.endswith(low) and len(low) >= 4 and v.hint("freq") <= 1 and not re.search(r"['’‘\[–-]$", v.before):
+            return _r(Category.PARSING_ERROR, 75, f"'{word}' is '{s}' with its first letters cut off by PDF conversion")
+        if sl.startswith(low) and len(low) >= 3 and sl[len(low):] not in ("s", "es", "'s", "d", "ed", "n") and v.cell_edge:
+            return _r(Category.PARSING_ERROR, 65, f"'{word}' is '{s}' cut short at a table or line boundary during PDF conversion")
+    if v.split_cells >= 2 and v.cell_edge and (word.islower() or word.isupper()) and v.hint("freq") <= 2:
+        return _r(Category.PARSING_ERROR, 70, "running text has been chopped into table cells by PDF conversion, splitting this word")
+    if (word.islower() or word.isupper()) and len(word) >= 4 and v.hint("freq") <= 1 and (v.in_table or v.split_cells):
+        completion = v.page_completion(low)
+        if completion:
+            return _r(Category.PARSING_ERROR, 65, f"'{word}' is part of '{completion}', split apart by PDF conversion")
+    if v.in_table and v.hint("freq") <= 1:
+        if word.isupper() and len(word) >= 3 and (re.search(r"[A-Z]{2,}\s*\|?\s*$", v.before) or re.match(r"^\s*\|?\s*[A-Z]{2,}", v.after)):
+            return _r(Category.PARSING_ERROR, 70, "a capitalised heading has been split across table cells by PDF conversion")
+        completion = v.page_completion(low)
+        if completion:
+            return _r(Category.PARSING_ERROR, 65, f"'{word}' is part of '{completion}', split across table cells by PDF conversion")
+    return None
+
+
 def _spelling(v: _View) -> Result:
     word = v.match.strip()
     low = word.lower()
     sugg = v.suggestions
     freq = v.hint("freq")
-    if v.hint("join_freq") >= 2 and len(word) <= 14:
-        return _r(Category.PARSING_ERROR, 70, "the flagged text is a fragment of a word split apart by PDF conversion")
+    if v.math and not v.transcript:
+        return _r(Category.FALSE_POSITIVE, 80, "the flagged text is part of mathematical notation, not prose")
+    res = _fragment(v, word)
+    if res:
+        return res
     if " " in word and any(_squash(s) == _squash(word) for s in sugg):
         return _r(Category.PARSING_ERROR, 70, "a single word has been split by a stray space, as happens in PDF conversion")
     if _is_us_spelling(word, sugg):
         return _r(Category.SPELLING_ERROR, 70, f"'{word}' is the American spelling; British English uses '{sugg[0]}'")
-    if word.isalpha() and word == low and any(_squash(s) == low and s.lower() != low for s in sugg):
-        return _r(Category.PARSING_ERROR, 60, "two words have been run together, as happens when PDF conversion drops a space or hyphen")
-    if v.math:
-        return _r(Category.FALSE_POSITIVE, 60, "the flagged text is part of mathematical notation, not prose")
+    joined = [s for s in sugg[:3] if _squash(s) == low.replace("-", "") and s.lower() != low]
+    if joined and (word.islower() or "-" in word):
+        if any("-" in s for s in joined):
+            return _r(Category.PARSING_ERROR, 65, f"the hyphen of '{next(s for s in joined if '-' in s)}' has been lost, as happens in PDF conversion")
+        if _hyphenable(joined[0]):
+            return _r(Category.PARSING_ERROR, 60, f"'{word}' is the compound '{joined[0].replace(' ', '-')}' whose hyphen was lost in conversion")
+        return _r(Category.FALSE_POSITIVE, 50, f"'{word}' is an accepted closed compound of '{joined[0]}'")
     if v.foreign_context:
         return _r(Category.FALSE_POSITIVE, 70, f"'{word}' is part of a passage in another language, where it is correct")
-    if _welsh_score(word) >= 2:
+    if _welsh_score(word) >= 2 and not word.isupper():
         return _r(Category.FALSE_POSITIVE, 65, f"'{word}' looks like a correctly spelled Welsh word")
+    sugg_freq = v.hint("sugg_freq")
+    if len(sugg) == 1 and not v.more and len(word) >= 4 and _is_transposition(low, sugg[0].lower()):
+        return _r(Category.SPELLING_ERROR, 70, f"'{word}' swaps two letters of '{sugg[0]}', a typing slip")
+    if sugg and len(word) >= 4 and freq <= 1 and not v.transcript:
+        close = [s for s in sugg[:3] if _damerau(low, s.lower()) == 1]
+        if close and _is_transposition(low, close[0].lower()):
+            return _r(Category.SPELLING_ERROR, 70, f"'{word}' swaps two letters of '{close[0]}'")
     if word[:1].isupper() and freq >= 2:
-        return _r(Category.FALSE_POSITIVE, 70, f"'{word}' is a proper noun or specialist term used repeatedly in the document")
+        return _r(Category.FALSE_POSITIVE, 75, f"'{word}' is a proper noun or specialist term used repeatedly in the document")
     if freq >= 3:
-        return _r(Category.FALSE_POSITIVE, 65, f"'{word}' is used consistently throughout the document, so it is a deliberate term")
-    if sugg and word.islower() and len(word) >= 4:
-        best = min(_damerau(low, s.lower()) for s in sugg[:3])
-        if best == 1 and freq <= 1 and v.hint("sugg_freq") >= 1:
-            return _r(Category.SPELLING_ERROR, 60, f"'{word}' is one letter away from '{sugg[0]}', which the document uses elsewhere")
+        return _r(Category.FALSE_POSITIVE, 70, f"'{word}' is used consistently throughout the document, so it is a deliberate term")
     return _r(Category.FALSE_POSITIVE, 55, f"'{word}' is most likely a correct specialist, foreign or proper-noun term")
+
+
+_HYPHEN_PREFIXES = frozenset(
+    "self well non anti co pre post semi multi cross long short high low ill half all ever full part "
+    "cost time world first second third one two three four five ten hard soft open close free".split()
+)
+
+
+def _hyphenable(spaced: str) -> bool:
+    """Two-part compounds that British English normally hyphenates (compound adjectives and self-/well-/non- words)."""
+    parts = spaced.lower().split()
+    if len(parts) != 2:
+        return False
+    first, second = parts
+    return first in _HYPHEN_PREFIXES or second.endswith(("ed", "ing", "ly", "ful", "less", "free", "based", "led", "like", "wide"))
+
+
+def _is_transposition(a: str, b: str) -> bool:
+    if len(a) != len(b):
+        return False
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
 
 
 # ---- compounds and hyphens --------------------------------------------------------------------
@@ -462,12 +569,14 @@ def _compound(v: _View) -> Result | None:
     if len(words) > 1 and all(w[:1].isupper() for w in words):
         return _r(Category.FALSE_POSITIVE, 60, f"'{word}' is a proper name, which keeps its own spacing")
     if " " in word and "-" in target:
-        return _r(Category.PARSING_ERROR, 70, f"the hyphen of '{target}' has most likely been lost in PDF conversion")
+        if _hyphenable(word) or v.hint("sugg_freq") >= 1:
+            return _r(Category.PARSING_ERROR, 75, f"the hyphen of '{target}' has most likely been lost in PDF conversion")
+        return _r(Category.PARSING_ERROR, 55, f"the hyphen of '{target}' may have been lost in PDF conversion")
     if " " in word:
-        return _r(Category.STYLISTIC_PREFERENCE, 40, f"'{word}' and '{target}' are both in use; the closed form is a matter of style")
+        return _r(Category.PARSING_ERROR, 40, f"'{word}' is normally one word, '{target}', and the space was probably introduced by conversion")
     if "-" in word:
         return _r(Category.FALSE_POSITIVE, 60, f"the hyphenated form '{word}' is acceptable in British English")
-    return _r(Category.PARSING_ERROR, 55, f"'{word}' looks like words run together when PDF conversion dropped a space or hyphen")
+    return _r(Category.FALSE_POSITIVE, 50, f"'{word}' is an accepted closed form, so splitting it is unnecessary")
 
 
 # ---- repetition -------------------------------------------------------------------------------
@@ -479,12 +588,15 @@ _REPEAT_RULES = ("REPEAT", "REPETITION", "REPEATED", "DUPLICATE")
 def _repetition(v: _View) -> Result | None:
     m = v.match
     parts = m.split()
-    if v.rule.startswith("REPEATED_VERBS") or (len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()[:3]) and parts[0].lower() != parts[1].lower()):
-        if re.search(r"\S\s{2,}\S", m):
-            return _r(Category.FALSE_POSITIVE, 55, "the two forms are separate entries laid out in columns of a word list")
-        return _r(Category.PARSING_ERROR, 65, "two entries of a word list have run together because PDF conversion lost the separator")
     if v.transcript:
         return _r(Category.FALSE_POSITIVE, 75, "the repetition faithfully records spoken language in a transcript")
+    verb_pair = len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()[:3]) and parts[0].lower() != parts[1].lower()
+    if v.rule.startswith(("REPEATED_VERBS", "ADVERB_VERB_ADVERB")) or verb_pair:
+        if re.search(r"\S\s{2,}\S", m):
+            return _r(Category.FALSE_POSITIVE, 45, "the two forms are separate entries laid out in columns of a word list")
+        if "(to)" in v.before[-20:] or v.foreign_document or v.in_table:
+            return _r(Category.PARSING_ERROR, 65, "two entries of a word list have run together because PDF conversion lost the separator")
+        return _r(Category.ABSOLUTE_GRAMMATICAL_ERROR, 50, "two forms of the same verb are written side by side, so one of them is redundant")
     if len(parts) >= 2 and all(_MARK_CODE.match(p) for p in parts):
         return _r(Category.FALSE_POSITIVE, 70, "repeated codes such as mark-scheme labels are not a grammatical repetition")
     if v.foreign_context or v.foreign_document and v.in_table:
@@ -495,15 +607,19 @@ def _repetition(v: _View) -> Result | None:
         return _r(Category.PARSING_ERROR, 60, "the repetition comes from table cells or lines merged during PDF conversion")
     if parts and parts[0].lower() in ENGLISH_FUNCTION_WORDS | {"a", "an", "the", "to", "in", "is"}:
         return _r(Category.ABSOLUTE_GRAMMATICAL_ERROR, 60, f"the word '{parts[0]}' is accidentally repeated")
-    return _r(Category.PARSING_ERROR, 45, "a content word repeated side by side usually comes from text duplicated in conversion")
+    return _r(Category.FALSE_POSITIVE, 45, "the repeated content word looks deliberate, for example for emphasis or in a list")
 
 
 # ---- punctuation and spacing ------------------------------------------------------------------
 
 
 def _spacing(v: _View) -> Result | None:
-    if v.math or re.search(r"\d\s*\*?\*?[(\[]", v.before[-3:] + v.match):
+    if v.match.strip() in ("(", "[") and re.match(r"^\s*[^\W\d_]{2,}", v.after) and v.before[-1:].isalnum():
+        return _r(Category.PARSING_ERROR, 65, "the space before the bracket was lost when the PDF was converted")
+    if v.math:
         return _r(Category.FALSE_POSITIVE, 55, "the spacing is normal in mathematical or numeric notation")
+    if v.foreign_context or v.foreign_document and "loose punctuation" in v.issue.message.lower():
+        return _r(Category.FALSE_POSITIVE, 60, "the punctuation follows the conventions of the other language used here")
     if v.transcript:
         return _r(Category.FALSE_POSITIVE, 55, "the punctuation reflects the conventions of a spoken-language transcript")
     return _r(Category.PARSING_ERROR, 60, "misplaced spaces or punctuation marks typically come from PDF-to-Markdown conversion")
@@ -512,8 +628,6 @@ def _spacing(v: _View) -> Result | None:
 def _quotes(v: _View) -> Result | None:
     nxt = v.after[:1]
     prev = v.before[-1:]
-    if v.transcript:
-        return _r(Category.FALSE_POSITIVE, 60, "the quotation mark follows the conventions of a spoken-language transcript")
     if v.match in ("'", "’") and nxt.isalpha() and (prev.isspace() or prev == ""):
         tail = re.match(r"[^\W\d_]+", v.after)
         if tail and len(tail.group(0)) <= 4 and tail.group(0).islower():
@@ -549,6 +663,8 @@ def _grammar(v: _View) -> Result | None:
         return _r(Category.FALSE_POSITIVE, 65, "the flagged words belong to another language, which the English grammar rule cannot judge")
     if v.in_table and len(v.after.split("|")[0].strip()) == 0:
         return _r(Category.PARSING_ERROR, 50, "the sentence breaks off at a table cell boundary created by PDF conversion")
+    if re.search(r"usual (?:preposition|collocation)", v.issue.message):
+        return _r(Category.STYLISTIC_PREFERENCE, 50, "the preposition used is less usual but not wrong, so the change is a matter of style")
     if _AGREEMENT.search(v.rule):
         return _r(Category.ABSOLUTE_GRAMMATICAL_ERROR, 60, "the subject and verb or article and noun do not agree")
     return None
@@ -558,7 +674,9 @@ def _a_vs_an(v: _View) -> Result | None:
     if v.foreign_context or v.foreign_document:
         return _r(Category.FALSE_POSITIVE, 70, "'a' here is a word of another language, not the English article")
     nxt = re.match(r"\s*\**\s*([^\W\d_]+)", v.after)
-    if v.math or not nxt:
+    if v.transcript:
+        return _r(Category.FALSE_POSITIVE, 60, "the article records hesitant spoken language in a transcript")
+    if v.math or not nxt or len(nxt.group(1)) == 1:
         return _r(Category.FALSE_POSITIVE, 55, "the article is followed by notation or a label, not a word it must agree with")
     return _r(Category.ABSOLUTE_GRAMMATICAL_ERROR, 55, "the indefinite article does not match the sound of the following word")
 
@@ -595,6 +713,13 @@ def _style(v: _View) -> Result | None:
     return _r(Category.STYLISTIC_PREFERENCE, 55, "LanguageTool suggests a more concise or formal wording, which is a matter of style")
 
 
+def _diacritic(v: _View) -> Result | None:
+    words = v.match.split()
+    if v.match[:1].isupper() and (len(words) > 1 or not _sentence_start(v.before)):
+        return _r(Category.FALSE_POSITIVE, 55, f"'{v.match}' is a name commonly written without its original accents in English")
+    return _r(Category.FALSE_POSITIVE, 50, f"'{v.match}' is an accepted English spelling without the accent of '{v.first}'")
+
+
 def _fallback(v: _View) -> Result:
     if v.transcript:
         return _r(Category.FALSE_POSITIVE, 55, "the wording faithfully records spoken language in a transcript")
@@ -612,6 +737,7 @@ _FAMILIES = (
     (_is_spelling_rule, _spelling),
     (lambda v: v.rule == "EN_WORD_COHERENCY" or v.kind == "inconsistency", _coherency),
     (lambda v: v.kind == "locale-violation", _locale),
+    (lambda v: "DIACRITIC" in v.rule, _diacritic),
     (_is_compound_flag, _compound),
     (lambda v: any(k in v.rule for k in _REPEAT_RULES) or v.kind == "duplication", _repetition),
     (lambda v: "UNPAIRED" in v.rule or "QUOTE" in v.rule, _quotes),

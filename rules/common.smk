@@ -51,6 +51,7 @@ wildcard_constraints:
     subject=r"[^/]+",
     document=r"[^/]+",
     batch=r"[^/]+",
+    job=r"[^/]+",
 
 
 def api_slots(wildcards):
@@ -58,11 +59,35 @@ def api_slots(wildcards):
     return 0 if SETTINGS.provider == "offline" else 1
 
 
+JOB_OF = {ref: job for job, refs in PLAN.jobs.items() for ref in refs}
+
+
+def batch_file(subject, document, batch):
+    return f"{DATA}/plan/{subject}/{document}/batches/{batch}.json"
+
+
 def document_results(wildcards):
+    """Sync mode: one result per batch; batch mode: the results of the jobs that carry them."""
     doc = DOC_INDEX[(wildcards.subject, wildcards.document)]
+    if SETTINGS.mode == "batch":
+        jobs = dict.fromkeys(
+            JOB_OF[(doc.subject, doc.document, b)] for b in doc.batch_ids
+        )
+        return [f"{DATA}/jobs/{job}/results.json" for job in jobs]
     return [
         f"{DATA}/results/{doc.subject}/{doc.document}/{batch}.json"
         for batch in doc.batch_ids
+    ]
+
+
+def job_batch_files(wildcards):
+    return [batch_file(*ref) for ref in PLAN.jobs[wildcards.job]]
+
+
+def job_batch_indexes(wildcards):
+    return [
+        DOC_INDEX[(subject, document)].batch_ids.index(batch)
+        for subject, document, batch in PLAN.jobs[wildcards.job]
     ]
 
 

@@ -105,7 +105,7 @@ say "snakemake: $SM ($("$SM" --version))"
 phase_end install_python
 
 # ---- 3. cluster --------------------------------------------------------------
-WORK=$(mktemp -d /tmp/slurm-toy.XXXXXX)
+WORK=$(cd "$(mktemp -d /tmp/slurm-toy.XXXXXX)" && pwd -P)
 CDIR=$WORK/cluster
 TOY=$WORK/toy
 cleanup() {

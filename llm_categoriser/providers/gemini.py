@@ -1,0 +1,270 @@
+"""The Gemini provider, through the official ``google-genai`` SDK (DESIGN §4–§6).
+
+Synchronous calls retry 429 and 5xx answers with exponential backoff, honouring the server's
+``RetryInfo.retryDelay`` (the SDK ignores it and retries nothing by itself), and stop the run
+with a clear message for an invalid key or a spent per-day quota. A process-wide minimum
+interval spaces requests; concurrency across batches is bounded by Snakemake's ``api``
+resource. The key is read from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` when the client is
+built, inside the job, and is scrubbed from every message this module produces.
+``GOOGLE_GEMINI_BASE_URL`` points the SDK elsewhere (the tests use a loopback emulator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..categories import CATEGORY_NAMES
+from ..errors import ProviderError
+from ..settings import Settings
+from .base import Answer, Request
+
+KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+RESPONSE_SCHEMA: dict[str, Any] = {
+    "type": "ARRAY",
+    "items": {
+        "type": "OBJECT",
+        "properties": {
+            "issue_id": {"type": "INTEGER"},
+            "error_category": {"type": "STRING", "enum": list(CATEGORY_NAMES)},
+            "confidence_score": {"type": "INTEGER"},
+            "reasoning": {"type": "STRING"},
+        },
+        "required": ["issue_id", "error_category", "confidence_score", "reasoning"],
+    },
+}
+
+_interval_lock = threading.Lock()
+_last_request = 0.0
+
+
+def api_key(env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
+    for name in KEY_VARIABLES:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    raise ProviderError(
+        "provider gemini needs an API key: export GEMINI_API_KEY=... (or GOOGLE_API_KEY) in the "
+        "shell that runs snakemake, or use the offline provider (--config provider=offline)."
+    )
+
+
+def redact(text: str, secret: str) -> str:
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def wait_for_slot(min_interval: float) -> None:
+    """Space requests of this process at least ``min_interval`` seconds apart."""
+    global _last_request
+    if min_interval <= 0:
+        return
+    with _interval_lock:
+        now = time.monotonic()
+        delay = _last_request + min_interval - now
+        if delay > 0:
+            time.sleep(delay)
+        _last_request = time.monotonic()
+
+
+def _parse_duration(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([\d.]+)\s*s?\s*", value)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+@dataclass
+class ErrorInfo:
+    code: int | None
+    status: str
+    message: str
+    retry_delay: float | None = None
+    quota_ids: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def daily_quota(self) -> bool:
+        return any("perday" in q.lower().replace("_", "") for q in self.quota_ids)
+
+    @property
+    def invalid_key(self) -> bool:
+        text = f"{self.status} {self.message} {' '.join(self.reasons)}".lower()
+        return self.code in (401, 403) or "api_key_invalid" in text or "api key not valid" in text
+
+    @property
+    def transient(self) -> bool:
+        return self.code is None or self.code == 429 or self.code >= 500 or self.code == 408
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Classify an SDK or transport error, reading google.rpc details when present."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        return ErrorInfo(None, type(exc).__name__, str(exc) or type(exc).__name__)
+    details = getattr(exc, "details", None)
+    body = details.get("error", details) if isinstance(details, dict) else {}
+    info = ErrorInfo(code, str(body.get("status") or getattr(exc, "status", "") or ""),
+                     str(body.get("message") or getattr(exc, "message", "") or ""))
+    for detail in body.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("RetryInfo"):
+            info.retry_delay = _parse_duration(detail.get("retryDelay"))
+        elif kind.endswith("QuotaFailure"):
+            info.quota_ids += [str(v.get("quotaId", "")) for v in detail.get("violations") or []]
+        elif kind.endswith("ErrorInfo"):
+            info.reasons.append(str(detail.get("reason", "")))
+    return info
+
+
+def fatal_message(info: ErrorInfo) -> str | None:
+    if info.invalid_key:
+        return (
+            f"Gemini rejected the API key (HTTP {info.code} {info.status}). Check GEMINI_API_KEY "
+            f"(or GOOGLE_API_KEY): create a key at Google AI Studio and export it, then rerun."
+        )
+    if info.code == 429 and info.daily_quota:
+        return (
+            f"Gemini's per-day quota is spent ({', '.join(info.quota_ids)}). Rerun after the daily "
+            f"reset (midnight Pacific time), raise the quota, or use batch mode (--config mode=batch)."
+        )
+    return None
+
+
+def backoff_delay(attempt: int, info: ErrorInfo, base: float = 1.0, cap: float = 60.0) -> float:
+    if info.retry_delay is not None:
+        return min(max(info.retry_delay, 0.0), 600.0)
+    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def generation_config(settings: Settings, system: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "system_instruction": system,
+        "temperature": settings.temperature,
+        "response_mime_type": "application/json",
+        "response_schema": RESPONSE_SCHEMA,
+    }
+    if settings.thinking_budget is not None:
+        config["thinking_config"] = {"thinking_budget": settings.thinking_budget}
+    return config
+
+
+def rest_request(settings: Settings, system: str, user: str) -> dict[str, Any]:
+    """The same request with REST field names, as JSONL batch input needs (DESIGN §6)."""
+    generation: dict[str, Any] = {
+        "temperature": settings.temperature,
+        "responseMimeType": "application/json",
+        "responseSchema": RESPONSE_SCHEMA,
+    }
+    if settings.thinking_budget is not None:
+        generation["thinkingConfig"] = {"thinkingBudget": settings.thinking_budget}
+    return {
+        "contents": [{"role": "user", "parts": [{"text": user}]}],
+        "systemInstruction": {"parts": [{"text": system}]},
+        "generationConfig": generation,
+    }
+
+
+def response_text(response: Any) -> tuple[str | None, int, int, str]:
+    """(text, input tokens, output tokens, note) of a GenerateContentResponse (SDK object or REST dict)."""
+    if isinstance(response, dict):
+        candidates = response.get("candidates") or []
+        usage = response.get("usageMetadata") or {}
+        parts = ((candidates[0].get("content") or {}).get("parts") or []) if candidates else []
+        text = "".join(p.get("text", "") for p in parts if not p.get("thought")) or None
+        finish = str(candidates[0].get("finishReason", "")) if candidates else "no candidates"
+        return text, int(usage.get("promptTokenCount") or 0), int(usage.get("candidatesTokenCount") or 0), finish
+    usage = getattr(response, "usage_metadata", None)
+    candidates = getattr(response, "candidates", None) or []
+    finish = str(getattr(candidates[0], "finish_reason", "") or "") if candidates else "no candidates"
+    text = None
+    if candidates and candidates[0].content and candidates[0].content.parts:
+        text = "".join(p.text or "" for p in candidates[0].content.parts if not getattr(p, "thought", False))
+    return (
+        text or None,
+        int(getattr(usage, "prompt_token_count", 0) or 0),
+        int(getattr(usage, "candidates_token_count", 0) or 0),
+        finish,
+    )
+
+
+def make_client(settings: Settings, key: str) -> Any:
+    from google import genai
+    from google.genai import types
+
+    timeout_ms = int(settings.request_timeout * 1000)
+    return genai.Client(api_key=key, http_options=types.HttpOptions(timeout=timeout_ms))
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, settings: Settings, key: str, client: Any = None) -> None:
+        self.settings = settings
+        self.model = settings.model
+        self._key = key
+        # keep the client referenced for the provider's life: a dropped client closes its transport
+        self.client = client if client is not None else make_client(settings, key)
+        self.sleep = time.sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GeminiProvider:
+        return cls(settings, api_key())
+
+    def __repr__(self) -> str:  # never show the key
+        return f"GeminiProvider(model={self.model!r})"
+
+    def call(self, what: str, fn: Any) -> Any:
+        """Run ``fn`` with retries on transient errors; ProviderError on fatal ones."""
+        attempts = self.settings.max_request_attempts
+        last = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                info = error_info(exc)
+                fatal = fatal_message(info)
+                if fatal:
+                    raise ProviderError(fatal) from None
+                last = redact(f"HTTP {info.code} {info.status}: {info.message}".strip(), self._key)
+                if info.code is None:
+                    last = redact(f"{info.status}: {info.message}", self._key)
+                if not info.transient or attempt == attempts:
+                    break
+                self.sleep(backoff_delay(attempt, info))
+        raise TransientFailure(f"{what} failed after {attempt} attempt(s): {last}")
+
+    def generate(self, request: Request) -> Answer:
+        config = generation_config(self.settings, request.system)
+
+        def once() -> Any:
+            wait_for_slot(self.settings.min_request_interval)
+            return self.client.models.generate_content(model=self.model, contents=request.user, config=config)
+
+        try:
+            response = self.call("generateContent", once)
+        except TransientFailure as exc:
+            return Answer(text=None, error=str(exc))
+        text, tokens_in, tokens_out, finish = response_text(response)
+        notes = [] if finish.upper().endswith("STOP") else [f"finish reason {finish}"]
+        return Answer(text=text, input_tokens=tokens_in, output_tokens=tokens_out, notes=notes,
+                      error="" if text else f"empty answer ({finish})")
+
+
+class TransientFailure(Exception):
+    """A request that kept failing with retryable errors until the attempts ran out."""
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

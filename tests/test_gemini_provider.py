@@ -1,0 +1,102 @@
+"""The gemini provider with the real google-genai SDK against the loopback emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gemini_emulator import Fault, GeminiEmulator
+from test_categorise import BATCH
+
+from llm_categoriser.categorise import categorise_batch
+from llm_categoriser.errors import ProviderError
+from llm_categoriser.providers.gemini import GeminiProvider, api_key
+from llm_categoriser.settings import resolve
+
+FAKE_KEY = "AIzaFAKE-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with GeminiEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def provider(emu, monkeypatch):
+    emu.reset()
+    emu.answer_fn = None
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    settings = resolve({"provider": "gemini", "max_request_attempts": 4})
+    p = GeminiProvider(settings, FAKE_KEY)
+    p.sleeps = []
+    p.sleep = p.sleeps.append
+    return p
+
+
+def test_categorises_a_batch_with_structured_output(emu, provider):
+    result = categorise_batch(BATCH, provider, max_retries=1)
+    assert {v.status for v in result.items.values()} == {"ok"}
+    assert result.requests == 1 and result.input_tokens > 0
+    body = emu.requests[-1].json()
+    schema = body["generationConfig"]["responseSchema"]
+    assert "FALSE_POSITIVE" in schema["items"]["properties"]["error_category"]["enum"]
+    assert body["generationConfig"]["responseMimeType"] == "application/json"
+    assert "issue_id" in body["systemInstruction"]["parts"][0]["text"]
+
+
+def test_429_honours_retry_delay(emu, provider):
+    emu.inject(Fault.RATE_LIMIT_MINUTE, retry_delay="7s")
+    result = categorise_batch(BATCH, provider, max_retries=0)
+    assert {v.status for v in result.items.values()} == {"ok"}
+    assert provider.sleeps == [7.0]
+
+
+def test_5xx_is_retried_with_backoff(emu, provider):
+    emu.inject(Fault.UNAVAILABLE)
+    emu.inject(Fault.INTERNAL)
+    result = categorise_batch(BATCH, provider, max_retries=0)
+    assert {v.status for v in result.items.values()} == {"ok"}
+    assert len(provider.sleeps) == 2 and provider.sleeps[1] > 0
+
+
+def test_persistent_5xx_marks_flags_failed(emu, provider):
+    emu.inject(Fault.UNAVAILABLE, times=None)
+    result = categorise_batch(BATCH, provider, max_retries=1)
+    assert {v.status for v in result.items.values()} == {"failed"}
+    assert "503" in next(iter(result.items.values())).error
+
+
+def test_daily_quota_stops_with_advice(emu, provider):
+    emu.inject(Fault.RATE_LIMIT_DAY)
+    with pytest.raises(ProviderError, match="per-day quota"):
+        categorise_batch(BATCH, provider, max_retries=0)
+    assert provider.sleeps == []
+
+
+def test_invalid_key_stops_and_never_shows_the_key(emu, monkeypatch):
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    bad = GeminiProvider(resolve({"provider": "gemini"}), "invalid")
+    with pytest.raises(ProviderError, match="rejected the API key") as info:
+        categorise_batch(BATCH, bad, max_retries=0)
+    assert "invalid" not in str(info.value).replace("Invalid", "")
+
+
+@pytest.mark.parametrize("fault", [Fault.MALFORMED_JSON, Fault.TRUNCATED_JSON, Fault.MISSING_IDS,
+                                   Fault.UNKNOWN_IDS, Fault.DUPLICATE_IDS])
+def test_bad_answers_are_retried_for_the_missing_flags(emu, provider, fault):
+    emu.inject(fault)
+    result = categorise_batch(BATCH, provider, max_retries=2)
+    assert {v.status for v in result.items.values()} <= {"ok", "repaired"}
+    assert len(result.items) == 2
+
+
+def test_missing_key_is_a_clear_error():
+    with pytest.raises(ProviderError, match="GEMINI_API_KEY"):
+        api_key({})
+    assert api_key({"GOOGLE_API_KEY": "k"}) == "k"
+
+
+def test_key_not_in_repr(provider):
+    assert FAKE_KEY not in repr(provider)
+    assert FAKE_KEY not in json.dumps(provider.settings.model_dump())
