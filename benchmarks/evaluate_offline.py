@@ -19,7 +19,7 @@ import json
 import re
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def split_pages(text: str) -> dict[int | None, str]:
     for i, m in enumerate(markers):
         end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
         number = int(m.group(1))
-        pages[number] = pages.get(number, "") + text[m.start():end]
+        pages[number] = pages.get(number, "") + text[m.start() : end]
     return pages
 
 
@@ -87,7 +87,7 @@ def load_labels(path: Path) -> dict[tuple, str]:
     with path.open(newline="", encoding="utf-8") as fh:
         for rec in csv.DictReader(fh):
             ident = identity(rec["Subject"], rec["Filename"], rec["Issue"], rec["Highlighted Context"])
-            labels[ident + (seen[ident],)] = rec["error_category"].strip()
+            labels[(*ident, seen[ident])] = rec["error_category"].strip()
             seen[ident] += 1
     return labels
 
@@ -102,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", default="labels/gemini.csv", help="relative to the corpus")
     parser.add_argument("--json", dest="json_path", default=None, help="write the numbers here")
     parser.add_argument("--errors", type=int, default=0, help="print this many disagreements")
-    parser.add_argument("--half", choices=("dev", "held-out", "all"), default="all",
-                        help="which half the --errors sample is drawn from")
+    parser.add_argument(
+        "--half",
+        choices=("dev", "held-out", "all"),
+        default="all",
+        help="which half the --errors sample is drawn from",
+    )
     args = parser.parse_args(argv)
 
     corpus = Path(args.corpus)
@@ -129,22 +133,24 @@ def main(argv: list[str] | None = None) -> int:
         documents[doc_key] = text
         pages[doc_key] = split_pages(text)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hints = [document_hints(i, documents[(i.subject, i.filename)]) for i in issues]
     hints_seconds = time.perf_counter() - t0
+    hints_cpu_seconds = time.process_time() - c0
     for h in hints:
         json.dumps(h)
 
     t0 = time.perf_counter()
     results = []
-    for issue, h in zip(issues, hints):
+    for issue, h in zip(issues, hints, strict=True):
         page_text = pages[(issue.subject, issue.filename)].get(issue.page)
         results.append(classify(issue, page_text, h))
     classify_seconds = time.perf_counter() - t0
 
     joined = []  # (issue, predicted, confidence, reason, gold)
-    for issue, (category, confidence, reason) in zip(issues, results):
-        gold = labels.get(identity(issue.subject, issue.filename, issue.issue, issue.context) + (issue.occurrence,))
+    for issue, (category, confidence, reason) in zip(issues, results, strict=True):
+        ident = identity(issue.subject, issue.filename, issue.issue, issue.context)
+        gold = labels.get((*ident, issue.occurrence))
         if gold is not None:
             joined.append((issue, str(category), confidence, reason, gold))
 
@@ -154,14 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     all_pairs = pairs_for(lambda i: True)
     dev_pairs = pairs_for(lambda i: i.subject in dev_subjects)
     held_pairs = pairs_for(lambda i: i.subject not in dev_subjects)
-    baseline = agreement([("FALSE_POSITIVE", g) for _p, g in all_pairs])
+
+    def baseline_of(pairs: list[tuple[str, str]]) -> float:
+        return agreement([("FALSE_POSITIVE", g) for _p, g in pairs])
+
+    baseline = baseline_of(all_pairs)
 
     print(f"issues: {len(issues)}  labelled: {len(joined)}  documents: {len(documents)}")
-    print(f"hints time: {hints_seconds:.3f} s  classify time: {classify_seconds:.3f} s")
-    print(f"overall agreement:   {agreement(all_pairs):.1%}  (n={len(all_pairs)})")
-    print(f"dev agreement:       {agreement(dev_pairs):.1%}  (n={len(dev_pairs)}; {', '.join(sorted(dev_subjects))})")
-    print(f"held-out agreement:  {agreement(held_pairs):.1%}  (n={len(held_pairs)})")
-    print(f"always FALSE_POSITIVE baseline: {baseline:.1%}")
+    print(
+        f"hints time: {hints_seconds:.3f} s wall, {hints_cpu_seconds:.3f} s CPU"
+        f"  classify time: {classify_seconds:.3f} s"
+    )
+    print(f"dev subjects:      {', '.join(sorted(dev_subjects))}")
+    print(f"held-out subjects: {', '.join(s for s in subjects if s not in dev_subjects)}")
+    print(f"{'':20s} {'agreement':>9s} {'FP-only':>8s} {'n':>6s}")
+    for name, pairs in (("overall", all_pairs), ("dev", dev_pairs), ("held-out", held_pairs)):
+        print(f"{name:20s} {agreement(pairs):9.1%} {baseline_of(pairs):8.1%} {len(pairs):6d}")
+    print(f"always FALSE_POSITIVE baseline (overall): {baseline:.1%}")
 
     per_category = {}
     print(f"\n{'category':40s} {'prec':>6s} {'recall':>6s} {'pred':>5s} {'supp':>5s}")
@@ -184,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.errors:
         print("\nDisagreements (sample):")
         shown = 0
-        for issue, p, c, r, g in joined:
+        for issue, p, c, _reason, g in joined:
             in_dev = issue.subject in dev_subjects
-            if args.half == "dev" and not in_dev or args.half == "held-out" and in_dev:
+            if (args.half == "dev" and not in_dev) or (args.half == "held-out" and in_dev):
                 continue
             if p != g:
                 print(f"- [{issue.rule_id}] {issue.issue!r} pred={p}({c}) gold={g} :: {issue.context}")
@@ -195,17 +210,26 @@ def main(argv: list[str] | None = None) -> int:
                     break
 
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({
-            "overall": agreement(all_pairs),
-            "dev": agreement(dev_pairs),
-            "held_out": agreement(held_pairs),
-            "baseline_false_positive": baseline,
-            "labelled": len(joined),
-            "hints_seconds": hints_seconds,
-            "classify_seconds": classify_seconds,
-            "per_category": per_category,
-            "per_bucket": per_bucket,
-        }, indent=2), encoding="utf-8")
+        Path(args.json_path).write_text(
+            json.dumps(
+                {
+                    "overall": agreement(all_pairs),
+                    "dev": agreement(dev_pairs),
+                    "held_out": agreement(held_pairs),
+                    "baseline_false_positive": baseline,
+                    "baseline_false_positive_dev": baseline_of(dev_pairs),
+                    "baseline_false_positive_held_out": baseline_of(held_pairs),
+                    "labelled": len(joined),
+                    "hints_seconds": hints_seconds,
+                    "hints_cpu_seconds": hints_cpu_seconds,
+                    "classify_seconds": classify_seconds,
+                    "per_category": per_category,
+                    "per_bucket": per_bucket,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
     return 0
 
 

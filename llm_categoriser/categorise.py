@@ -81,6 +81,9 @@ def categorise_batch(
             logger.warning("%s attempt %d: %s", batch["batch_id"], attempt, answer.error)
             continue
         parsed = parse_answer(answer.text, set(pending))
+        if answer.notes:
+            for accepted in parsed.accepted.values():
+                accepted.notes = [*answer.notes, *accepted.notes]
         problems = apply_answer(batch, parsed, pending, results, attempt)
         if parsed.problems:
             logger.info("%s attempt %d: %s", batch["batch_id"], attempt, "; ".join(parsed.problems))

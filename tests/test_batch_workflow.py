@@ -1,0 +1,218 @@
+"""Gemini sync and batch mode through Snakemake, with the real SDK against the loopback emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import copy_sample
+from gemini_emulator import BatchPlan, Endpoint, Fault, GeminiEmulator
+from workflow_helpers import job_counts, read_rows, snakemake
+
+from llm_categoriser import batchjobs
+from llm_categoriser.batchjobs import Handle, submit
+from llm_categoriser.providers import batch as batch_backend
+from llm_categoriser.providers.batch import GeminiBatchBackend
+from llm_categoriser.settings import resolve
+
+pytestmark = pytest.mark.slow
+FAKE_KEY = "AIzaSy-FAKE-secret-7f3c9e21d4"
+
+
+@pytest.fixture
+def emu():
+    with GeminiEmulator(batch_mode="manual") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    copy_sample(tmp_path)
+    return tmp_path
+
+
+def run(work: Path, emu: GeminiEmulator, *args: str, check: bool = True, key: str = FAKE_KEY):
+    env = {"GOOGLE_GEMINI_BASE_URL": emu.url, "GEMINI_API_KEY": key}
+    proc = snakemake(work, "--config", "provider=gemini", *args, env=env, check=check)
+    return proc, proc.stdout + proc.stderr
+
+
+def batch(work, emu, *extra, check=False):
+    return run(work, emu, "mode=batch", *extra, "--keep-going", check=check)
+
+
+def csvs(work: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(work)): p.read_text(encoding="utf-8")
+        for p in sorted((work / "Documents").glob("*/document_reports/*.csv"))
+    }
+
+
+def handles(work: Path) -> list[Handle]:
+    return [Handle.model_validate_json(p.read_text()) for p in sorted((work / "data" / "jobs").glob("*/handle.json"))]
+
+
+def all_rows(work: Path) -> list[dict[str, str]]:
+    return [r for p in sorted((work / "Documents").glob("*/document_reports/*.csv")) for r in read_rows(p)]
+
+
+def assert_no_secret(work: Path, *outputs: str) -> None:
+    for path in work.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY.encode() not in path.read_bytes(), f"API key written to {path}"
+    for text in outputs:
+        assert FAKE_KEY not in text
+
+
+def test_sync_and_batch_modes_give_the_same_csvs(tmp_path, emu):
+    sync_dir, batch_dir = tmp_path / "sync", tmp_path / "batch"
+    copy_sample(sync_dir)
+    copy_sample(batch_dir)
+    _, sync_out = run(sync_dir, emu, "--resources", "api=2")
+    rows = all_rows(sync_dir)
+    assert len(rows) == 197 and {r["status"] for r in rows} == {"ok"}
+    assert {r["provider"] for r in rows} == {"gemini"}
+    assert emu.generate_content_calls == 34
+
+    proc, first = batch(batch_dir, emu)
+    assert proc.returncode != 0
+    jobs = handles(batch_dir)
+    assert len(jobs) == emu.batch_creations == 4
+    assert "PENDING for 0 min" in first and "/gcse-geography---guidance-for-teaching batches 0-" in first
+    proc, again = batch(batch_dir, emu)
+    assert proc.returncode != 0 and emu.batch_creations == 4
+    emu.complete_all()
+    proc, done = batch(batch_dir, emu)
+    assert proc.returncode == 0, done
+    assert csvs(batch_dir) == csvs(sync_dir)
+    assert "Nothing to be done" in batch(batch_dir, emu, "--dry-run")[1]
+    print(f"\nbatch jobs: {emu.batch_creations}, largest inline payload: {emu.max_inline_batch_bytes} bytes")
+    assert_no_secret(batch_dir, first, again, done)
+    assert_no_secret(sync_dir, sync_out)
+
+
+def test_failed_job_is_reported_and_resubmitted(work, emu):
+    emu.plan_next_batch(final_state="FAILED", error={"code": 13, "message": "backend exploded"})
+    batch(work, emu)
+    emu.complete_all()
+    proc, out = batch(work, emu)
+    assert proc.returncode != 0
+    assert "ended FAILED (backend exploded); the next run resubmits it (attempt 2 of 3)" in out
+    assert emu.batch_creations == 4
+    batch(work, emu)
+    assert emu.batch_creations == 5
+    emu.complete_all()
+    proc, out = batch(work, emu)
+    assert proc.returncode == 0, out
+    assert {r["status"] for r in all_rows(work)} == {"ok"}
+
+
+@pytest.mark.parametrize("state", ["EXPIRED", "CANCELLED"])
+def test_dead_jobs_give_explicit_failures_after_the_last_attempt(work, emu, state):
+    emu.set_default_batch_plan(final_state=state)
+    batch(work, emu, "max_job_attempts=1")
+    emu.complete_all()
+    proc, out = batch(work, emu, "max_job_attempts=1")
+    assert f"ended {state}" in out and "no attempts left" in out
+    proc, out = batch(work, emu, "max_job_attempts=1")
+    assert proc.returncode == 0, out
+    rows = all_rows(work)
+    assert len(rows) == 197
+    assert {r["status"] for r in rows} == {"failed"}
+    assert all("abandoned" in r["error"] for r in rows)
+    assert emu.batch_creations == 4
+
+
+def test_item_errors_and_bad_answers_are_asked_again_alone(work, emu):
+    faults = {0: Fault.MALFORMED_JSON, 1: Fault.MISSING_IDS, 2: Fault.DUPLICATE_IDS, 3: Fault.UNKNOWN_IDS,
+              4: Fault.TRUNCATED_JSON}
+    emu.set_default_batch_plan(item_errors=[5], answer_faults=faults, shuffle=True)
+    batch(work, emu)
+    emu.complete_all()
+    proc, out = batch(work, emu)
+    assert proc.returncode == 0, out
+    rows = all_rows(work)
+    assert len(rows) == 197 and {r["status"] for r in rows} <= {"ok", "repaired"}
+    # only the faulty items were asked again, synchronously, and no job was created twice
+    assert 0 < emu.generate_content_calls <= 4 * 6
+    assert emu.batch_creations == 4
+
+
+def test_responses_without_metadata_are_matched_by_position(work, emu):
+    emu.set_default_batch_plan(drop_metadata=True)
+    batch(work, emu)
+    emu.complete_all()
+    proc, out = batch(work, emu)
+    assert proc.returncode == 0, out
+    rows = all_rows(work)
+    assert {r["status"] for r in rows} == {"repaired"}
+    assert all("matched by position" in r["error"] for r in rows)
+
+
+def test_large_jobs_go_through_a_jsonl_file(work, emu):
+    batch(work, emu, "max_inline_bytes=1000")
+    assert emu.uploaded_file_sizes and emu.max_inline_batch_bytes == 0
+    assert {h.transport for h in handles(work)} == {"file"}
+    emu.complete_all()
+    proc, out = batch(work, emu, "max_inline_bytes=1000")
+    assert proc.returncode == 0, out
+    assert {r["status"] for r in all_rows(work)} == {"ok"}
+
+
+def test_rate_limited_create_is_not_duplicated(work, emu):
+    emu.inject(Fault.RATE_LIMIT_MINUTE, times=2, endpoint=Endpoint.BATCH_GENERATE_CONTENT, retry_delay="0s")
+    batch(work, emu)
+    assert emu.batch_creations == 4 and len(handles(work)) == 4
+
+
+def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypatch):
+    snakemake(work, "--dry-run")  # writes the plan
+    settings = resolve({"provider": "gemini", "mode": "batch",
+                        "data_dir": str(work / "data"), "documents_dir": str(work / "Documents")})
+    files = sorted(str(p) for p in (work / "data" / "plan" / "Music").rglob("batches/*.json"))
+    handle = work / "data" / "jobs" / "Music-01" / "handle.json"
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    backend = GeminiBatchBackend(settings, FAKE_KEY)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(batchjobs, "atomic_write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        submit("Music-01", files, str(handle), settings, backend=backend)
+    assert emu.batch_creations == 1 and not handle.exists()
+    monkeypatch.undo()
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    batch_backend._listing.clear()  # a new process knows nothing of the first one's jobs
+    again = submit("Music-01", files, str(handle), settings, backend=GeminiBatchBackend(settings, FAKE_KEY))
+    assert again.adopted and emu.batch_creations == 1
+    assert json.loads(handle.read_text())["name"] == emu.job_names()[0]
+
+
+def test_invalid_key_stops_with_advice_and_no_secret(work, emu):
+    bad = "invalid"
+    proc, out = run(work, emu, check=False, key=bad)
+    assert proc.returncode != 0
+    assert "Gemini rejected the API key" in out and "GEMINI_API_KEY" in out
+    proc, out = run(work, emu, check=False)
+    assert_no_secret(work, out)
+
+
+def test_one_issue_edit_in_batch_mode_sends_one_batch(work, emu):
+    batch(work, emu)
+    emu.complete_all()
+    assert batch(work, emu)[0].returncode == 0
+    report = work / "Documents" / "language-check-report.csv"
+    text = report.read_text(encoding="utf-8")
+    report.write_text(text.replace("seperate", "seperatte", 1), encoding="utf-8")
+    dry = batch(work, emu, "--dry-run")[1]
+    assert job_counts(dry)["submit"] == 1
+    before = emu.stats()["batch_items_answered"] if "batch_items_answered" in emu.stats() else None
+    batch(work, emu)
+    newest = max(handles(work), key=lambda h: h.created_at)
+    assert sum(not b.cached for b in newest.batches) == 1
+    emu.complete_all()
+    proc, out = batch(work, emu)
+    assert proc.returncode == 0, out
+    assert before is not None
