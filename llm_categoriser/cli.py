@@ -394,6 +394,13 @@ class RunResult:
     def failed_rules(self) -> set[str]:
         return {m.group("rule") for line in self.output.splitlines() if (m := _RULE_ERROR.match(line))}
 
+    @property
+    def log_file(self) -> str:
+        for line in reversed(self.output.splitlines()):
+            if line.startswith("Complete log(s): "):
+                return line.removeprefix("Complete log(s): ").strip()
+        return ""
+
     def tail(self, lines: int = 25) -> str:
         kept = [line if len(line) <= 300 else line[:297] + "..." for line in self.output.splitlines()]
         return "\n".join(kept[-lines:])
@@ -495,11 +502,10 @@ def cmd_batch_create(args: argparse.Namespace) -> int:
         extra.append(("batch_size", str(args.batch_size)))
     ws = open_workspace(args, extra)
     before = {job: mtime(ws.jobs_dir / job / "handle.json") for job in job_ids_on_disk(ws)}
-    run = run_snakemake(ws, [], "--until", "submit")
-    if run.returncode != 0:
-        report_run_failure(run, "batch-create")
-        if not run.failed_rules:  # the workflow did not even start: the plan is not this run's
-            return EXIT_FAILED
+    run = run_snakemake(ws, [], "--until", "submit", "--keep-going")
+    if run.returncode != 0 and not run.failed_rules:
+        report_run_failure(run, "batch-create")  # the workflow did not start: the plan is not this run's
+        return EXIT_FAILED
     plan_json = read_json_file(ws.path(ws.data) / "plan" / "plan.json") or {}
     plan = planned_jobs(ws)
     jobs_of: dict[tuple[str, str], list[str]] = {}
@@ -525,6 +531,17 @@ def cmd_batch_create(args: argparse.Namespace) -> int:
         unsent = [j for j in jobs if j in missing]
         note = f" (not submitted: {', '.join(unsent)})" if unsent else ""
         print(f"{doc['subject']}/{doc['document']}: {len(doc['batch_ids'])} batch(es) in {where}{note}")
+    explained = 0
+    for job in missing:
+        logged = logged_error(ws.path(ws.data) / "logs" / "submit" / f"{job}.log", run.started, [job])
+        if logged:
+            explained += 1
+            print(f"Error: {job}: {logged[0]}: {logged[1]}".replace("\n", "\n  "))
+    if run.returncode != 0:
+        if run.failed_rules == {"submit"} and explained == len(missing) > 0:
+            print(f"Snakemake log: {run.log_file or '(not found)'}", file=sys.stderr)
+        else:
+            report_run_failure(run, "batch-create")
     for skipped in plan_json.get("skipped_documents", []):
         print(f"Skipped {skipped['document']}: {skipped['reason']}")
     documents = len(plan_json.get("documents", []))

@@ -11,7 +11,7 @@ Two entry points are called by the pipeline:
 
 * ``document_hints`` runs at planning time, once per issue, with the whole document, and returns a
   handful of JSON-serialisable values.  The expensive part, a token count of the document, is built
-  once per document and cached (about 0.4 s for 15 MB of Markdown), so each further call costs
+  once per document and cached (about 0.4 s of CPU for 15 MB of Markdown), so each further call costs
   microseconds.
 * ``classify`` is deterministic and returns ``(category, confidence, reason)``.
 
@@ -174,16 +174,25 @@ class _DocProfile:
     tokens: Counter
     language: str
 
-    def count_any_case(self, word: str) -> int:
-        """Occurrences in any capitalisation, also inside single quotes or with a possessive 's."""
+    def count_any_case(self, word: str, quoted: bool = False) -> int:
+        """Occurrences in any capitalisation; with ``quoted``, also in single quotes or with 's."""
         get = self.tokens.get
         total = 0
         for form in {word, word.lower(), word.capitalize(), word.upper()}:
-            total += get(form, 0) + get("'" + form, 0) + get(form + "'", 0) + get("'" + form + "'", 0)
-            total += get("‘" + form, 0) + get(form + "’", 0) + get(form + "'s", 0) + get(form + "’s", 0)
+            total += get(form, 0)
+            if quoted:
+                total += get("'" + form, 0) + get(form + "'", 0) + get("'" + form + "'", 0)
+                total += get("‘" + form, 0) + get(form + "’", 0) + get(form + "'s", 0) + get(form + "’s", 0)
         return total
 
 
+# Every function word in its lower-case and capitalised forms, with its language.
+_LANGUAGE_FORMS: tuple[tuple[str, str], ...] = tuple(
+    (form, lang)
+    for lang, words in (("en", ENGLISH_FUNCTION_WORDS), *FOREIGN_FUNCTION_WORDS.items())
+    for word in sorted(words)
+    for form in {word, word.capitalize()}
+)
 _PROFILE_CACHE: dict[tuple, _DocProfile] = {}
 _PROFILE_CACHE_SIZE = 512
 # The pipeline asks about one document many times in a row: remember the last text object.
@@ -207,12 +216,14 @@ def _profile(text: str) -> _DocProfile:
             if ch in cleaned:
                 cleaned = cleaned.replace(ch, " ")
         tokens = Counter(cleaned.split())
-        english = sum(tokens.get(w, 0) + tokens.get(w.capitalize(), 0) for w in ENGLISH_FUNCTION_WORDS)
-        best_lang, best = "en", 0
-        for lang, words in FOREIGN_FUNCTION_WORDS.items():
-            n = sum(tokens.get(w, 0) + tokens.get(w.capitalize(), 0) for w in words)
-            if n > best:
-                best_lang, best = lang, n
+        votes = dict.fromkeys(("en", *FOREIGN_FUNCTION_WORDS), 0)
+        get = tokens.get
+        for form, lang in _LANGUAGE_FORMS:
+            n = get(form)
+            if n:
+                votes[lang] += n
+        english = votes.pop("en")
+        best_lang, best = max(votes.items(), key=lambda item: (item[1], item[0]))
         share = best / (best + english) if best + english else 0.0
         prof = _DocProfile(tokens=tokens, language=best_lang if share >= 0.08 else "en")
         if len(_PROFILE_CACHE) >= _PROFILE_CACHE_SIZE:
@@ -266,7 +277,7 @@ def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | 
         hints["sugg_freq"] = prof.count_any_case(first)
     if " " in word:
         return hints
-    hints["freq"] = prof.count_any_case(word)
+    hints["freq"] = prof.count_any_case(word, quoted=True)
     if word.isalpha() and _spelling_rule(issue.rule_id or ""):
         before, _match, after = _split_context(issue.context or "", issue.issue)
         prev, nxt = _neighbour_fragments(before, after)
@@ -613,6 +624,9 @@ def _fragment(v: _View, word: str) -> Result | None:
             return _r(
                 PE, 60, f"{_q(word)} is {_q(s)} cut short at a table or line boundary during conversion"
             )
+    # Welsh or other foreign words are whole words, not fragments, even when a longer form is nearby.
+    if _welsh_score(word) >= 2 or v.foreign_context:
+        return None
     caseless = word.islower() or word.isupper()
     if v.split_cells >= 2 and v.cell_edge and caseless and freq <= 2:
         return _r(
@@ -632,6 +646,40 @@ def _fragment(v: _View, word: str) -> Result | None:
                 PE, 65, f"{_q(word)} is part of {_q(completion)}, split across table cells by conversion"
             )
     return None
+
+
+_GLUED_PREFIXES = (
+    "non",
+    "pre",
+    "post",
+    "mid",
+    "anti",
+    "semi",
+    "multi",
+    "self",
+    "well",
+    "pseudo",
+    "cross",
+    "counter",
+    "sub",
+    "inter",
+)
+
+
+def _glued_prefix(v: _View, low: str) -> str:
+    """'nonassessed' -> 'non-assessed' when the part after a common prefix is a word of the page."""
+    if not low.isalpha():
+        return ""
+    for prefix in _GLUED_PREFIXES:
+        rest = low[len(prefix) :]
+        if (
+            low.startswith(prefix)
+            and len(rest) >= 4
+            and v.page
+            and re.search(r"(?<![^\W\d_])" + re.escape(rest) + r"(?![^\W\d_])", _lower(v.page))
+        ):
+            return prefix + "-" + rest
+    return ""
 
 
 def _spelling(v: _View) -> Result:
@@ -664,6 +712,9 @@ def _spelling(v: _View) -> Result:
         return _r(FP, 62, f"{_q(word)} is an accepted closed compound of {_q(joined[0])}")
     if v.foreign_context:
         return _r(FP, 70, f"{_q(word)} is part of a passage in another language, where it is correct")
+    glued = _glued_prefix(v, low)
+    if glued:
+        return _r(PE, 72, f"{_q(word)} is {_q(glued)} with its hyphen lost, as happens in PDF conversion")
     welsh = _welsh_score(word)
     welsh_nearby = v.hints.get("doc_lang") == "cy" or v.local_language[0] == "cy"
     if not word.isupper() and (welsh >= 2 or (welsh == 1 and welsh_nearby)):
@@ -674,25 +725,31 @@ def _spelling(v: _View) -> Result:
         close = [s for s in sugg[:3] if _damerau(low, s.lower()) == 1]
         if close and _is_transposition(low, close[0].lower()):
             return _r(SE, 80, f"{_q(word)} swaps two letters of {_q(close[0])}")
-        only = sugg[0]
-        if (
-            len(sugg) == 1
-            and not v.more
-            and word.islower()
-            and only.islower()
-            and len(word) >= 5
-            and _damerau(low, only) == 1
-            and not v.in_table
-            and not v.foreign_document
-        ):
-            return _r(SE, 55, f"{_q(word)} is one letter away from {_q(only)}, the only correction offered")
+    only = sugg[0] if sugg else ""
+    if (
+        len(sugg) == 1
+        and not v.more
+        and word.islower()
+        and only.islower()
+        and len(word) >= 5
+        and freq <= 1
+        and _damerau(low, only.lower()) == 1
+        and not v.in_table
+        and not v.foreign_document
+        and not v.transcript
+    ):
+        return _r(SE, 55, f"{_q(word)} is one letter away from {_q(only)}, the only correction offered")
     if word[:1].isupper() and freq >= 2:
         return _r(FP, 88, f"{_q(word)} is a proper noun or specialist term used repeatedly in the document")
     if freq >= 3:
         return _r(
             FP, 85, f"{_q(word)} is used consistently throughout the document, so it is a deliberate term"
         )
-    return _r(FP, 68, f"{_q(word)} is most likely a correct specialist, foreign or proper-noun term")
+    if v.in_table:
+        return _r(
+            FP, 45, f"{_q(word)} is probably a correct term, although table layouts can also split words"
+        )
+    return _r(FP, 78, f"{_q(word)} is most likely a correct specialist, foreign or proper-noun term")
 
 
 # ---- compounds and hyphens --------------------------------------------------------------------

@@ -1,9 +1,14 @@
-"""Unit tests for the offline heuristic categoriser (small invented inputs, no corpus)."""
+"""Unit tests for the offline heuristic categoriser.
+
+All but the last test use small invented inputs; the last one runs the benchmark on the reference
+corpus and is skipped when ``../shared/corpus`` is absent.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +95,13 @@ def test_welsh_word_flagged_by_morfologik_is_not_a_spelling_error(word, context)
     issue = make_issue(word, context, suggestions="Government, Cymric")
     category, _confidence, _reason = run(issue, ENGLISH_DOC)
     assert category is not Category.SPELLING_ERROR
+    assert category is Category.FALSE_POSITIVE
+
+
+def test_welsh_word_in_a_table_is_not_taken_for_a_fragment():
+    document = ENGLISH_DOC + "\n| ysgol | school |\n| ysgolion | schools |\n"
+    issue = make_issue("ysgol", "...| Cymraeg | English | | **ysgol** | school |...", suggestions="ysgols")
+    category, _confidence, _reason = run(issue, document)
     assert category is Category.FALSE_POSITIVE
 
 
@@ -262,3 +274,32 @@ def test_missing_hints_are_tolerated():
     issue = make_issue("recieve", "...will **recieve** a copy...", suggestions="receive")
     category, confidence, reason = classify(issue, None, {})
     assert isinstance(category, Category) and 0 <= confidence <= 100 and reason
+
+
+def test_hints_are_cached_per_document():
+    rows = "".join(
+        f"| Row {n} | The river Afon{n % 7} floods the valley each winter. |\n" for n in range(20000)
+    )
+    document = ENGLISH_DOC + rows  # about 1 MB
+    issues = [
+        make_issue(f"Afon{n % 7}", f"...The river **Afon{n % 7}** floods...", suggestions="Avon")
+        for n in range(2000)
+    ]
+    hints = [document_hints(issue, document) for issue in issues]
+    assert hints[0]["freq"] > 1000
+    assert hints[0] == hints[7]  # the same word gets the same counts from the one index
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_agreement_on_reference_corpus(shared_corpus, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import evaluate_offline
+
+    out = tmp_path / "numbers.json"
+    assert evaluate_offline.main(["--corpus", str(shared_corpus), "--json", str(out)]) == 0
+    numbers = json.loads(out.read_text(encoding="utf-8"))
+    assert numbers["overall"] >= 0.60
+    assert numbers["overall"] > numbers["baseline_false_positive"] + 0.1
+    buckets = [b for b in numbers["per_bucket"].values() if b["count"] >= 50]
+    assert buckets[0]["agreement"] < buckets[-1]["agreement"]
