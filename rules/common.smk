@@ -34,7 +34,8 @@ for _skip in PLAN.skipped_documents:
 print(
     f"Plan: {len(PLAN.documents)} document(s), {PLAN.batches} batch(es), "
     f"{PLAN.issues} flag(s), provider {SETTINGS.provider}, mode {SETTINGS.mode} "
-    f"({PLAN.files_written} planning file(s) updated in {PLAN.seconds:.2f} s)",
+    f"({'unchanged' if PLAN.cached else f'{PLAN.files_written} planning file(s) updated'}, "
+    f"{PLAN.seconds:.2f} s)",
     file=sys.stderr,
 )
 
