@@ -87,7 +87,9 @@ def load_cached(settings: Settings, fingerprint: str) -> BatchResult | None:
         result = BatchResult.model_validate(read_json(path))
     except (FileNotFoundError, ValueError):
         return None
-    if result.fingerprint != fingerprint or any(i.status in ("failed", "missing") for i in result.items.values()):
+    if result.fingerprint != fingerprint or any(
+        i.status in ("failed", "missing") for i in result.items.values()
+    ):
         return None
     return result
 
@@ -170,7 +172,11 @@ def submit(
     handle.display_name = display_name(job, to_send, handle.attempt)
     requests = [first_request(b) for b in to_send]
     created = backend.create(handle.display_name, requests)
-    handle.name, handle.transport, handle.payload_bytes = created.name, created.transport, created.payload_bytes
+    handle.name, handle.transport, handle.payload_bytes = (
+        created.name,
+        created.transport,
+        created.payload_bytes,
+    )
     handle.adopted = created.adopted
     atomic_write_json(handle_file, handle.model_dump(mode="json"))
     logger.info(
@@ -202,22 +208,21 @@ def describe(handle: Handle, state: str, since: str | None = None) -> list[str]:
             by_doc.setdefault((ref.subject, ref.document), []).append(ref.index)
     lines = []
     for (subject, document), indexes in by_doc.items():
-        lines.append(f"{handle.name or handle.job} {subject}/{document} batches {_ranges(indexes)}: {state}{age}")
+        lines.append(
+            f"{handle.name or handle.job} {subject}/{document} batches {_ranges(indexes)}: {state}{age}"
+        )
     return lines
 
 
 def _ranges(numbers: list[int]) -> str:
-    numbers = sorted(set(numbers))
-    parts: list[str] = []
-    start = prev = numbers[0]
-    for n in numbers[1:] + [None]:  # type: ignore[list-item]
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ",".join(parts)
+    """'0-4,7' for [0, 1, 2, 3, 4, 7]."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 @dataclass
@@ -227,7 +232,9 @@ class FetchOutcome:
     state: str
 
 
-def wait_for(backend: BatchBackend, name: str, minutes: float, sleep: Callable[[float], None] = time.sleep) -> Any:
+def wait_for(
+    backend: BatchBackend, name: str, minutes: float, sleep: Callable[[float], None] = time.sleep
+) -> Any:
     """Poll with backoff (5 s doubling to 5 min) for at most ``minutes``; return the last status."""
     deadline = time.monotonic() + minutes * 60
     delay = 5.0
@@ -259,12 +266,16 @@ def fetch(
         if ref.cached:
             cached = load_cached(settings, ref.fingerprint)
             if cached is None:
-                raise RuntimeError(f"cached answer for {ref.batch_id} vanished; delete {handle_file} and rerun")
+                raise RuntimeError(
+                    f"cached answer for {ref.batch_id} vanished; delete {handle_file} and rerun"
+                )
             results.append(cached)
     state = handle.state
     if to_answer and handle.state == "ABANDONED":
         for ref in to_answer:
-            results.append(_all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}"))
+            results.append(
+                _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
+            )
     elif to_answer:
         backend = backend or make_backend(settings)
         assert handle.name is not None
@@ -293,7 +304,9 @@ def fetch(
         for ref in to_answer:
             batch = batches[ref.fingerprint]
             answer = answers.get(ref.fingerprint) or Answer(text=None, error="no response for this request")
-            result = categorise_batch(batch, retry_provider, settings.max_retries, logger=logger, first_answer=answer)
+            result = categorise_batch(
+                batch, retry_provider, settings.max_retries, logger=logger, first_answer=answer
+            )
             result.extra["job"] = handle.name
             results.append(result)
             if all(i.status in ("ok", "repaired") for i in result.items.values()):

@@ -36,7 +36,9 @@ def apply_answer(
             )
         else:
             problems[local_id] = parsed.rejected.get(local_id) or (
-                "; ".join(parsed.problems) if parsed.problems and not parsed.accepted else "no answer for this flag"
+                "; ".join(parsed.problems)
+                if parsed.problems and not parsed.accepted
+                else "no answer for this flag"
             )
     return problems
 
@@ -91,7 +93,10 @@ def categorise_batch(
     for local_id in pending:
         results[local_id] = IssueResult(
             status="failed",
-            error=f"not categorised after {max_retries + 1} attempt(s): {problems.get(local_id, 'no answer')}",
+            error=(
+                f"not categorised after {max_retries + 1} attempt(s): "
+                f"{problems.get(local_id, 'no answer')}"
+            ),
             attempts=max_retries + 1,
         )
     return BatchResult(

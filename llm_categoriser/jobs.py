@@ -71,8 +71,9 @@ def run_merge(manifest: str, results: list[str], csv_file: str, stats_file: str,
         logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats["issues"], stats["statuses"])
 
 
-def run_submit(job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings,
-               indexes: list[int]) -> None:
+def run_submit(
+    job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings, indexes: list[int]
+) -> None:
     from .batchjobs import submit
 
     with job_logger(log_file, "submit") as logger:

@@ -46,6 +46,10 @@ DOCUMENT_COLUMNS = LEGACY_COLUMNS + EXTRA_COLUMNS
 COMBINED_COLUMNS = ("subject", "filename") + DOCUMENT_COLUMNS
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
+# A report cell may be large (a 1 MB message or context is carried through to the CSVs); the
+# csv module's default limit of 128 KiB would make such a document CSV unreadable when combined.
+csv.field_size_limit(64 * 1024 * 1024)
+
 # Rough list prices in US dollars per million tokens, for the summary's estimate only.
 PRICES_PER_MILLION = {"input": 0.30, "output": 2.50}
 

@@ -114,16 +114,19 @@ def find_page(document: Document, context: str, issue: str = "") -> int | None:
 def cut_page(text: str, anchors: list[int], budget: int) -> tuple[str, bool]:
     """Bound a page to ``budget`` characters, keeping windows around the anchors.
 
-    Returns the text and whether it was cut. Omitted stretches are replaced by a visible note
+    Returns the text and whether it was cut. At most ``budget`` characters of the page are
+    kept, however many anchors there are; each omitted stretch is replaced by a one-line note
     so the model (and a reader) knows the page is incomplete.
     """
     if len(text) <= budget:
         return text, False
     points = sorted(set(a for a in anchors if 0 <= a <= len(text))) or [0]
-    half = max(200, budget // (2 * len(points)))
+    width = max(2, budget // len(points))
     spans: list[list[int]] = []
     for point in points:
-        start, end = max(0, point - half), min(len(text), point + half)
+        start = max(0, point - width // 2)
+        end = min(len(text), start + width)
+        start = max(0, end - width)
         if spans and start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], end)
         else:

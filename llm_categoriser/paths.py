@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import UnsafePathError
 
-_BAD = re.compile(r"[\x00-\x1f/\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_name(value: str, what: str) -> str:
@@ -15,16 +15,26 @@ def check_name(value: str, what: str) -> str:
 
     A Subject or Filename is a single path component: no separators, no ``..``, no NUL or
     control characters, not absolute, not hidden. Anything else could escape
-    ``Documents/`` or ``data/``.
+    ``Documents/`` or ``data/``. Braces are refused too: Snakemake would read them as
+    wildcards in the output paths and stop the whole run.
     """
     if not value or not value.strip():
         raise UnsafePathError(f"{what} is empty")
     if value != value.strip():
         raise UnsafePathError(f"{what} {value!r} has leading or trailing spaces")
-    if _BAD.search(value):
-        raise UnsafePathError(f"{what} {value!r} contains a path separator or control character")
-    if value in {".", ".."} or value.startswith("."):
-        raise UnsafePathError(f"{what} {value!r} is not a plain name")
+    if _CONTROL.search(value):
+        raise UnsafePathError(f"{what} {value[:60]!r} contains a NUL or other control character")
+    if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        raise UnsafePathError(f"{what} {value[:60]!r} is an absolute path")
+    if "/" in value or "\\" in value:
+        kind = "a '..' component" if ".." in re.split(r"[/\\]", value) else "a path separator"
+        raise UnsafePathError(f"{what} {value[:60]!r} contains {kind}")
+    if value in {".", ".."}:
+        raise UnsafePathError(f"{what} {value!r} names a folder, not a plain name")
+    if value.startswith("."):
+        raise UnsafePathError(f"{what} {value[:60]!r} is a hidden name (it starts with '.')")
+    if "{" in value or "}" in value:
+        raise UnsafePathError(f"{what} {value[:60]!r} contains a brace, which Snakemake reads as a wildcard")
     if len(value.encode("utf-8")) > 200:
         raise UnsafePathError(f"{what} {value[:40]!r}... is longer than 200 bytes")
     return value

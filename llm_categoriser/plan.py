@@ -119,25 +119,27 @@ def _selected(report: LoadedReport, settings: Settings) -> dict[tuple[str, str],
     return grouped
 
 
-def _read_markdown(path: Path, plan: Plan, label: str) -> str | None:
+def _read_markdown(path: Path, plan: Plan, label: str) -> tuple[str | None, str]:
+    """The Markdown text, or None and why it cannot be used."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return None
+        return None, f"Markdown file {path} not found"
     except OSError as exc:
-        plan.warnings.append(f"{label}: cannot read {path} ({exc.strerror})")
-        return None
+        return None, f"cannot read the Markdown file {path} ({exc.strerror})"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), ""
     except UnicodeDecodeError as exc:
         plan.warnings.append(
             f"{label}: {path} is not UTF-8 (byte offset {exc.start}); undecodable bytes replaced"
         )
-        return data.decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace"), ""
 
 
 def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | None:
     """The page whose text goes with the flag."""
+    if not doc.pages:  # an empty Markdown file: already warned about once
+        return None
     if issue.page is not None and issue.page in doc.pages:
         return issue.page
     if issue.page is None and None in doc.pages:
@@ -239,20 +241,31 @@ def build_plan(
     grouped = _selected(report, settings)
     documents_dir = Path(settings.documents_dir)
     markdown_files: dict[str, list[int] | None] = {}
+    planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
     for (subject, filename), issues in grouped.items():
         label = f"{subject}/{filename}"
         try:
             md_path = inside(documents_dir, subject, "markdown", filename)
         except UnsafePathError as exc:
-            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": str(exc)})
+            reason = f"{exc}; its {len(issues)} flag(s) are not categorised (the file is not read)"
+            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
+            continue
+        other = planned.get((subject, issues[0].document))
+        if other is not None:
+            reason = (
+                f"Filename {filename!r} and {other!r} would share the report "
+                f"{subject}/document_reports/{issues[0].document}.csv; its {len(issues)} flag(s) are "
+                f"not categorised. Rename one of the Markdown files and its rows in the report"
+            )
+            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
             continue
         markdown_files[str(md_path)] = _stat(md_path)
-        text = _read_markdown(md_path, plan, label)
+        text, problem = _read_markdown(md_path, plan, label)
         if text is None:
-            reason = f"Markdown file {md_path} not found; its {len(issues)} flag(s) are not categorised"
+            reason = f"{problem}; its {len(issues)} flag(s) are not categorised"
             plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
-            log.warning("skipping %s: %s", label, reason)
             continue
+        planned[(subject, issues[0].document)] = filename
         if not text.strip():
             plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
         plan.files_written += _plan_document(settings, req, subject, filename, text, issues, plan)
@@ -285,11 +298,15 @@ def _plan_document(
 ) -> int:
     label = f"{subject}/{filename}"
     doc = split_pages(text)
+    if not text.strip():
+        doc.pages.clear()
     if doc.duplicate_markers:
         plan.warnings.append(
-            f"{label}: page marker(s) {sorted(set(doc.duplicate_markers))} appear more than once; "
+            f"{label}: page marker(s) {sorted(set(doc.duplicate_markers))[:20]} appear more than once; "
             f"their text is joined"
         )
+    if doc.out_of_order:
+        plan.warnings.append(f"{label}: page markers are out of order; pages are taken by their numbers")
     pages_of: dict[str, int | None] = {}
     for issue in issues:
         pages_of[issue.key] = _resolve_page(issue, doc, plan, label)

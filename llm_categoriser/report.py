@@ -1,10 +1,13 @@
 """Load the LanguageTool report into Issues, with clear errors for bad input.
 
-Errors that make the whole report unusable (missing file, not UTF-8, missing columns,
-no header) raise ReportError with the file, the row and the fix. Problems confined to one
-row (an unsafe Subject/Filename, a page that is not a number) are logged and the row is
-either skipped (unsafe names) or kept with no page (bad page numbers): a flag is never
-dropped without a line in the log and the run summary.
+Errors that make the whole report unusable (missing file, not UTF-8, missing or repeated
+columns, no header, broken quoting) raise ReportError with the file, the line and the fix.
+Problems confined to one row (an unsafe Subject/Filename, a page that is not a number) are
+logged and the row is either skipped (unsafe names) or kept with no page (bad page numbers):
+a flag is never dropped without a line in the log and the run summary.
+
+Quoting is parsed strictly: a stray quote that is never closed would otherwise swallow every
+following row into one cell, silently.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ csv.field_size_limit(64 * 1024 * 1024)
 class SkippedRow:
     row: int
     reason: str
+    line: int = 0
 
     def as_dict(self) -> dict[str, object]:
-        return {"row": self.row, "reason": self.reason}
+        return {"row": self.row, "line": self.line, "reason": self.reason}
 
 
 @dataclass
@@ -89,14 +93,21 @@ def load_report(path: str | Path) -> LoadedReport:
             f"{path}: the report is empty. Expected a header line with the columns "
             f"{', '.join(REPORT_COLUMNS)}."
         )
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except csv.Error as exc:
         raise ReportError(f"{path}: line 1: cannot parse the header ({exc}).") from None
     names = [h.strip().lstrip("\ufeff") for h in header]
     index: dict[str, int] = {}
-    lowered = {n.lower(): i for i, n in enumerate(names)}
+    lowered: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name.lower() in lowered and name.lower() in {c.lower() for c in REPORT_COLUMNS}:
+            raise ReportError(
+                f"{path}: line 1: column {name!r} appears more than once. Keep one column of "
+                f"each name ({', '.join(REPORT_COLUMNS)})."
+            )
+        lowered.setdefault(name.lower(), i)
     for column in REPORT_COLUMNS:
         if column.lower() in lowered:
             index[column] = lowered[column.lower()]
@@ -104,7 +115,7 @@ def load_report(path: str | Path) -> LoadedReport:
     if missing:
         raise ReportError(
             f"{path}: line 1: missing column(s) {', '.join(missing)}. Found: "
-            f"{', '.join(names) or '(none)'}. The header must name "
+            f"{', '.join(n[:40] for n in names[:20]) or '(none)'}. The header must name "
             f"{', '.join(REPORT_COLUMNS)} (Pass Code optional)."
         )
 
@@ -112,13 +123,21 @@ def load_report(path: str | Path) -> LoadedReport:
     seen: dict[tuple[str, ...], int] = {}
     row_number = 0
     while True:
+        line = reader.line_num + 1  # where this record starts (a quoted cell may span lines)
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                hint = "a quoted cell opened on that line is never closed"
+            elif "field limit" in str(exc):
+                hint = "a cell is larger than 64 MB"
+            else:
+                hint = "a quote inside an unquoted cell, or text after a closing quote"
             raise ReportError(
-                f"{path}: line {reader.line_num}: malformed CSV ({exc}). Check the quoting of that row."
+                f"{path}: line {line}: malformed CSV ({exc}: {hint}). Fix the quoting of that row "
+                f'(a cell holding quotes, commas or line breaks must be quoted, with inner quotes doubled: "").'
             ) from None
         row_number += 1
         if not any(c.strip() for c in cells):
@@ -133,20 +152,22 @@ def load_report(path: str | Path) -> LoadedReport:
             check_name(subject, "Subject")
             check_name(filename, "Filename")
         except UnsafePathError as exc:
-            reason = f"{exc}; row skipped"
-            report.skipped.append(SkippedRow(row_number, reason))
-            log.warning("%s: row %d (line %d): %s", path, row_number, reader.line_num, reason)
+            reason = (
+                f"{exc}; row skipped. Subject and Filename must be a plain folder and file name "
+                f"under {path.parent}: correct the row and rerun"
+            )
+            report.skipped.append(SkippedRow(row_number, reason, line))
+            log.warning("%s: row %d (line %d): %s", path, row_number, line, reason)
             continue
         try:
             page = _parse_page(cell("Page"))
         except ValueError:
             page = None
             message = (
-                f"{path}: row {row_number} (line {reader.line_num}): page {cell('Page')!r} is not "
+                f"{path}: row {row_number} (line {line}): page {cell('Page')[:40]!r} is not "
                 f"a non-negative whole number; the flag is kept and its page found from its context"
             )
             report.warnings.append(message)
-            log.warning("%s", message)
         rule_id, issue_text, context = cell("Rule ID"), cell("Issue"), cell("Highlighted Context")
         ident = (subject, filename, rule_id, issue_text, context)
         occurrence = seen.get(ident, 0)
@@ -170,5 +191,4 @@ def load_report(path: str | Path) -> LoadedReport:
         )
     if not report.issues and not report.skipped:
         report.warnings.append(f"{path}: the report has a header but no rows; nothing to categorise")
-        log.warning("%s", report.warnings[-1])
     return report

@@ -4,7 +4,11 @@ The answer should be a JSON array of ``{issue_id, error_category, confidence_sco
 reasoning}``. Common deviations are repaired and noted (code fences, prose around the JSON,
 trailing commas, an object instead of an array, a lower-case or prefixed category, a 0–1 or
 "90%" confidence, an over-long reason); anything that cannot be repaired is rejected for
-that flag only, so that just those flags are asked again.
+that flag only, so that just those flags are asked again. A hostile document can try to
+steer the model: a category field holding anything but a category name, and a reasoning
+that repeats instructions ("ignore previous instructions"), are rejected rather than trusted.
+Parsing is bounded (a deeply nested or huge answer is refused, not a crash) and every
+message quoting the model is cut short, as it ends up in the CSV and in the retry prompt.
 """
 
 from __future__ import annotations
@@ -17,8 +21,25 @@ from typing import Any
 from .categories import parse_category
 
 MAX_REASON_CHARS = 500
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
+_MAX_STARTS = 200  # JSON start candidates tried in prose, so a hostile answer cannot take long
+# A category is a name, optionally prefixed by one identifier (``ErrorCategory.SPELLING_ERROR``);
+# anything longer or with other characters (an instruction, a sentence) is rejected, not mined.
+_CATEGORY_SHAPE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z][A-Za-z _-]{0,59}")
+# Text a document may plant to steer the model; a reasoning that repeats it is not trusted.
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}?\b(?:instructions?|prompts?)\b"
+    r"|\bsystem prompt\b|\bnew instructions\b|\byou are now\b",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A model's value quoted for a message, never long (it goes into the CSV and the retry)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -56,38 +77,91 @@ def _salvage_objects(text: str) -> list[Any]:
     return items
 
 
-def extract_items(text: str) -> tuple[list[Any], list[str]]:
-    """Find the list of answer objects in ``text``; returns (items, repair notes)."""
-    notes: list[str] = []
-    body = text.strip()
-    fenced = _FENCE.search(body)
-    if fenced:
-        body = fenced.group(1).strip()
-        notes.append("code fence removed")
+def _is_answer(data: Any) -> bool:
+    return isinstance(data, dict) or (isinstance(data, list) and any(isinstance(i, dict) for i in data))
+
+
+def _find_json(body: str) -> tuple[Any, list[str]] | None:
+    """The first JSON array or object in ``body`` that looks like an answer, with notes."""
+    try:
+        data = json.loads(body)
+        if _is_answer(data) or data == []:
+            return data, []
+    except (ValueError, RecursionError):
+        pass
+    decoder = json.JSONDecoder()
+    starts = [i for i, ch in enumerate(body) if ch in "[{"][:_MAX_STARTS]
+    for start in starts:
+        try:
+            data, end = decoder.raw_decode(body, start)
+        except (ValueError, RecursionError):
+            continue
+        if not _is_answer(data):
+            continue
+        notes = []
+        if body[:start].strip():
+            notes.append("text before the JSON ignored")
+        if body[end:].strip():
+            notes.append("text after the JSON ignored")
+        return data, notes
+    return None
+
+
+def _repair_json(body: str) -> tuple[Any, list[str]] | None:
+    """Trailing commas removed, else the complete objects of a truncated array."""
     starts = [i for i in (body.find("["), body.find("{")) if i >= 0]
     if not starts:
-        raise ValueError("no JSON in the answer")
-    first = min(starts)
-    if first > 0:
-        notes.append("text before the JSON ignored")
-    candidate = body[first:]
-    closing = "]" if candidate[0] == "[" else "}"
-    last = candidate.rfind(closing)
-    if last >= 0 and last < len(candidate) - 1:
-        notes.append("text after the JSON ignored")
-        candidate = candidate[: last + 1]
-    data: Any
+        return None
+    candidate = body[min(starts) :]
+    last = max(candidate.rfind("]"), candidate.rfind("}"))
     try:
-        data = json.loads(candidate)
-    except json.JSONDecodeError:
+        data = json.loads(_TRAILING_COMMA.sub(r"\1", candidate[: last + 1]))
+        if _is_answer(data):
+            return data, ["trailing commas removed"]
+    except (ValueError, RecursionError):
+        pass
+    try:
+        items = _salvage_objects(candidate)
+    except RecursionError:
+        items = []
+    if items:
+        return items, ["truncated or malformed JSON: complete objects kept"]
+    return None
+
+
+def extract_items(text: str) -> tuple[list[Any], list[str]]:
+    """Find the list of answer objects in ``text``; returns (items, repair notes).
+
+    Tried in order: the whole text as JSON; the first answer-shaped JSON in each code fence,
+    then in the text (prose around it ignored); trailing commas removed; the complete objects
+    of a truncated array. Every repair is noted.
+    """
+    body = text.strip()
+    fences = [m.group(1).strip() for m in _FENCE.finditer(body)]
+    found: tuple[Any, list[str]] | None = None
+    for fenced in fences:
+        found = _find_json(fenced)
+        if found is not None:
+            found = (found[0], ["code fence removed", *found[1]])
+            break
+    if found is None:
+        unfenced = body.replace("```json", "").replace("```JSON", "").replace("```", "") if fences else body
+        found = _find_json(unfenced)
+        if found is not None and fences:
+            found = (found[0], ["code fence removed", *found[1]])
+        if found is None:
+            found = _repair_json(unfenced)
+    if found is None:
         try:
-            data = json.loads(_TRAILING_COMMA.sub(r"\1", candidate))
-            notes.append("trailing commas removed")
-        except json.JSONDecodeError:
-            data = _salvage_objects(body[first:])
-            if not data:
-                raise ValueError("the answer is not valid JSON") from None
-            notes.append("truncated or malformed JSON: complete objects kept")
+            other = json.loads(body)
+        except (ValueError, RecursionError):
+            other = None
+        else:
+            raise ValueError(f"expected a JSON array of objects, got {type(other).__name__}")
+        if "[" not in body and "{" not in body:
+            raise ValueError("no JSON in the answer")
+        raise ValueError("the answer is not valid JSON")
+    data, notes = found
     if isinstance(data, dict):
         for name in ("results", "issues", "items", "answers", "categorisations", "data"):
             if isinstance(data.get(name), list):
@@ -95,21 +169,19 @@ def extract_items(text: str) -> tuple[list[Any], list[str]]:
                 return data[name], notes
         notes.append("single object taken as a one-item array")
         return [data], notes
-    if not isinstance(data, list):
-        raise ValueError(f"expected a JSON array, got {type(data).__name__}")
     return data, notes
 
 
-def _issue_id(raw: Any) -> int | None:
+def _issue_id(raw: Any) -> tuple[int | None, str]:
     if isinstance(raw, bool):
-        return None
+        return None, ""
     if isinstance(raw, int):
-        return raw
+        return raw, ""
     if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str) and raw.strip().lstrip("#").isdigit():
-        return int(raw.strip().lstrip("#"))
-    return None
+        return int(raw), ""
+    if isinstance(raw, str) and raw.strip().lstrip("#").isdigit() and len(raw) < 20:
+        return int(raw.strip().lstrip("#")), "issue_id given as text"
+    return None, ""
 
 
 def parse_confidence(raw: Any) -> tuple[int | None, str]:
@@ -138,29 +210,49 @@ def parse_confidence(raw: Any) -> tuple[int | None, str]:
     return int(round(value)), note
 
 
+def _field(lowered: dict[str, Any], *names: str) -> Any:
+    return next((lowered[n] for n in names if n in lowered), None)
+
+
 def validate_item(item: Any) -> tuple[int | None, Accepted | None, str]:
+    """(issue_id, the accepted answer or None, why it was rejected) for one answer object.
+
+    Rejected, so that the flag is asked again: a category that is not one of the categories
+    (an instruction or a sentence in its place included), a confidence that is not a number
+    from 0 to 100, an empty reasoning, and a reasoning that repeats instructions planted in
+    the document (possible prompt injection: the verdict may have been steered).
+    """
     if not isinstance(item, dict):
         return None, None, "an answer item is not a JSON object"
     lowered = {str(k).strip().lower(): v for k, v in item.items()}
-    issue_id = _issue_id(lowered.get("issue_id", lowered.get("id")))
+    issue_id, id_note = _issue_id(_field(lowered, "issue_id", "id"))
     if issue_id is None:
         return None, None, "an answer item has no integer issue_id"
-    notes: list[str] = []
-    category = parse_category(lowered.get("error_category", lowered.get("category")))
+    notes: list[str] = [id_note] if id_note else []
+    raw_category = _field(lowered, "error_category", "category")
+    shaped = isinstance(raw_category, str) and _CATEGORY_SHAPE.fullmatch(raw_category.strip().strip("\"'`"))
+    category = parse_category(raw_category) if shaped else None
     if category is None:
-        return issue_id, None, f"invalid category {lowered.get('error_category')!r}"
-    raw_category = lowered.get("error_category", lowered.get("category"))
+        return issue_id, None, f"invalid category {_short(raw_category)}"
     if raw_category != category.value:
         notes.append("category normalised")
-    confidence, note = parse_confidence(lowered.get("confidence_score", lowered.get("confidence")))
+    raw_confidence = _field(lowered, "confidence_score", "confidence")
+    confidence, note = parse_confidence(raw_confidence)
     if confidence is None:
-        return issue_id, None, f"invalid confidence {lowered.get('confidence_score')!r}"
+        return issue_id, None, f"invalid confidence {_short(raw_confidence)}"
     if note:
         notes.append(note)
-    reason = lowered.get("reasoning", lowered.get("reason"))
+    reason = _field(lowered, "reasoning", "reason")
     if not isinstance(reason, str) or not reason.strip():
         return issue_id, None, "empty reasoning"
+    if _INJECTION.search(reason):
+        return issue_id, None, "reasoning repeats instructions from the document (possible prompt injection)"
+    if _CONTROL.search(reason):
+        reason = _CONTROL.sub("", reason)
+        notes.append("control characters removed from the reasoning")
     reason = " ".join(reason.split())
+    if not reason:
+        return issue_id, None, "empty reasoning"
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
         notes.append("reasoning cut to 500 characters")

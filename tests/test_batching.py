@@ -5,8 +5,14 @@ from llm_categoriser.batching import Planned, make_batches
 
 def plan(items, batch_size=10, anchor_pages=4, max_chars=40000):
     pages = {p for _, p in items}
-    return make_batches("S/doc.md", [Planned(k, p) for k, p in items], {p: 1000 for p in pages},
-                        batch_size, max_chars, anchor_pages)
+    return make_batches(
+        "S/doc.md",
+        [Planned(k, p) for k, p in items],
+        {p: 1000 for p in pages},
+        batch_size,
+        max_chars,
+        anchor_pages,
+    )
 
 
 def sample(n_pages=60, per_page=3):

@@ -10,7 +10,11 @@ from llm_categoriser.categorise import categorise_batch
 from llm_categoriser.providers.base import Answer
 from llm_categoriser.providers.offline import OfflineProvider
 
-BATCH = {**BATCH, "fingerprint": "f", "issues": [{**i, "key": f"key{i['local_id']}"} for i in BATCH["issues"]]}
+BATCH = {
+    **BATCH,
+    "fingerprint": "f",
+    "issues": [{**i, "key": f"key{i['local_id']}"} for i in BATCH["issues"]],
+}
 
 
 class Scripted:
@@ -28,8 +32,12 @@ class Scripted:
 
 
 def ok(*ids, category="FALSE_POSITIVE"):
-    return json.dumps([{"issue_id": i, "error_category": category, "confidence_score": 70,
-                        "reasoning": "Fine."} for i in ids])
+    return json.dumps(
+        [
+            {"issue_id": i, "error_category": category, "confidence_score": 70, "reasoning": "Fine."}
+            for i in ids
+        ]
+    )
 
 
 def test_missing_answers_are_retried_alone():

@@ -49,7 +49,10 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     csv.writer(out, lineterminator="\n").writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")
     assert job_counts(snakemake(corpus_run, "--dry-run").stdout) == {
-        "categorise": 1, "merge": 1, "combine": 1, "all": 1,
+        "categorise": 1,
+        "merge": 1,
+        "combine": 1,
+        "all": 1,
     }
     snakemake(corpus_run)
     forced = snakemake(corpus_run, "--forcerun", "merge", "--dry-run").stdout

@@ -82,8 +82,10 @@ def test_invalid_key_stops_and_never_shows_the_key(emu, monkeypatch):
     assert "invalid" not in str(info.value).replace("Invalid", "")
 
 
-@pytest.mark.parametrize("fault", [Fault.MALFORMED_JSON, Fault.TRUNCATED_JSON, Fault.MISSING_IDS,
-                                   Fault.UNKNOWN_IDS, Fault.DUPLICATE_IDS])
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.MALFORMED_JSON, Fault.TRUNCATED_JSON, Fault.MISSING_IDS, Fault.UNKNOWN_IDS, Fault.DUPLICATE_IDS],
+)
 def test_bad_answers_are_retried_for_the_missing_flags(emu, provider, fault):
     emu.inject(fault)
     result = categorise_batch(BATCH, provider, max_retries=2)

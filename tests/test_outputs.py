@@ -24,15 +24,39 @@ MANIFEST = {
     "document": "a",
     "batches": ["b1"],
     "issues": [
-        {"issue_id": 0, "key": "k0", "batch_id": "b1", "page": 3, "issue": "=SUM(A1)", "highlighted_context": 'say "**x**", ok',
-         "pass_code": "LT", "rule_id": "R", "type": "t", "message": "m", "suggestions": "a, b"},
-        {"issue_id": 1, "key": "k1", "batch_id": "b1", "page": None, "issue": "y", "highlighted_context": "c | d",
-         "pass_code": "", "rule_id": "R", "type": "t", "message": "m", "suggestions": ""},
+        {
+            "issue_id": 0,
+            "key": "k0",
+            "batch_id": "b1",
+            "page": 3,
+            "issue": "=SUM(A1)",
+            "highlighted_context": 'say "**x**", ok',
+            "pass_code": "LT",
+            "rule_id": "R",
+            "type": "t",
+            "message": "m",
+            "suggestions": "a, b",
+        },
+        {
+            "issue_id": 1,
+            "key": "k1",
+            "batch_id": "b1",
+            "page": None,
+            "issue": "y",
+            "highlighted_context": "c | d",
+            "pass_code": "",
+            "rule_id": "R",
+            "type": "t",
+            "message": "m",
+            "suggestions": "",
+        },
     ],
 }
 
 
-@pytest.mark.parametrize("value", ["=1+2", "+44", "-3", "@cmd", "\tx", "\rx", "'=x", "''+y", "plain", "", "it's"])
+@pytest.mark.parametrize(
+    "value", ["=1+2", "+44", "-3", "@cmd", "\tx", "\rx", "'=x", "''+y", "plain", "", "it's"]
+)
 def test_csv_injection_escape_round_trips(value):
     escaped = escape_cell(value)
     assert not escaped.startswith(("=", "+", "-", "@", "\t", "\r"))
@@ -40,9 +64,17 @@ def test_csv_injection_escape_round_trips(value):
 
 
 def test_document_rows_keep_every_issue_and_mark_missing():
-    result = BatchResult(batch_id="b1", fingerprint="f", provider="offline", model="m",
-                         items={"k0": IssueResult(status="ok", error_category="FALSE_POSITIVE",
-                                                  confidence_score=85, reasoning="Fine.")})
+    result = BatchResult(
+        batch_id="b1",
+        fingerprint="f",
+        provider="offline",
+        model="m",
+        items={
+            "k0": IssueResult(
+                status="ok", error_category="FALSE_POSITIVE", confidence_score=85, reasoning="Fine."
+            )
+        },
+    )
     rows = document_rows(MANIFEST, [result])
     assert [r["issue_id"] for r in rows] == [0, 1]
     assert rows[0]["error_category"] == "FALSE_POSITIVE" and rows[0]["confidence_score"] == 85

@@ -8,13 +8,33 @@ BATCH = {
     "batch_id": "p0001-0002",
     "max_cell_chars": 600,
     "issues": [
-        {"local_id": 0, "page": 1, "context_page": 1, "issue": "a|b", "rule_id": "R", "type": "t",
-         "message": "<b>bold</b> & 'q'", "suggestions": "x, y", "context": '...say "**a|b**" now...'},
-        {"local_id": 1, "page": 2, "context_page": 2, "issue": "colour", "rule_id": "R2", "type": "t",
-         "message": "m", "suggestions": "", "context": "...**colour**..."},
+        {
+            "local_id": 0,
+            "page": 1,
+            "context_page": 1,
+            "issue": "a|b",
+            "rule_id": "R",
+            "type": "t",
+            "message": "<b>bold</b> & 'q'",
+            "suggestions": "x, y",
+            "context": '...say "**a|b**" now...',
+        },
+        {
+            "local_id": 1,
+            "page": 2,
+            "context_page": 2,
+            "issue": "colour",
+            "rule_id": "R2",
+            "type": "t",
+            "message": "m",
+            "suggestions": "",
+            "context": "...**colour**...",
+        },
     ],
-    "pages": [{"page": 1, "text": "{1}---\npage one", "cut": False},
-              {"page": 2, "text": "{2}---\npage two", "cut": True}],
+    "pages": [
+        {"page": 1, "text": "{1}---\npage one", "cut": False},
+        {"page": 2, "text": "{2}---\npage two", "cut": True},
+    ],
 }
 
 

@@ -24,8 +24,11 @@ def test_valid_answer():
     [
         ("```json\n" + answer(GOOD) + "\n```", "code fence removed"),
         ("Here you go:\n" + answer(GOOD) + "\nThanks", "text before the JSON ignored"),
-        ('[{"issue_id": 0, "error_category": "SPELLING_ERROR", "confidence_score": 80, "reasoning": "T",},]',
-         "trailing commas removed"),
+        (
+            '[{"issue_id": 0, "error_category": "SPELLING_ERROR", '
+            '"confidence_score": 80, "reasoning": "T",},]',
+            "trailing commas removed",
+        ),
         (json.dumps(GOOD), "single object taken as a one-item array"),
         (json.dumps({"results": [GOOD]}), "array taken from the object's 'results' field"),
     ],
@@ -44,8 +47,19 @@ def test_truncated_json_keeps_complete_objects():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(85, 85), (0.85, 85), ("90%", 90), ("0.5", 50), (1, 1), (100, 100), (101, None), (-1, None),
-     ("high", None), (None, None), (True, None)],
+    [
+        (85, 85),
+        (0.85, 85),
+        ("90%", 90),
+        ("0.5", 50),
+        (1, 1),
+        (100, 100),
+        (101, None),
+        (-1, None),
+        ("high", None),
+        (None, None),
+        (True, None),
+    ],
 )
 def test_confidence(raw, expected):
     assert parse_confidence(raw)[0] == expected
@@ -53,8 +67,11 @@ def test_confidence(raw, expected):
 
 @pytest.mark.parametrize(
     ("category", "expected"),
-    [("spelling_error", "SPELLING_ERROR"), ("ErrorCategory.FALSE_POSITIVE", "FALSE_POSITIVE"),
-     ("Parsing error", "PARSING_ERROR")],
+    [
+        ("spelling_error", "SPELLING_ERROR"),
+        ("ErrorCategory.FALSE_POSITIVE", "FALSE_POSITIVE"),
+        ("Parsing error", "PARSING_ERROR"),
+    ],
 )
 def test_category_normalised(category, expected):
     parsed = parse_answer(answer({**GOOD, "error_category": category}), {0})
@@ -77,7 +94,9 @@ def test_invalid_items_are_rejected_alone():
 
 
 def test_unknown_and_duplicate_ids():
-    parsed = parse_answer(answer(GOOD, {**GOOD, "error_category": "FALSE_POSITIVE"}, {**GOOD, "issue_id": 7}), {0})
+    parsed = parse_answer(
+        answer(GOOD, {**GOOD, "error_category": "FALSE_POSITIVE"}, {**GOOD, "issue_id": 7}), {0}
+    )
     assert parsed.accepted[0].error_category == "SPELLING_ERROR"
     assert any("duplicate" in p for p in parsed.problems)
     assert any("unknown issue_id 7" in p for p in parsed.problems)

@@ -44,12 +44,13 @@ def test_every_issue_in_exactly_one_document_csv(done_run):
             assert row["provider"] == "offline"
             seen[(subject, csv_path.stem, row["issue"], row["highlighted_context"])] += 1
     expected = Counter(
-        (r["Subject"], r["Filename"].removesuffix(".md"), r["Issue"], r["Highlighted Context"]) for r in report
+        (r["Subject"], r["Filename"].removesuffix(".md"), r["Issue"], r["Highlighted Context"])
+        for r in report
     )
     assert seen == expected
     combined = read_rows(done_run / "Documents" / "combined-report.csv")
     assert len(combined) == len(report)
-    assert LEGACY_COLUMNS == tuple(list(combined[0])[2:10])
+    assert tuple(list(combined[0])[2:10]) == LEGACY_COLUMNS
 
 
 def test_noop_rerun_does_nothing(done_run):

@@ -150,7 +150,10 @@ class GeminiBatchBackend:
             src: Any = inline
             transport = "inline"
         else:
-            lines = [dumps({"key": r.key, "request": rest_request(self.settings, r.system, r.user)}) for r in requests]
+            lines = [
+                dumps({"key": r.key, "request": rest_request(self.settings, r.system, r.user)})
+                for r in requests
+            ]
             data = ("\n".join(lines) + "\n").encode("utf-8")
             size = len(data)
             uploaded = self._sync.call(
@@ -171,7 +174,9 @@ class GeminiBatchBackend:
                 return Created(live, transport, size, adopted=True, file_name=file_name)
             job = self._sync.call(
                 "batches.create",
-                lambda: self.client.batches.create(model=self.model, src=src, config={"display_name": display_name}),
+                lambda: self.client.batches.create(
+                    model=self.model, src=src, config={"display_name": display_name}
+                ),
             )
         self._remember(display_name, job.name)
         return Created(job.name, transport, size, adopted=False, file_name=file_name)
@@ -226,11 +231,17 @@ class GeminiBatchBackend:
                 if key is None:
                     continue
                 if record.get("error"):
-                    answers[key] = Answer(text=None, error=f"item error: {record['error'].get('message', '')}")
+                    answers[key] = Answer(
+                        text=None, error=f"item error: {record['error'].get('message', '')}"
+                    )
                 else:
                     text, tin, tout, finish = response_text(record.get("response") or {})
-                    answers[key] = Answer(text=text, input_tokens=tin, output_tokens=tout,
-                                          error="" if text else f"empty answer ({finish})")
+                    answers[key] = Answer(
+                        text=text,
+                        input_tokens=tin,
+                        output_tokens=tout,
+                        error="" if text else f"empty answer ({finish})",
+                    )
         return answers
 
     @staticmethod
@@ -238,7 +249,9 @@ class GeminiBatchBackend:
         if item.error is not None:
             return Answer(text=None, error=f"item error {item.error.code}: {item.error.message}")
         text, tin, tout, finish = response_text(item.response)
-        return Answer(text=text, input_tokens=tin, output_tokens=tout, error="" if text else f"empty answer ({finish})")
+        return Answer(
+            text=text, input_tokens=tin, output_tokens=tout, error="" if text else f"empty answer ({finish})"
+        )
 
     def cancel(self, name: str) -> None:
         self._sync.call("batches.cancel", lambda: self.client.batches.cancel(name=name))

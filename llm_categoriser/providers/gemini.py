@@ -113,8 +113,11 @@ def error_info(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(None, type(exc).__name__, str(exc) or type(exc).__name__)
     details = getattr(exc, "details", None)
     body = details.get("error", details) if isinstance(details, dict) else {}
-    info = ErrorInfo(code, str(body.get("status") or getattr(exc, "status", "") or ""),
-                     str(body.get("message") or getattr(exc, "message", "") or ""))
+    info = ErrorInfo(
+        code,
+        str(body.get("status") or getattr(exc, "status", "") or ""),
+        str(body.get("message") or getattr(exc, "message", "") or ""),
+    )
     for detail in body.get("details") or []:
         if not isinstance(detail, dict):
             continue
@@ -184,7 +187,12 @@ def response_text(response: Any) -> tuple[str | None, int, int, str]:
         parts = ((candidates[0].get("content") or {}).get("parts") or []) if candidates else []
         text = "".join(p.get("text", "") for p in parts if not p.get("thought")) or None
         finish = str(candidates[0].get("finishReason", "")) if candidates else "no candidates"
-        return text, int(usage.get("promptTokenCount") or 0), int(usage.get("candidatesTokenCount") or 0), finish
+        return (
+            text,
+            int(usage.get("promptTokenCount") or 0),
+            int(usage.get("candidatesTokenCount") or 0),
+            finish,
+        )
     usage = getattr(response, "usage_metadata", None)
     candidates = getattr(response, "candidates", None) or []
     finish = str(getattr(candidates[0], "finish_reason", "") or "") if candidates else "no candidates"
@@ -258,8 +266,13 @@ class GeminiProvider:
             return Answer(text=None, error=str(exc))
         text, tokens_in, tokens_out, finish = response_text(response)
         notes = [] if finish.upper().endswith("STOP") else [f"finish reason {finish}"]
-        return Answer(text=text, input_tokens=tokens_in, output_tokens=tokens_out, notes=notes,
-                      error="" if text else f"empty answer ({finish})")
+        return Answer(
+            text=text,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            notes=notes,
+            error="" if text else f"empty answer ({finish})",
+        )
 
 
 class TransientFailure(Exception):

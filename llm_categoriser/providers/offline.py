@@ -44,9 +44,7 @@ class OfflineProvider:
                 continue
             issue = issue_from_entry(batch, entry)
             page_text = pages.get(entry.get("context_page"))
-            category, confidence, reason = offline_rules.classify(
-                issue, page_text, entry.get("hints") or {}
-            )
+            category, confidence, reason = offline_rules.classify(issue, page_text, entry.get("hints") or {})
             answers.append(
                 {
                     "issue_id": entry["local_id"],
