@@ -492,15 +492,21 @@ def logged_error(log_file: Path, since: float, mentions: Sequence[str]) -> tuple
 # --------------------------------------------------------------------------
 
 
-def cmd_batch_create(args: argparse.Namespace) -> int:
+def filters(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """--subjects/--documents/--batch-size as config entries; every verb takes them, so a fetch
+    can be limited to what a create submitted (a fetch of everything plans everything)."""
     extra: list[tuple[str, str]] = []
-    if args.subjects:
+    if getattr(args, "subjects", None):
         extra.append(("subjects", json.dumps(args.subjects)))
-    if args.documents:
+    if getattr(args, "documents", None):
         extra.append(("documents", json.dumps(args.documents)))
-    if args.batch_size is not None:
+    if getattr(args, "batch_size", None) is not None:
         extra.append(("batch_size", str(args.batch_size)))
-    ws = open_workspace(args, extra)
+    return extra
+
+
+def cmd_batch_create(args: argparse.Namespace) -> int:
+    ws = open_workspace(args, filters(args))
     before = {job: mtime(ws.jobs_dir / job / "handle.json") for job in job_ids_on_disk(ws)}
     run = run_snakemake(ws, [], "--until", "submit", "--keep-going")
     if run.returncode != 0 and not run.failed_rules:
@@ -651,7 +657,7 @@ def cmd_batch_list(args: argparse.Namespace) -> int:
 
 
 def cmd_batch_fetch(args: argparse.Namespace) -> int:
-    ws = open_workspace(args)
+    ws = open_workspace(args, filters(args))
     plan_before = planned_jobs(ws)
     selected: list[str] | None = None
     targets = ["all"]
@@ -806,6 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings passed to Snakemake's --config (mode=batch is always added)",
     )
     group.add_argument("--provider", choices=["offline", "gemini"], help="the model provider")
+    group.add_argument("--subjects", nargs="+", metavar="SUBJECT", help="only these subjects")
+    group.add_argument("--documents", nargs="+", metavar="DOCUMENT", help="only these documents")
+    group.add_argument("--batch-size", type=int, metavar="N", help="flags per batch (1-100)")
 
     parser = argparse.ArgumentParser(
         prog="llm_categoriser",
@@ -819,9 +828,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan the run and submit its batch jobs",
         description="Plan the run and submit one batch job per group of batches (snakemake --until submit).",
     )
-    create.add_argument("--subjects", nargs="+", metavar="SUBJECT", help="only these subjects")
-    create.add_argument("--documents", nargs="+", metavar="DOCUMENT", help="only these documents")
-    create.add_argument("--batch-size", type=int, metavar="N", help="flags per batch (1-100)")
     create.add_argument("--verbose", action="store_true", help="show Snakemake's output")
     create.set_defaults(handler=cmd_batch_create)
 

@@ -7,6 +7,7 @@ writes only to that job's log file.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -19,15 +20,13 @@ from .outputs import merge_document
 from .providers import make_provider
 from .settings import Settings
 
-_counter = 0
+_counter = itertools.count(1)  # next() is atomic: jobs run in threads
 
 
 @contextmanager
 def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
-    global _counter
-    _counter += 1
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.getLogger(f"llm_categoriser.job.{_counter}.{name}")
+    logger = logging.getLogger(f"llm_categoriser.job.{next(_counter)}.{name}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
     handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")

@@ -43,7 +43,7 @@ EXTRA_COLUMNS = (
     "error",
 )
 DOCUMENT_COLUMNS = LEGACY_COLUMNS + EXTRA_COLUMNS
-COMBINED_COLUMNS = ("subject", "filename") + DOCUMENT_COLUMNS
+COMBINED_COLUMNS = ("subject", "filename", *DOCUMENT_COLUMNS)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # A report cell may be large (a 1 MB message or context is carried through to the CSVs); the

@@ -142,9 +142,12 @@ def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | 
         return None
     if issue.page is not None and issue.page in doc.pages:
         return issue.page
-    if issue.page is None and None in doc.pages:
-        if not doc.has_markers or locate(doc.pages[None], issue.context, issue.issue) is not None:
-            return None
+    if (
+        issue.page is None
+        and None in doc.pages
+        and (not doc.has_markers or locate(doc.pages[None], issue.context, issue.issue) is not None)
+    ):
+        return None
     found = find_page(doc, issue.context, issue.issue)
     if issue.page is not None:
         where = f"found on page {found}" if found is not None else "sent without page text"

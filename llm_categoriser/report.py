@@ -137,7 +137,8 @@ def load_report(path: str | Path) -> LoadedReport:
                 hint = "a quote inside an unquoted cell, or text after a closing quote"
             raise ReportError(
                 f"{path}: line {line}: malformed CSV ({exc}: {hint}). Fix the quoting of that row "
-                f'(a cell holding quotes, commas or line breaks must be quoted, with inner quotes doubled: "").'
+                f"(a cell holding quotes, commas or line breaks must be quoted, with inner quotes "
+                f'doubled: "").'
             ) from None
         row_number += 1
         if not any(c.strip() for c in cells):

@@ -81,16 +81,18 @@ def _is_answer(data: Any) -> bool:
     return isinstance(data, dict) or (isinstance(data, list) and any(isinstance(i, dict) for i in data))
 
 
-def _find_json(body: str) -> tuple[Any, list[str]] | None:
-    """The first JSON array or object in ``body`` that looks like an answer, with notes."""
+def _whole(body: str) -> tuple[Any, list[str]] | None:
     try:
         data = json.loads(body)
-        if _is_answer(data) or data == []:
-            return data, []
     except (ValueError, RecursionError):
-        pass
+        return None
+    return (data, []) if _is_answer(data) or data == [] else None
+
+
+def _scan(body: str, opener: str) -> tuple[Any, list[str]] | None:
+    """The first answer-shaped JSON value starting at an ``opener`` in prose, with notes."""
     decoder = json.JSONDecoder()
-    starts = [i for i, ch in enumerate(body) if ch in "[{"][:_MAX_STARTS]
+    starts = [i for i, ch in enumerate(body) if ch == opener][:_MAX_STARTS]
     for start in starts:
         try:
             data, end = decoder.raw_decode(body, start)
@@ -107,7 +109,7 @@ def _find_json(body: str) -> tuple[Any, list[str]] | None:
     return None
 
 
-def _repair_json(body: str) -> tuple[Any, list[str]] | None:
+def _repair(body: str) -> tuple[Any, list[str]] | None:
     """Trailing commas removed, else the complete objects of a truncated array."""
     starts = [i for i in (body.find("["), body.find("{")) if i >= 0]
     if not starts:
@@ -117,16 +119,24 @@ def _repair_json(body: str) -> tuple[Any, list[str]] | None:
     try:
         data = json.loads(_TRAILING_COMMA.sub(r"\1", candidate[: last + 1]))
         if _is_answer(data):
-            return data, ["trailing commas removed"]
+            notes = ["trailing commas removed"]
+            if body[: min(starts)].strip():
+                notes.insert(0, "text before the JSON ignored")
+            return data, notes
     except (ValueError, RecursionError):
         pass
+    if "[" not in body:
+        return None
     try:
-        items = _salvage_objects(candidate)
+        items = _salvage_objects(body)
     except RecursionError:
         items = []
-    if items:
-        return items, ["truncated or malformed JSON: complete objects kept"]
-    return None
+    return (items, ["truncated or malformed JSON: complete objects kept"]) if items else None
+
+
+def _find_json(body: str) -> tuple[Any, list[str]] | None:
+    """Whole JSON; an array in prose; repaired JSON; a single object in prose."""
+    return _whole(body) or _scan(body, "[") or _repair(body) or _scan(body, "{")
 
 
 def extract_items(text: str) -> tuple[list[Any], list[str]]:
@@ -145,12 +155,7 @@ def extract_items(text: str) -> tuple[list[Any], list[str]]:
             found = (found[0], ["code fence removed", *found[1]])
             break
     if found is None:
-        unfenced = body.replace("```json", "").replace("```JSON", "").replace("```", "") if fences else body
-        found = _find_json(unfenced)
-        if found is not None and fences:
-            found = (found[0], ["code fence removed", *found[1]])
-        if found is None:
-            found = _repair_json(unfenced)
+        found = _find_json(body)
     if found is None:
         try:
             other = json.loads(body)
@@ -201,13 +206,13 @@ def parse_confidence(raw: Any) -> tuple[int | None, str]:
         note = "confidence given as text"
     else:
         return None, ""
-    if isinstance(raw, float) or "." in str(raw):
-        if 0.0 <= value <= 1.0 and not (isinstance(raw, str) and raw.strip().endswith("%")):
-            value *= 100
-            note = "confidence scaled from 0-1"
+    fraction = isinstance(raw, float) or "." in str(raw)
+    if fraction and 0.0 <= value <= 1.0 and not (isinstance(raw, str) and raw.strip().endswith("%")):
+        value *= 100
+        note = "confidence scaled from 0-1"
     if not 0 <= value <= 100:
         return None, ""
-    return int(round(value)), note
+    return round(value), note
 
 
 def _field(lowered: dict[str, Any], *names: str) -> Any:
