@@ -36,3 +36,7 @@ format: $(STAMP)
 clean:
 	rm -rf data/plan data/results data/jobs data/merged data/logs .snakemake \
 		Documents/*/document_reports Documents/combined-report.csv Documents/run-summary.json
+
+# Benchmarks on the reference corpus (../shared/corpus); BENCH_ARGS=--quick for a smoke run.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_benchmarks.py $(BENCH_ARGS)

@@ -31,8 +31,12 @@ REPORT = "language-check-report.csv"
 
 
 def find_corpus(explicit: str | None) -> Path | None:
-    candidates = [explicit, os.environ.get("BENCH_CORPUS"), str(REPO.parent / "shared" / "corpus"),
-                  "/work/shared/corpus"]
+    candidates = [
+        explicit,
+        os.environ.get("BENCH_CORPUS"),
+        str(REPO.parent / "shared" / "corpus"),
+        "/work/shared/corpus",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "Documents" / REPORT).is_file():
             return Path(candidate)
@@ -53,9 +57,11 @@ def master_copy(corpus: Path, root: Path) -> Path:
     """A real copy of Documents/ (only the report and the Markdown) under ``root``."""
     target = root / "master" / "Documents"
     if not target.exists():
-        shutil.copytree(corpus / "Documents", target,
-                        ignore=shutil.ignore_patterns("document_reports", "combined-report.csv",
-                                                      "run-summary.json"))
+        shutil.copytree(
+            corpus / "Documents",
+            target,
+            ignore=shutil.ignore_patterns("document_reports", "combined-report.csv", "run-summary.json"),
+        )
     return target
 
 
@@ -133,9 +139,15 @@ def edit_one_issue(documents: Path) -> dict[str, Any]:
     old = rows[row][i]
     rows[row][i] = old + " edited"
     write_report(report, header, rows)
-    return {"subject": subject, "filename": filename, "document_flags": n,
-            "row_in_document": len(indexes) // 2 + 1, "report_row": row + 2,
-            "issue_before": old, "issue_after": rows[row][i]}
+    return {
+        "subject": subject,
+        "filename": filename,
+        "document_flags": n,
+        "row_in_document": len(indexes) // 2 + 1,
+        "report_row": row + 2,
+        "issue_before": old,
+        "issue_after": rows[row][i],
+    }
 
 
 def fabricate_outputs(done: Path, target: Path, factor: int) -> int:

@@ -32,8 +32,14 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 GNU_TIME = shutil.which("time", path="/usr/bin:/bin") or ""
 FAKE_KEY = "bench-fake-key-not-a-secret"
-ENV_SETTINGS = {"LLM_PRIMARY", "LLM_CATEGORISER_BATCH_SIZE", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-                "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI"}
+ENV_SETTINGS = {
+    "LLM_PRIMARY",
+    "LLM_CATEGORISER_BATCH_SIZE",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+}
 HZ = os.sysconf("SC_CLK_TCK")
 
 _PLAN_RE = re.compile(
@@ -86,8 +92,11 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.5) -> dict[str, float]:
     busy = foreign_load(2.0)
     while busy >= threshold and time.monotonic() - started < max_wait:
         busy = foreign_load(5.0)
-    return {"foreign_cores": round(busy, 2), "waited_s": round(time.monotonic() - started, 1),
-            "loadavg_1m": os.getloadavg()[0]}
+    return {
+        "foreign_cores": round(busy, 2),
+        "waited_s": round(time.monotonic() - started, 1),
+        "loadavg_1m": os.getloadavg()[0],
+    }
 
 
 def machine_facts() -> dict[str, Any]:
@@ -107,14 +116,23 @@ def machine_facts() -> dict[str, Any]:
     except OSError:
         pass
     versions = subprocess.run(
-        [PYTHON, "-c", "import sys, snakemake, google.genai as g; "
-                       "print(sys.version.split()[0], snakemake.__version__, g.__version__)"],
-        capture_output=True, text=True,
+        [
+            PYTHON,
+            "-c",
+            "import sys, snakemake, google.genai as g; "
+            "print(sys.version.split()[0], snakemake.__version__, g.__version__)",
+        ],
+        capture_output=True,
+        text=True,
     ).stdout.split()
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
@@ -296,9 +314,16 @@ def snakemake(
                 sampler.join()
         wall = time.perf_counter() - started
         busy = cpu_busy_seconds() - busy0
-        run = Run(label=label, args=list(args), cores=cores, rc=rc, wall=round(wall, 3),
-                  loadavg_before=round(loadavg, 2), log_file=str(log_file),
-                  largest_child=sampler.largest())
+        run = Run(
+            label=label,
+            args=list(args),
+            cores=cores,
+            rc=rc,
+            wall=round(wall, 3),
+            loadavg_before=round(loadavg, 2),
+            log_file=str(log_file),
+            largest_child=sampler.largest(),
+        )
         if time_file.exists():
             parts = time_file.read_text().strip().splitlines()[-1].split()
             try:
@@ -326,10 +351,14 @@ def snakemake(
     run.nothing_to_do = "Nothing to be done" in output
     run.tail = "\n".join(output.splitlines()[-15:])
     ok = (expect == "ok" and rc == 0) or (expect == "fail" and rc != 0) or expect == "any"
-    log(f"{label}: rc={rc} wall={run.wall:.2f}s rss={run.rss_mb}MB jobs={sum(run.jobs.values())} "
-        f"foreign={run.foreign_cores}")
+    log(
+        f"{label}: rc={rc} wall={run.wall:.2f}s rss={run.rss_mb}MB jobs={sum(run.jobs.values())} "
+        f"foreign={run.foreign_cores}"
+    )
     if not ok:
-        raise RuntimeError(f"{label}: unexpected exit code {rc} (expected {expect}); log {log_file}\n{run.tail}")
+        raise RuntimeError(
+            f"{label}: unexpected exit code {rc} (expected {expect}); log {log_file}\n{run.tail}"
+        )
     return run
 
 
@@ -343,7 +372,9 @@ class Emulator:
         self.latency = latency
         self.proc = subprocess.Popen(
             [PYTHON, str(EMULATOR), "--port", "0", "--latency", str(latency)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
@@ -353,8 +384,9 @@ class Emulator:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def _call(self, method: str, action: str) -> Any:
-        request = urllib.request.Request(f"{self.url}/_emulator/{action}", method=method,
-                                         data=b"{}" if method == "POST" else None)
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/{action}", method=method, data=b"{}" if method == "POST" else None
+        )
         with self._opener.open(request, timeout=60) as response:
             return json.loads(response.read() or b"{}")
 
@@ -411,8 +443,13 @@ def measure_rss(code: str, cwd: Path) -> float | None:
     if not GNU_TIME:
         return None
     with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt") as handle:
-        proc = subprocess.run([GNU_TIME, "-f", "%M", "-o", handle.name, PYTHON, "-c", code],
-                              cwd=cwd, env=base_env(), capture_output=True, text=True)
+        proc = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", handle.name, PYTHON, "-c", code],
+            cwd=cwd,
+            env=base_env(),
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"standalone job failed:\n{proc.stderr[-3000:]}")
         return round(int(Path(handle.name).read_text().split()[-1]) / 1024, 1)

@@ -47,8 +47,15 @@ def _add(name: str, seconds: float) -> None:
     _timings[name] = float(_timings.get(name, 0.0)) + seconds
 
 
-def _wrap(cls: type, attr: str, name: str, *, outermost: str | None = None, first: str | None = None,
-          count: str | None = None) -> None:
+def _wrap(
+    cls: type,
+    attr: str,
+    name: str,
+    *,
+    outermost: str | None = None,
+    first: str | None = None,
+    count: str | None = None,
+) -> None:
     original = getattr(cls, attr)
 
     def timed(*args, **kwargs):

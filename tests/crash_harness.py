@@ -652,60 +652,73 @@ def run(
     kill_at: list[float] | None = None,
     kills_for: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Run baselines and trials; return the report (``differences`` must be 0)."""
+    """Run baselines and trials; return the report (``totals.differences`` must be 0).
+
+    ``parallel`` bounds the Snakemake processes running at the same time; modes and trials run
+    concurrently up to that bound.
+    """
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="crash-harness-"))
-    harness = Harness(options, root)
+    harness = Harness(options, root, parallel)
     harness.say(f"crash harness: seed {seed}, workspaces in {root}")
-    report: dict[str, Any] = {"seed": seed, "modes": modes, "kills_per_mode": kills, "corpora": {}}
+    report: dict[str, Any] = {"seed": seed, "modes": modes, "kills_per_mode": kills, "parallel": parallel,
+                              "workflow": str(options.workflow), "corpora": {}}
+
+    def one_mode(corpus: str, documents: Path, name: str, wanted: int, chain: int) -> dict[str, Any]:
+        mode = MODES[name]
+        base = harness.baseline(corpus, documents, mode, measure_restart=chain > 1 and not kill_at)
+        rng = random.Random(f"{seed}/{corpus}/{name}")
+        if kill_at:
+            plans = [sorted(kill_at)]
+        else:
+            span = base.seconds + (chain - 1) * base.restart_seconds
+            plans = kill_schedule(rng, wanted, span, chain)
+        harness.say(f"[{corpus}/{name}] kill plan (seed {seed}): "
+                    + "; ".join(f"trial {i}: {[round(t, 2) for t in p]}" for i, p in enumerate(plans)))
+        indexes = [only_trial] if only_trial is not None else list(range(len(plans)))
+        jobs = [(i, plans[i]) for i in indexes if i < len(plans)]
+        trials = _run_trials(harness, corpus, documents, mode, base, seed, jobs, parallel)
+        # top up when the machine ran faster than the baseline and a kill came after the end
+        next_index = len(plans)
+        while (not kill_at and only_trial is None and next_index < 3 * len(plans) + wanted
+               and sum(t.fired for t in trials) < wanted):
+            missing = wanted - sum(t.fired for t in trials)
+            more = kill_schedule(rng, missing, base.seconds * 0.9, 1)
+            jobs = [(next_index + i, p) for i, p in enumerate(more)]
+            next_index += len(more)
+            harness.say(f"[{corpus}/{name}] {missing} kill point(s) not reached; more trials: "
+                        + "; ".join(f"trial {i}: {[round(t, 2) for t in p]}" for i, p in jobs))
+            trials += _run_trials(harness, corpus, documents, mode, base, seed, jobs, parallel)
+        return {
+            "baseline": _baseline_json(base),
+            "trials": [_trial_json(t) for t in trials],
+            "kill_points": sum(t.fired for t in trials),
+            "kill_points_not_reached": sum(len(t.kills) - t.fired for t in trials),
+            "runs": sum(t.runs for t in trials),
+            "differences": sum(len(t.differences) for t in trials) + len(base.problems),
+            "blocked_reruns": sum(t.blocked_reruns for t in trials),
+            "unlocks": sum(t.unlocks for t in trials),
+            "tmp_leftovers": sum(len(t.tmp_leftovers) for t in trials),
+            "tmp_seen_after_kills": sum(len(k.tmp_files) for t in trials for k in t.kills),
+            "stale_locks_after_kills": sum(k.locks_left for t in trials for k in t.kills),
+            "extra_generate_content_calls": sum(
+                t.generate_content_calls - base.generate_content_calls for t in trials
+            ),
+            "seconds": round(sum(t.seconds for t in trials), 1),
+        }
+
     try:
         for corpus, documents in corpora.items():
             wanted = (kills_for or {}).get(corpus, kills)
-            chain = (per_trial or {}).get(corpus, 1)
+            chain = max(1, min((per_trial or {}).get(corpus, 1), wanted))
             section: dict[str, Any] = {"documents": str(documents), "kills_per_mode": wanted,
                                        "kills_per_trial": chain, "modes": {}}
             report["corpora"][corpus] = section
-            for name in modes:
-                mode = MODES[name]
-                base = harness.baseline(corpus, documents, mode)
-                rng = random.Random(f"{seed}/{corpus}/{name}")
-                if kill_at:
-                    plans = [sorted(kill_at)]
-                else:
-                    span = base.seconds + (chain - 1) * base.restart_seconds
-                    plans = kill_schedule(rng, wanted, span, chain)
-                harness.say(f"[{corpus}/{name}] kill plan (seed {seed}): "
-                            + "; ".join(f"trial {i}: {[round(t, 2) for t in p]}" for i, p in enumerate(plans)))
-                indexes = [only_trial] if only_trial is not None else list(range(len(plans)))
-                jobs = [(i, plans[i]) for i in indexes if i < len(plans)]
-                trials = _run_trials(harness, corpus, documents, mode, base, seed, jobs, parallel)
-                # top up when the machine ran faster than the baseline and a kill came too late
-                extra = 0
-                while (not kill_at and only_trial is None and extra < wanted
-                       and sum(t.fired for t in trials) < wanted):
-                    missing = wanted - sum(t.fired for t in trials)
-                    more = kill_schedule(rng, missing, base.seconds * 0.9, 1)
-                    start = len(plans) + extra
-                    extra += len(more)
-                    jobs = [(start + i, p) for i, p in enumerate(more)]
-                    trials += _run_trials(harness, corpus, documents, mode, base, seed, jobs, parallel)
-                section["modes"][name] = {
-                    "baseline": _baseline_json(base),
-                    "trials": [_trial_json(t) for t in trials],
-                    "kill_points": sum(t.fired for t in trials),
-                    "kill_points_not_reached": sum(len(t.kills) - t.fired for t in trials),
-                    "runs": sum(t.runs for t in trials),
-                    "differences": sum(len(t.differences) for t in trials) + len(base.problems),
-                    "blocked_reruns": sum(t.blocked_reruns for t in trials),
-                    "unlocks": sum(t.unlocks for t in trials),
-                    "tmp_leftovers": sum(len(t.tmp_leftovers) for t in trials),
-                    "tmp_seen_after_kills": sum(len(k.tmp_files) for t in trials for k in t.kills),
-                    "stale_locks_after_kills": sum(k.locks_left for t in trials for k in t.kills),
-                    "extra_generate_content_calls": sum(
-                        t.generate_content_calls - base.generate_content_calls for t in trials
-                    ),
-                    "seconds": round(sum(t.seconds for t in trials), 1),
-                }
+            corpus_started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(modes)))) as pool:
+                futures = {name: pool.submit(one_mode, corpus, documents, name, wanted, chain) for name in modes}
+                section["modes"] = {name: future.result() for name, future in futures.items()}
+            section["seconds"] = round(time.monotonic() - corpus_started, 1)
     finally:
         if not options.keep and not _any_difference(report):
             shutil.rmtree(root, ignore_errors=True)

@@ -58,3 +58,28 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     forced = snakemake(corpus_run, "--forcerun", "merge", "--dry-run").stdout
     counts = job_counts(forced)
     assert counts.get("categorise", 0) == 0 and counts["merge"] == 182
+
+
+def test_batch_mode_on_the_corpus_against_the_emulator(tmp_path, shared_corpus):
+    from gemini_emulator import GeminiEmulator
+
+    work = tmp_path / "batch"
+    shutil.copytree(shared_corpus / "Documents", work / "Documents")
+    for path in (work / "Documents").rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with GeminiEmulator(batch_mode="manual") as emu:
+        env = {"GOOGLE_GEMINI_BASE_URL": emu.url, "GEMINI_API_KEY": "corpus-test-key"}
+        args = ("--keep-going", "--config", "provider=gemini", "mode=batch")
+        first = snakemake(work, *args, env=env, check=False, timeout=1800)
+        assert first.returncode != 0
+        assert "PENDING for" in first.stdout + first.stderr
+        jobs = emu.batch_creations
+        assert 0 < jobs <= 100
+        emu.complete_all()
+        snakemake(work, *args, env=env, timeout=1800)
+        print(f"\ncorpus batch mode: {jobs} job(s), largest inline payload {emu.max_inline_batch_bytes} bytes")
+        assert emu.batch_creations == jobs
+    combined = read_rows(work / "Documents" / "combined-report.csv")
+    assert len(combined) == 5603
+    assert {r["status"] for r in combined} == {"ok"}
+    assert {r["provider"] for r in combined} == {"gemini"}
