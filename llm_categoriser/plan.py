@@ -76,6 +76,27 @@ def manifest_path(settings: Settings, subject: str, document: str) -> Path:
     return plan_dir(settings) / subject / document / "manifest.json"
 
 
+def job_spec_path(settings: Settings, job: str) -> Path:
+    return plan_dir(settings) / "jobs" / f"{job}.json"
+
+
+def write_job_specs(plan: Plan, settings: Settings) -> int:
+    """One file per batch job listing the batches it carries, rewritten only when that changes.
+
+    It is an input of the submit rule: with modification times as the only rerun trigger, a job
+    whose set of batches changes must see a newer input, not just a different list of inputs.
+    """
+    written = 0
+    folder = plan_dir(settings) / "jobs"
+    for job, refs in plan.jobs.items():
+        written += write_if_changed(job_spec_path(settings, job), dumps_json({"job": job, "batches": refs}))
+    if folder.is_dir():
+        for stale in folder.glob("*.json"):
+            if stale.stem not in plan.jobs:
+                stale.unlink()
+    return written
+
+
 def fingerprint(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
@@ -219,6 +240,8 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
             if not batch_path(settings, doc.subject, doc.document, batch_id).exists():
                 return None
     plan.jobs = group_jobs(plan, settings)
+    if any(not job_spec_path(settings, job).exists() for job in plan.jobs):
+        return None
     plan.cached = True
     return plan
 
@@ -276,6 +299,7 @@ def build_plan(
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
     plan.jobs = group_jobs(plan, settings)
+    plan.files_written += write_job_specs(plan, settings)
     summary = {
         "documents": [d.__dict__ for d in plan.documents],
         "skipped_documents": plan.skipped_documents,

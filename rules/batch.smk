@@ -8,6 +8,7 @@ localrules:
 
 rule submit:
     input:
+        spec=f"{DATA}/plan/jobs/{{job}}.json",
         batches=job_batch_files,
         templates=TEMPLATES,
     output:
