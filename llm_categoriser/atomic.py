@@ -7,6 +7,7 @@ untouched so that its modification time, which drives Snakemake's reruns, does n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -35,10 +36,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.chmod(tmp, _MODE)  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -71,3 +70,31 @@ def write_if_changed(path: str | os.PathLike[str], text: str) -> bool:
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def sweep_stale_temp_files(*folders: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folders`` (recursively).
+
+    ``atomic_write_bytes`` renames its ``.<name>.<8 random chars>.tmp`` over the target or
+    deletes it, unless the process dies in between (SIGKILL, power loss); such leftovers are
+    never read, but they pile up. Call this only when no other writer can be running in these
+    folders (the workflow does at start-up, while it holds the workspace exclusively). Returns
+    the files deleted.
+    """
+    random_chars = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")  # tempfile's alphabet
+    removed: list[Path] = []
+    for folder in folders:
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                target, dot, suffix = name[1:-4].rpartition(".")
+                if not (target and dot and len(suffix) == 8 and set(suffix) <= random_chars):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(path)
+    return removed

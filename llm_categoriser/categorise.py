@@ -19,20 +19,28 @@ def apply_answer(
     pending: set[int],
     results: dict[int, IssueResult],
     attempt: int,
+    earlier: dict[int, str] | None = None,
 ) -> dict[int, str]:
-    """Record accepted answers; return the problem of each flag still pending."""
+    """Record accepted answers; return the problem of each flag still pending.
+
+    ``status`` is ``repaired`` when the answer itself needed a repair; an answer that only came
+    on a later attempt stays ``ok`` but says so in its notes (the ``error`` column).
+    """
     problems: dict[int, str] = {}
     for local_id in sorted(pending):
         accepted = parsed.accepted.get(local_id)
         if accepted is not None:
             notes = list(accepted.notes)
+            retry_note = []
+            if attempt > 1 and earlier and local_id in earlier:
+                retry_note = [f"answered on attempt {attempt} (before: {earlier[local_id][:120]})"]
             results[local_id] = IssueResult(
                 status="repaired" if notes else "ok",
                 error_category=accepted.error_category,
                 confidence_score=accepted.confidence_score,
                 reasoning=accepted.reasoning,
                 attempts=attempt,
-                notes=notes,
+                notes=notes + retry_note,
             )
         else:
             problems[local_id] = parsed.rejected.get(local_id) or (
@@ -86,7 +94,7 @@ def categorise_batch(
         if answer.notes:
             for accepted in parsed.accepted.values():
                 accepted.notes = [*answer.notes, *accepted.notes]
-        problems = apply_answer(batch, parsed, pending, results, attempt)
+        problems = apply_answer(batch, parsed, pending, results, attempt, problems)
         if parsed.problems:
             logger.info("%s attempt %d: %s", batch["batch_id"], attempt, "; ".join(parsed.problems))
         pending = set(problems)
@@ -94,8 +102,7 @@ def categorise_batch(
         results[local_id] = IssueResult(
             status="failed",
             error=(
-                f"not categorised after {max_retries + 1} attempt(s): "
-                f"{problems.get(local_id, 'no answer')}"
+                f"not categorised after {max_retries + 1} attempt(s): {problems.get(local_id, 'no answer')}"
             ),
             attempts=max_retries + 1,
         )

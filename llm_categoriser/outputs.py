@@ -12,7 +12,6 @@ tab or a carriage return; OWASP "CSV injection") are written with a leading apos
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,13 +66,22 @@ def unescape_cell(text: str) -> str:
     return text[1:] if text.startswith("'") and _needs_escape(text[1:]) else text
 
 
+def _field(text: str) -> str:
+    """A cell quoted as the csv module's QUOTE_MINIMAL does, and also when it holds a lone CR.
+
+    (Python 3.11's writer quotes only the characters of its ``\\n`` line terminator, so a bare
+    carriage return would end the record early for every reader.)
+    """
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def render_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: escape_cell(row.get(k)) for k in writer.fieldnames})
-    return buffer.getvalue()
+    names = list(columns)
+    lines = [",".join(_field(n) for n in names)]
+    lines += [",".join(_field(escape_cell(row.get(k))) for k in names) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
@@ -187,8 +195,7 @@ def combine(
         "categories": dict(Counter(r["error_category"] for r in rows if r["error_category"]).most_common()),
         "statuses": dict(Counter(r["status"] for r in rows).most_common()),
         "subjects": {
-            subject: count
-            for subject, count in sorted(Counter(r["subject"] for r in rows).items())
+            subject: count for subject, count in sorted(Counter(r["subject"] for r in rows).items())
         },
         "requests": sum(s["requests"] for s in stats),
         "input_tokens": tokens_in,

@@ -132,8 +132,7 @@ def _selected(report: LoadedReport, settings: Settings) -> dict[tuple[str, str],
         if subjects and normalise_filter(issue.subject) not in subjects:
             continue
         if documents and not (
-            normalise_filter(issue.filename) in documents
-            or normalise_filter(issue.document) in documents
+            normalise_filter(issue.filename) in documents or normalise_filter(issue.document) in documents
         ):
             continue
         grouped.setdefault((issue.subject, issue.filename), []).append(issue)
@@ -382,8 +381,7 @@ def _plan_document(
                 anchors = [
                     pos
                     for i in batch_issues
-                    if pages_of[i.key] == page
-                    and (pos := locate(page_text, i.context, i.issue)) is not None
+                    if pages_of[i.key] == page and (pos := locate(page_text, i.context, i.issue)) is not None
                 ]
                 page_text, cut = cut_page(page_text, anchors, settings.max_page_chars)
             pages.append({"page": page, "text": page_text, "cut": cut})
@@ -457,4 +455,3 @@ def group_jobs(plan: Plan, settings: Settings) -> dict[str, list[tuple[str, str,
         if current:
             jobs[f"{subject}-{part:02d}"] = current
     return jobs
-

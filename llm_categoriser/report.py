@@ -129,10 +129,12 @@ def load_report(path: str | Path) -> LoadedReport:
         except StopIteration:
             break
         except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                hint = "a quoted cell opened on that line is never closed"
-            elif "field limit" in str(exc):
+            if "field limit" in str(exc):
                 hint = "a cell is larger than 64 MB"
+            elif "unexpected end of data" in str(exc):
+                hint = "a quoted cell opened on that line is never closed"
+            elif reader.line_num > line:
+                hint = f"a quoted cell opened on that line runs on to line {reader.line_num}; is it closed?"
             else:
                 hint = "a quote inside an unquoted cell, or text after a closing quote"
             raise ReportError(
@@ -154,8 +156,8 @@ def load_report(path: str | Path) -> LoadedReport:
             check_name(filename, "Filename")
         except UnsafePathError as exc:
             reason = (
-                f"{exc}; row skipped. Subject and Filename must be a plain folder and file name "
-                f"under {path.parent}: correct the row and rerun"
+                f"{exc}; row skipped. Subject and Filename must be a plain folder name and file name "
+                f"(no '/', '\\', '..', braces or control characters): correct the row and rerun"
             )
             report.skipped.append(SkippedRow(row_number, reason, line))
             log.warning("%s: row %d (line %d): %s", path, row_number, line, reason)

@@ -27,10 +27,13 @@ _MAX_STARTS = 200  # JSON start candidates tried in prose, so a hostile answer c
 # A category is a name, optionally prefixed by one identifier (``ErrorCategory.SPELLING_ERROR``);
 # anything longer or with other characters (an instruction, a sentence) is rejected, not mined.
 _CATEGORY_SHAPE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z][A-Za-z _-]{0,59}")
-# Text a document may plant to steer the model; a reasoning that repeats it is not trusted.
+# Text a document may plant to steer the model; a reasoning that repeats it is not trusted. Kept
+# narrow (an instruction to drop earlier instructions, or talk of the system prompt) so that a
+# reasoning quoting ordinary exam wording ("do not forget the instructions") is not rejected.
 _INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}?\b(?:instructions?|prompts?)\b"
-    r"|\bsystem prompt\b|\bnew instructions\b|\byou are now\b",
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+)?"
+    r"(?:previous|prior|above|earlier|preceding|your|system|original)\s+(?:instructions?|prompts?|rules)\b"
+    r"|\bsystem prompt\b",
     re.IGNORECASE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -31,6 +31,13 @@ if len(PLAN.warnings) > 20:
     _pkg_log.warning("... and %d more warning(s)", len(PLAN.warnings) - 20)
 for _skip in PLAN.skipped_documents:
     _pkg_log.warning("skipped %s: %s", _skip["document"], _skip["reason"])
+if PLAN.skipped_rows:
+    _pkg_log.warning(
+        "skipped %d report row(s) with unusable Subject/Filename (first: row %s: %s)",
+        len(PLAN.skipped_rows),
+        PLAN.skipped_rows[0]["row"],
+        PLAN.skipped_rows[0]["reason"],
+    )
 print(
     f"Plan: {len(PLAN.documents)} document(s), {PLAN.batches} batch(es), "
     f"{PLAN.issues} flag(s), provider {SETTINGS.provider}, mode {SETTINGS.mode} "

@@ -77,7 +77,9 @@ def test_batch_mode_on_the_corpus_against_the_emulator(tmp_path, shared_corpus):
         assert 0 < jobs <= 100
         emu.complete_all()
         snakemake(work, *args, env=env, timeout=1800)
-        print(f"\ncorpus batch mode: {jobs} job(s), largest inline payload {emu.max_inline_batch_bytes} bytes")
+        print(
+            f"\ncorpus batch mode: {jobs} job(s), largest inline payload {emu.max_inline_batch_bytes} bytes"
+        )
         assert emu.batch_creations == jobs
     combined = read_rows(work / "Documents" / "combined-report.csv")
     assert len(combined) == 5603
