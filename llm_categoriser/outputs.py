@@ -230,7 +230,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if summary["estimated_cost_usd"]:
         lines.append(f"Estimated cost: ${summary['estimated_cost_usd']:.2f}")
     lines.append(f"Combined report: {summary['combined_report']}")
-    lines.append("Per-document reports: <documents_dir>/<Subject>/document_reports/<stem>.csv")
+    folder = Path(summary["combined_report"]).parent
+    lines.append(
+        f"Per-document reports ({len(summary['document_reports'])}): "
+        f"{folder}/<Subject>/document_reports/<stem>.csv"
+    )
     return "\n".join(lines)
 
 
