@@ -1,6 +1,10 @@
 """Per-document CSVs, the combined report and the run summary."""
 
 
+localrules:
+    combine,
+
+
 rule merge:
     input:
         manifest=f"{DATA}/plan/{{subject}}/{{document}}/manifest.json",
