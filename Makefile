@@ -40,3 +40,21 @@ clean:
 # Benchmarks on the reference corpus (../shared/corpus); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_benchmarks.py $(BENCH_ARGS)
+
+# Crash safety (tests/crash_harness.py): SIGKILL the whole run at >= 20 seeded random moments per
+# mode (offline, gemini sync, gemini batch against the emulator), rerun until done, compare with an
+# uninterrupted run; on the sample corpus and on a temp copy of ../shared/corpus (skipped when
+# absent). Prints a summary and the JSON report path; e.g. STRESS_ARGS="--seed 123 --parallel 2
+# --report /tmp/stress.json --shared-kills 10".
+STRESS_ARGS ?=
+stress: $(STAMP)
+	$(BIN)/python tests/crash_harness.py --corpus all --kills 20 $(STRESS_ARGS)
+
+# SLURM end to end (tests/slurm/run_pipeline.sh): the sample corpus through a throw-away
+# single-node slurmctld/slurmd with profiles/slurm, compared byte for byte with a local run.
+# Installs slurm-wlm + munge with apt-get when missing and prints "slurm: skipped: <reason>"
+# where it cannot; uses its own venv (pinned requirements + the [slurm] extra's plugin) unless
+# .venv already has the plugin. See tests/slurm/README.md.
+.PHONY: test-slurm
+test-slurm:
+	bash tests/slurm/run_pipeline.sh

@@ -18,9 +18,52 @@ if not _pkg_log.handlers:
     _pkg_log.addHandler(_handler)
     _pkg_log.setLevel(logging.WARNING)
 
+
+def _claim_workspace(settings):
+    """Clean up after a killed run, when no other run of this workflow is alive.
+
+    A run killed by SIGKILL or a power loss leaves its .snakemake/locks behind (Snakemake then
+    refuses every later run until `snakemake --unlock`) and possibly a hidden temporary file of
+    an interrupted atomic write. Every main Snakemake process of this workflow holds a shared
+    flock on .snakemake/llm-categoriser.instance for its whole life (the kernel drops it when
+    the process dies, however it dies). A process that can take it exclusively knows that no
+    other run is alive: the locks left are stale and no temporary file is being written, so it
+    removes them before it downgrades to shared and plans (a run starting meanwhile waits for
+    the shared lock before it writes anything).
+    """
+    import fcntl
+    from pathlib import Path
+
+    from llm_categoriser.atomic import sweep_stale_temp_files
+
+    if not workflow.is_main_process:
+        return None
+    state = Path(".snakemake")
+    state.mkdir(exist_ok=True)
+    handle = open(state / "llm-categoriser.instance", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fcntl.flock(handle, fcntl.LOCK_SH)  # another run is alive: its locks are real
+        return handle
+    stale = sorted((state / "locks").glob("*.lock"))
+    for lock in stale:
+        lock.unlink(missing_ok=True)
+    temps = sweep_stale_temp_files(settings.documents_dir, settings.data_dir)
+    if stale or temps:
+        _pkg_log.warning(
+            "a previous run was killed: removed its %d lock file(s) and %d temporary file(s)",
+            len(stale),
+            len(temps),
+        )
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
 try:
     SETTINGS = resolve(config)
     validate(config, schema=str(SCHEMA_PATH))
+    _WORKSPACE_CLAIM = _claim_workspace(SETTINGS)
     PLAN = build_plan(SETTINGS)
 except CategoriserError as exc:
     raise WorkflowError(str(exc)) from None

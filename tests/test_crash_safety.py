@@ -3,8 +3,10 @@
 One harness run (module fixture) on part of the sample corpus: for sync and batch mode (gemini
 provider against the emulator; ``make stress`` adds the offline provider) the pipeline runs once
 uninterrupted, then one trial kills the whole Snakemake process group with SIGKILL at 3 seeded
-moments in a row and reruns until done. ``CRASH_SEED=<n>`` replays a seed; the seed and the kill
-times are printed and in the assertion messages.
+moments in a row and reruns until done, and one more is killed right after the emulator served a
+seeded call (a generateContent answer; a batch creation) whose answer is thus lost.
+``CRASH_SEED=<n>`` replays a seed; the seed and the kill times are printed and in the assertion
+messages.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ def test_sweep_removes_only_the_temp_files_of_killed_writers(tmp_path):
 def report():
     seed = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))
     options = Options(
-        subjects=SUBJECTS, verbose=False, check_noop=False, batch_completion="first_poll", reach=0.85
+        subjects=SUBJECTS,
+        verbose=False,
+        keep_failures=False,
+        check_noop=False,
+        batch_completion="first_poll",
+        reach=0.85,
+        latency=0.1,
     )
     result = crash_harness.run(
         {"sample": crash_harness.SAMPLE_DOCUMENTS},
@@ -53,6 +61,7 @@ def report():
         options,
         per_trial={"sample": KILLS},
         parallel=2,
+        event_kills=1,
     )
     print("\n" + format_summary(result))
     return result
@@ -79,7 +88,7 @@ def replay(report) -> str:
         f"replay: CRASH_SEED={report['seed']} pytest tests/test_crash_safety.py, or python "
         f"tests/crash_harness.py --corpus sample --modes {','.join(MODES)} --kills {KILLS} "
         f"--kills-per-trial {KILLS} --subjects {','.join(SUBJECTS)} --parallel 2 --no-noop-check "
-        f"--batch-completion first_poll --reach 0.85 --seed {report['seed']}"
+        f"--batch-completion first_poll --reach 0.85 --latency 0.1 --event-kills 1 --seed {report['seed']}"
     )
 
 
@@ -87,6 +96,7 @@ def replay(report) -> str:
 def test_every_mode_was_killed_and_converged(report):
     for mode, stats in report["corpora"]["sample"]["modes"].items():
         assert stats["kill_points"] >= KILLS, (mode, stats["kill_points"], replay(report))
+        assert stats["event_kill_points"] == 1, (mode, replay(report))
         assert stats["runs"] > stats["kill_points"], mode
 
 
@@ -98,11 +108,6 @@ def test_kills_lose_nothing_corrupt_nothing_and_duplicate_no_job(report):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a SIGKILLed run leaves .snakemake/locks and the next run refuses to start "
-    "until `snakemake --unlock`; remove this marker once rules/common.smk clears stale locks",
-)
 def test_a_killed_run_does_not_block_the_next_one(report):
     found = differences(report, blocked=True)
     assert not found, f"{len(found)} rerun(s) blocked; {replay(report)}:\n" + "\n".join(found)
