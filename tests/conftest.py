@@ -17,7 +17,7 @@ def repo() -> Path:
     return REPO
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_corpus() -> Path:
     if not (SHARED_CORPUS / "Documents" / "language-check-report.csv").exists():
         pytest.skip(f"reference corpus not found at {SHARED_CORPUS}")
