@@ -6,7 +6,8 @@
 #   cluster.sh start DIR      write DIR/slurm.conf, start munged, slurmctld, slurmd
 #                             (all state/logs/pids/sockets inside DIR), wait until
 #                             the node is idle; writes DIR/env.sh for clients
-#   cluster.sh stop DIR       TERM (then KILL) exactly the PIDs recorded in DIR/*.pid
+#   cluster.sh stop DIR       scancel jobs still active (and wait for them), then
+#                             TERM (then KILL) exactly the PIDs recorded in DIR/*.pid
 #   cluster.sh status DIR     print sinfo/squeue for the cluster in DIR
 #
 # Nothing outside DIR is written by start/stop; the daemons are started in the
@@ -304,10 +305,34 @@ cmd_start() {
     log "cluster up in $dir: $(sinfo -h -o '%P %a %D %T %N')  (source $dir/env.sh)"
 }
 
+# cancel_jobs DIR: scancel every job still queued/running on the cluster in DIR
+# and wait until slurmd has killed them. Stopping slurmd alone would leave the
+# job processes (slurmstepd and its children) running as orphans.
+cancel_jobs() {
+    local dir=$1 ids deadline
+    [ -f "$dir/slurmctld.pid" ] && pid_alive "$(cat "$dir/slurmctld.pid")" || return 0
+    [ -f "$dir/slurmd.pid" ] && pid_alive "$(cat "$dir/slurmd.pid")" || return 0
+    local active=PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING
+    ids=$(SLURM_CONF=$dir/slurm.conf squeue -h -t "$active" -o %i 2>/dev/null | tr '\n' ' ')
+    [ -n "${ids// /}" ] || return 0
+    log "cancelling jobs still active: $ids"
+    # shellcheck disable=SC2086
+    SLURM_CONF=$dir/slurm.conf scancel $ids 2>/dev/null || true
+    deadline=$(( $(date +%s) + STOP_TIMEOUT + 10 ))  # KillWait=5 s in slurm.conf
+    while [ -n "$(SLURM_CONF=$dir/slurm.conf squeue -h -t "$active" -o %i 2>/dev/null)" ]; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log "jobs still active after scancel: $(SLURM_CONF=$dir/slurm.conf squeue -h -t "$active" -o '%i:%T' | tr '\n' ' ')"
+            return 0
+        fi
+        sleep 0.5
+    done
+}
+
 cmd_stop() {
     local dir=${1:-}
     [ -n "$dir" ] || die "usage: $PROG stop DIR"
     [ -d "$dir" ] || { log "no such dir $dir, nothing to stop"; return 0; }
+    cancel_jobs "$dir"
     local d pid pids=()
     for d in "${DAEMONS[@]}"; do
         [ -f "$dir/$d.pid" ] || continue
