@@ -186,7 +186,7 @@ def _cmdline(pid: int) -> str:
 class ChildMemorySampler(threading.Thread):
     """Polls the peak RSS (VmHWM) of the descendants of the Snakemake process (job subprocesses)."""
 
-    def __init__(self, root_pid: int, interval: float = 0.1, wrapped: bool = True) -> None:
+    def __init__(self, root_pid: int, interval: float = 0.25, wrapped: bool = True) -> None:
         super().__init__(daemon=True)
         self.root_pid = root_pid
         self.wrapped = wrapped  # root is /usr/bin/time: Snakemake is its child
@@ -280,6 +280,7 @@ def snakemake(
     logs: Path | None = None,
     expect: str = "ok",
     profile: Path | None = None,
+    profile_threads: bool = False,
     timeout: float = 4 * 3600,
 ) -> Run:
     """Run the workflow in ``workdir``; ``expect`` is "ok" (exit 0), "fail" (non-zero) or "any"."""
@@ -297,8 +298,11 @@ def snakemake(
         run_env["BENCH_TIMINGS_FILE"] = str(timings_file)
         if profile is not None:
             run_env["BENCH_PROFILE"] = str(profile)
+            if profile_threads:
+                run_env["BENCH_PROFILE_THREADS"] = "1"
         loadavg = os.getloadavg()[0]
         busy0 = cpu_busy_seconds()
+        launched_at = time.time()
         started = time.perf_counter()
         with open(log_file, "w", encoding="utf-8") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=run_env)
@@ -335,7 +339,10 @@ def snakemake(
             run.foreign_cores = round(max(0.0, busy - run.cpu_s) / wall, 2)
         if timings_file.exists():
             phases = json.loads(timings_file.read_text())
-            phases.pop("started_at", None)
+            phases["startup"] = phases.pop("started_at", launched_at) - launched_at
+            if "total" in phases:
+                phases["shutdown"] = phases["total"] - phases.get("main_end", phases["total"])
+                phases["unaccounted"] = wall - phases["startup"] - phases["total"]
             run.phases = {k: round(v, 3) if isinstance(v, float) else v for k, v in phases.items()}
     output = log_file.read_text(encoding="utf-8", errors="replace")
     match = _PLAN_RE.search(output)

@@ -82,12 +82,12 @@ DOC_END = "<!-- bench:end -->"
 
 
 class Context:
-    def __init__(self, args: argparse.Namespace, corpus: Path, root: Path) -> None:
+    def __init__(self, args: argparse.Namespace, corpus: Path | None, root: Path | None) -> None:
         self.args = args
         self.corpus = corpus
-        self.root = root
-        self.logs = root / "logs"
-        self.master = master_copy(corpus, root)
+        self.root = root or Path(tempfile.gettempdir())
+        self.logs = self.root / "logs"
+        self.master = master_copy(corpus, self.root) if corpus is not None else self.root
         self.reps = 1 if args.quick else args.reps
         self.results: dict[str, Any] = {}
         self.keep: dict[str, Path] = {}
@@ -881,6 +881,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip cProfile runs for missed targets")
     parser.add_argument("--keep", action="store_true", help="keep the work folders (printed at the end)")
     parser.add_argument("--tmp", default=None, help="parent folder of the temporary benchmark folder")
+    parser.add_argument(
+        "--from-json", default=None, help="only rebuild the table (and --docs) from this results file"
+    )
     args = parser.parse_args(argv)
     args.latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
     args.scales = [int(x) for x in args.scales.split(",") if x.strip()]
@@ -893,8 +896,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def report_only(args: argparse.Namespace) -> int:
+    """Rebuild the table and the docs section from an earlier results file."""
+    results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+    settings = results.get("settings", {})
+    args.quick = bool(settings.get("quick", args.quick))
+    args.reps = int(settings.get("reps", args.reps))
+    ctx = Context(args, None, None)
+    ctx.results = results
+    rows, verdicts = build_table(ctx)
+    print(render_table(rows, markdown=False))
+    if args.docs:
+        write_docs(Path(args.docs), docs_section(ctx, rows, verdicts))
+        log(f"summary written to {args.docs}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        return report_only(args)
     corpus = find_corpus(args.corpus)
     if corpus is None:
         print("benchmarks: reference corpus not found (../shared/corpus/Documents); nothing measured.")

@@ -22,11 +22,17 @@ phase of the run, measured by wrapping Snakemake's own methods:
     the DAG). ``dag = build_dag + postprocess_first`` is what the benchmark reports as the
     DAG-building time; ``postprocess_total`` / ``postprocess_calls`` cover every later call too
     (the scheduler calls it after each finished job).
+``main_end``
+    from the start of this module to the return of ``snakemake.cli.main`` (``total - main_end``
+    is interpreter shutdown: joining threads, atexit handlers).
 ``total``
-    from the start of this module to interpreter exit.
+    from the start of this module to interpreter exit (the caller adds the interpreter start-up
+    before this module runs: ``started_at`` minus its own launch time).
 
-``BENCH_PROFILE=<path>`` additionally runs the whole thing under ``cProfile`` (main thread only;
-jobs of ``run:`` rules execute in worker threads) and dumps the stats there.
+``BENCH_PROFILE=<path>`` additionally runs the whole thing under ``cProfile`` and dumps the stats
+there: the main thread (parsing, planning, DAG, scheduling) to ``<path>``, and, with
+``BENCH_PROFILE_THREADS=1``, every other thread (the jobs of ``run:`` rules execute in Snakemake's
+worker threads with ``force-use-threads``) to ``<path>.threads``, merged.
 """
 
 from __future__ import annotations
@@ -117,10 +123,13 @@ def main() -> None:
     sys.argv[0] = "snakemake"
     profile_path = os.environ.get("BENCH_PROFILE")
     if not profile_path:
-        snakemake.cli.main()
+        _run_main(snakemake.cli.main)
         return
     import cProfile
+    import threading
 
+    if os.environ.get("BENCH_PROFILE_THREADS"):
+        _profile_threads(profile_path + ".threads", threading, cProfile)
     profiler = cProfile.Profile()
 
     def dump() -> None:
@@ -129,7 +138,47 @@ def main() -> None:
 
     atexit.register(dump)  # runs before _write (LIFO); main() ends with sys.exit
     profiler.enable()
-    snakemake.cli.main()
+    _run_main(snakemake.cli.main)
+
+
+def _run_main(entry) -> None:
+    """Run Snakemake's CLI; ``main_end`` marks its return (the rest of ``total`` is shutdown)."""
+    try:
+        entry()
+    finally:
+        _timings["main_end"] = time.perf_counter() - _T0
+
+
+def _profile_threads(path: str, threading, cProfile) -> None:
+    """Profile the body of every thread started from now on; merge them into ``path`` at exit."""
+    import pstats
+
+    lock = threading.Lock()
+    finished: list = []
+    original_run = threading.Thread.run
+
+    def run(self):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            return original_run(self)
+        finally:
+            profiler.disable()
+            with lock:
+                finished.append(profiler)
+
+    threading.Thread.run = run
+
+    def merge() -> None:
+        with lock:
+            profiles = list(finished)
+        if profiles:
+            stats = pstats.Stats(profiles[0])
+            for extra in profiles[1:]:
+                stats.add(extra)
+            stats.dump_stats(path)
+
+    atexit.register(merge)
 
 
 if __name__ == "__main__":
