@@ -38,7 +38,7 @@
 #                              snakemake-executor-plugin-slurm==<pyproject [slurm] pin>
 #                              The project .venv is never modified (the plugin
 #                              pulls in pandas, which every snakemake start then
-#                              imports: ~1 s per process).
+#                              imports: ~0.5-1 s per process).
 #
 # Environment knobs:
 #   SLURM_TEST_SNAPSHOT=0      run the checkout's Snakefile/profiles directly
@@ -178,8 +178,8 @@ cleanup() {
         # SIGINT (not TERM): snakemake then scancels its SLURM jobs and exits;
         # on TERM it would wait for the running jobs to finish.
         kill -INT "$SMPID" 2>/dev/null || true
-        local i
-        for i in $(seq 1 120); do kill -0 "$SMPID" 2>/dev/null || break; sleep 0.5; done
+        local _
+        for _ in $(seq 1 120); do kill -0 "$SMPID" 2>/dev/null || break; sleep 0.5; done
         kill -KILL "$SMPID" 2>/dev/null || true
     fi
     bash "$CLUSTER" stop "$CDIR" >/dev/null 2>&1 || true
@@ -232,7 +232,9 @@ make_workdir() { # DIR
 }
 LOCAL_WD=$WORK/local
 SLURM_WD=$WORK/slurm
-make_workdir "$LOCAL_WD" && make_workdir "$SLURM_WD" || abort "cannot copy the sample corpus"
+if ! { make_workdir "$LOCAL_WD" && make_workdir "$SLURM_WD"; }; then
+    abort "cannot copy the sample corpus"
+fi
 phase_end prepare
 
 # ---- 4. local reference run ----------------------------------------------------
@@ -340,9 +342,9 @@ for r in categorise merge; do
     [ "$n" = 0 ] || fail "$n $r job(s) ran locally in the main snakemake process"
 done
 # every produced categorise/merge output is one the SLURM jobs wrote
-for f in $(awk '$2 == "categorise" || $2 == "merge" { print $3 }' "$EXECS"); do
+while read -r f; do
     [ -s "$SLURM_WD/$f" ] || fail "output $f of a SLURM job is missing"
-done
+done < <(awk '$2 == "categorise" || $2 == "merge" { print $3 }' "$EXECS")
 if grep -q "^localrule combine:" "$SLURM_LOG"; then
     COMBINE_WHERE="local (main process)"
 elif [ "$(count_rule combine)" = 1 ]; then
@@ -389,13 +391,12 @@ for f in "${CSV_LIST[@]}"; do
         diff "$LOCAL_WD/$f" "$SLURM_WD/$f" | head -n 6 >&2
     fi
 done
-for f in Documents/combined-report.csv; do
-    if cmp -s "$LOCAL_WD/$f" "$SLURM_WD/$f"; then
-        n_same=$((n_same + 1))
-    else
-        fail "$f differs between the local and the SLURM run"
-    fi
-done
+f=Documents/combined-report.csv
+if cmp -s "$LOCAL_WD/$f" "$SLURM_WD/$f"; then
+    n_same=$((n_same + 1))
+else
+    fail "$f differs between the local and the SLURM run"
+fi
 say "CSV comparison: $n_same/$((n_csv + 1)) identical (${n_csv} per-document CSVs + combined-report.csv), sha256 of all: $(cd "$SLURM_WD" && cat "${CSV_LIST[@]}" | sha256sum | cut -c1-16)"
 phase_end verify
 
