@@ -13,6 +13,9 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# byte-compile the package now: every Snakemake start imports it (matters where
+	@# PYTHONDONTWRITEBYTECODE is set, as on many CI images)
+	$(BIN)/python -m compileall -q llm_categoriser
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,4 +1,4 @@
-"""Render the prompt templates (files, so Snakemake can track them as inputs).
+"""Render the prompt templates (files under ``prompts/``; their digest is part of every batch fingerprint).
 
 Templates use ``string.Template`` placeholders (``$subject``) so that braces in Markdown need
 no escaping. The flags go in a Markdown table (cells with ``|`` escaped, no HTML escaping),

@@ -58,8 +58,9 @@ class Settings(BaseModel):
 
 @cache
 def schema() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)
 
 
 def _as_list(value: Any) -> tuple[str, ...]:

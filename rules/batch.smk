@@ -10,7 +10,6 @@ rule submit:
     input:
         spec=f"{DATA}/plan/jobs/{{job}}.json",
         batches=job_batch_files,
-        templates=TEMPLATES,
     output:
         f"{DATA}/jobs/{{job}}/handle.json",
     log:

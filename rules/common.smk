@@ -1,5 +1,7 @@
 """Configuration, the plan (computed at parse time) and path helpers shared by the rules."""
 
+import atexit
+import gc
 import logging
 import sys
 
@@ -7,9 +9,11 @@ sys.path.insert(0, workflow.basedir)
 
 from llm_categoriser.errors import CategoriserError
 from llm_categoriser.plan import build_plan
-from llm_categoriser.settings import SCHEMA_PATH, resolve, template_paths
+from llm_categoriser.settings import SCHEMA_PATH, resolve
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+gc.freeze()  # see the end of this file
 
 _pkg_log = logging.getLogger("llm_categoriser")
 if not _pkg_log.handlers:
@@ -91,7 +95,6 @@ print(
 
 DOCS = SETTINGS.documents_dir
 DATA = SETTINGS.data_dir
-TEMPLATES = [str(p) for p in template_paths().values()]
 COMBINED_CSV = f"{DOCS}/combined-report.csv"
 SUMMARY_JSON = f"{DOCS}/run-summary.json"
 PLAN_JSON = f"{DATA}/plan/plan.json"
@@ -105,9 +108,9 @@ wildcard_constraints:
     job=r"[^/]+",
 
 
-def api_slots(wildcards):
-    """One unit of the `api` resource per job that talks to a remote model."""
-    return 0 if SETTINGS.provider == "offline" else 1
+# One unit of the `api` resource per job that talks to a remote model. A constant, not a
+# function: resource functions are called once per job while the DAG is built.
+API_SLOTS = 0 if SETTINGS.provider == "offline" else 1
 
 
 JOB_OF = {ref: job for job, refs in PLAN.jobs.items() for ref in refs}
@@ -150,3 +153,13 @@ def document_csvs():
 
 def document_stats():
     return [f"{DATA}/merged/{d.subject}/{d.document}.json" for d in PLAN.documents]
+
+
+# The workflow process holds ~180,000 long-lived objects after parsing (Snakemake, pydantic,
+# the plan) and as many again once the DAG exists. Freezing the first set keeps the cyclic
+# garbage collector from rescanning it while the DAG is built, and freezing everything at exit
+# skips the final collection, which the operating system makes redundant: together about 1 s
+# of a 4 s no-op run on the reference corpus (docs/BENCHMARKS.md). Nothing here relies on
+# finalisers of objects in reference cycles; files are written atomically and closed explicitly.
+gc.freeze()
+atexit.register(gc.freeze)

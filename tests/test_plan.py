@@ -1,0 +1,96 @@
+"""The plan's change detection: what Snakemake's mtime trigger sees when an input of a batch changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import HEADER, write_doc
+
+from llm_categoriser import plan as plan_module
+from llm_categoriser import prompts
+from llm_categoriser.plan import batch_path, build_plan
+from llm_categoriser.settings import PROMPTS_DIR, resolve
+
+ROWS = (
+    'Geo,a.md,1,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT\n'
+    'Geo,b.md,1,RULE,misspelling,centre,Msg,center,"...the **centre** of...",LT\n'
+)
+
+
+@pytest.fixture
+def templates(tmp_path, monkeypatch) -> Path:
+    """A private copy of the prompt templates, used by the plan instead of the package's own."""
+    folder = tmp_path / "prompts"
+    shutil.copytree(PROMPTS_DIR, folder)
+    names = {"system": "system.md", "user": "user.md", "retry": "retry.md"}
+    monkeypatch.setattr(prompts, "template_paths", lambda: {k: folder / v for k, v in names.items()})
+    prompts.load_templates.cache_clear()
+    yield folder
+    prompts.load_templates.cache_clear()
+
+
+def _settings(tmp_path: Path):
+    documents = tmp_path / "Documents"
+    write_doc(documents, "Geo", "a.md", "{1}\n------\nthe colour of it\n")
+    write_doc(documents, "Geo", "b.md", "{1}\n------\nthe centre of it\n")
+    (documents / "language-check-report.csv").write_text(HEADER + ROWS, encoding="utf-8")
+    return resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")})
+
+
+def _specs(settings, plan) -> dict[str, tuple[int, bytes]]:
+    out = {}
+    for doc in plan.documents:
+        for batch in doc.batch_ids:
+            path = batch_path(settings, doc.subject, doc.document, batch)
+            out[str(path)] = (path.stat().st_mtime_ns, path.read_bytes())
+    return out
+
+
+def test_editing_a_prompt_template_rewrites_every_batch_spec(tmp_path, templates):
+    """Templates are not rule inputs: the batch specs carry their digest instead."""
+    settings = _settings(tmp_path)
+    first = build_plan(settings)
+    before = _specs(settings, first)
+    assert len(before) == 2
+
+    again = build_plan(settings)
+    assert again.cached and _specs(settings, again) == before
+
+    (templates / "system.md").write_text("A different system prompt.\n", encoding="utf-8")
+    prompts.load_templates.cache_clear()
+    changed = build_plan(settings)
+    after = _specs(settings, changed)
+    assert not changed.cached
+    assert after.keys() == before.keys()
+    for path, (mtime, content) in after.items():
+        assert content != before[path][1], f"{path} kept its old fingerprint"
+        assert mtime > before[path][0], f"{path} was not rewritten"
+
+
+def test_unchanged_templates_and_inputs_rewrite_nothing(tmp_path, templates, monkeypatch):
+    settings = _settings(tmp_path)
+    before = _specs(settings, build_plan(settings))
+    monkeypatch.setattr(plan_module, "_load_cached_plan", lambda settings: None)  # force a re-plan
+    replanned = build_plan(settings)
+    assert replanned.files_written == 0
+    assert _specs(settings, replanned) == before
+
+
+@pytest.mark.parametrize("victim", ["batch", "manifest", "plan"])
+def test_a_deleted_planning_file_is_rewritten_not_trusted(tmp_path, templates, victim):
+    """The plan cache is used only while every file it stands for still exists."""
+    settings = _settings(tmp_path)
+    first = build_plan(settings)
+    doc = first.documents[0]
+    path = {
+        "batch": batch_path(settings, doc.subject, doc.document, doc.batch_ids[0]),
+        "manifest": plan_module.manifest_path(settings, doc.subject, doc.document),
+        "plan": plan_module.plan_dir(settings) / "plan.json",
+    }[victim]
+    path.unlink()
+    again = build_plan(settings)
+    assert not again.cached
+    assert path.exists()
+    assert build_plan(settings).cached
