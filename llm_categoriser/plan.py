@@ -68,8 +68,12 @@ def plan_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "plan"
 
 
+def batches_dir(settings: Settings, subject: str, document: str) -> Path:
+    return plan_dir(settings) / subject / document / "batches"
+
+
 def batch_path(settings: Settings, subject: str, document: str, batch_id: str) -> Path:
-    return plan_dir(settings) / subject / document / "batches" / f"{batch_id}.json"
+    return batches_dir(settings, subject, document) / f"{batch_id}.json"
 
 
 def manifest_path(settings: Settings, subject: str, document: str) -> Path:
@@ -245,9 +249,9 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
     )
     # One directory listing per document rather than a stat per file (1,066 batch specs).
     for doc in plan.documents:
-        batches = batch_path(settings, doc.subject, doc.document, "x").parent
         if not manifest_path(settings, doc.subject, doc.document).exists():
             return None
+        batches = batches_dir(settings, doc.subject, doc.document)
         if not _has_files(batches, (f"{b}.json" for b in doc.batch_ids)):
             return None
     plan.jobs = group_jobs(plan, settings)

@@ -76,6 +76,8 @@ if str(HERE) not in sys.path:
 
 from gemini_emulator import GeminiEmulator  # noqa: E402
 
+from llm_categoriser.outputs import COMBINED_COLUMNS, DOCUMENT_COLUMNS  # noqa: E402
+
 SAMPLE_DOCUMENTS = REPO / "Documents"
 SHARED_DOCUMENTS = REPO.parent / "shared" / "corpus" / "Documents"
 OUTPUT_NAMES = ("document_reports", "combined-report.csv", "run-summary.json")
@@ -89,26 +91,8 @@ ENV_DROP = {
 FAKE_KEY = "crash-harness-fake-key"
 TMP_NAME = re.compile(r"^\..+\.tmp$")
 DAG_MARKER = b"Building DAG of jobs"
-DOCUMENT_HEADER = [
-    "issue_id",
-    "page_number",
-    "issue",
-    "highlighted_context",
-    "pass_code",
-    "error_category",
-    "confidence_score",
-    "reasoning",
-    "rule_id",
-    "type",
-    "message",
-    "suggestions",
-    "issue_key",
-    "provider",
-    "model",
-    "status",
-    "error",
-]
-COMBINED_HEADER = ["subject", "filename", *DOCUMENT_HEADER]
+DOCUMENT_HEADER = list(DOCUMENT_COLUMNS)
+COMBINED_HEADER = list(COMBINED_COLUMNS)
 GOOD_STATUSES = {"ok", "repaired"}
 
 

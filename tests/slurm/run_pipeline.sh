@@ -57,18 +57,9 @@ VENV=${SLURM_TEST_VENV:-/tmp/llm-categoriser-slurm-venv}
 RUN_TIMEOUT=${SLURM_TEST_TIMEOUT:-900}
 PROG=run_pipeline
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source-path=SCRIPTDIR source=timing.sh
+source "$HERE/timing.sh"
 say() { echo "[$PROG] $*"; }
-T0=$(now)
-TIMES=()
-phase_start=$T0
-phase_end() { # NAME
-    local t
-    t=$(now)
-    TIMES+=("$1=$(secs "$phase_start" "$t")s")
-    phase_start=$t
-}
 
 skip() {
     echo "$PROG: SKIP: $*" >&2
