@@ -121,8 +121,8 @@ def tokens_from_results(workdir: Path) -> dict[str, int]:
     import json
 
     tokens = requests = 0
-    for path in (workdir / "data" / "results").rglob("*.json"):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        tokens += int(data.get("input_tokens") or 0)
-        requests += int(data.get("requests") or 0)
+    for path in (workdir / "data" / "results").rglob("part-*.json"):
+        for batch in json.loads(path.read_text(encoding="utf-8"))["batches"]:
+            tokens += int(batch.get("input_tokens") or 0)
+            requests += int(batch.get("requests") or 0)
     return {"input_tokens": tokens, "requests": requests, "approx_chars": tokens * 4}

@@ -11,8 +11,8 @@ Files of a job ``J`` under ``<data_dir>/jobs/J/``:
   and removes the dead handle, so the next run resubmits, up to ``max_job_attempts``; after
   that the job's flags are written as explicitly failed instead of blocking the run forever.
 
-Answers already obtained are kept per batch fingerprint in ``<data_dir>/cache/``, so a
-resubmitted job (an edited flag, a dead job) only sends the batches that still need an answer.
+Answers already obtained are kept per batch fingerprint in ``<data_dir>/cache/`` (``answers.py``),
+so a resubmitted job (an edited flag, a dead job) only sends the batches that still need an answer.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .answers import load_answer, save_answer
 from .atomic import atomic_write_json, read_json
 from .categorise import categorise_batch
 from .models import BatchResult, IssueResult
@@ -77,23 +78,6 @@ def job_dir(settings: Settings, job: str) -> Path:
     return Path(settings.data_dir) / "jobs" / job
 
 
-def cache_path(settings: Settings, fingerprint: str) -> Path:
-    return Path(settings.data_dir) / "cache" / fingerprint[:2] / f"{fingerprint}.json"
-
-
-def load_cached(settings: Settings, fingerprint: str) -> BatchResult | None:
-    path = cache_path(settings, fingerprint)
-    try:
-        result = BatchResult.model_validate(read_json(path))
-    except (FileNotFoundError, ValueError):
-        return None
-    if result.fingerprint != fingerprint or any(
-        i.status in ("failed", "missing") for i in result.items.values()
-    ):
-        return None
-    return result
-
-
 def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -135,7 +119,7 @@ def submit(
     refs: list[BatchRef] = []
     to_send: list[dict[str, Any]] = []
     for batch, index in zip(batches, indexes, strict=True):
-        cached = load_cached(settings, batch["fingerprint"]) is not None
+        cached = settings.reuse_answers and load_answer(settings.data_dir, batch["fingerprint"]) is not None
         refs.append(
             BatchRef(
                 subject=batch["subject"],
@@ -264,7 +248,7 @@ def fetch(
     to_answer = [r for r in handle.batches if not r.cached]
     for ref in handle.batches:
         if ref.cached:
-            cached = load_cached(settings, ref.fingerprint)
+            cached = load_answer(settings.data_dir, ref.fingerprint)
             if cached is None:
                 raise RuntimeError(
                     f"cached answer for {ref.batch_id} vanished; delete {handle_file} and rerun"
@@ -309,8 +293,7 @@ def fetch(
             )
             result.extra["job"] = handle.name
             results.append(result)
-            if all(i.status in ("ok", "repaired") for i in result.items.values()):
-                atomic_write_json(cache_path(settings, ref.fingerprint), result.model_dump(mode="json"))
+            save_answer(settings.data_dir, result)
     payload = {
         "job": handle.job,
         "name": handle.name,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
+from .answers import load_answer, save_answer
 from .models import BatchResult, IssueResult
 from .prompts import Templates, load_templates, render_user
 from .providers.base import Answer, Provider, Request
@@ -116,3 +120,47 @@ def categorise_batch(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
+
+
+def categorise_part(
+    batches: list[dict[str, Any]],
+    provider: Callable[[], Provider],
+    data_dir: str | os.PathLike[str],
+    max_retries: int,
+    reuse: bool = True,
+    logger: logging.Logger | None = None,
+) -> tuple[list[BatchResult], int]:
+    """Categorise ``batches`` one after another; return their results and how many were reused.
+
+    A batch with a complete answer in the cache (``answers.py``) is not sent again when
+    ``reuse``; every new complete answer is saved there atomically before the next batch is
+    sent, so a crash loses at most the batch in flight. ``provider`` makes the provider, once,
+    for the first batch that needs the model.
+    """
+    logger = logger or log
+    results: list[BatchResult] = []
+    reused = 0
+    made: Provider | None = None
+    for batch in batches:
+        saved = load_answer(data_dir, batch["fingerprint"], logger) if reuse else None
+        if saved is not None:
+            results.append(saved)
+            reused += 1
+            continue
+        started = time.perf_counter()
+        made = made or provider()
+        result = categorise_batch(batch, made, max_retries, logger=logger)
+        save_answer(data_dir, result)
+        results.append(result)
+        statuses: dict[str, int] = {}
+        for item in result.items.values():
+            statuses[item.status] = statuses.get(item.status, 0) + 1
+        logger.info(
+            "%s: %d flag(s) %s, %d request(s) in %.2f s",
+            batch["batch_id"],
+            len(result.items),
+            statuses,
+            result.requests,
+            time.perf_counter() - started,
+        )
+    return results, reused

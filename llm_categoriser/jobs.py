@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import atomic_write_json, read_json
-from .categorise import categorise_batch
 from .outputs import merge_document
+from .plan import batch_path
 from .providers import make_provider
 from .settings import Settings
 
@@ -42,24 +42,50 @@ def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
         logger.removeHandler(handler)
 
 
-def run_categorise(batch_file: str, output: str, log_file: str, settings: Settings) -> None:
+def run_categorise(manifest_file: str, part: int, output: str, log_file: str, settings: Settings) -> None:
+    """Sync mode: categorise part ``part`` (1-based) of a document, one batch after another.
+
+    Each batch's answer is kept in ``data/cache`` as soon as it arrives, so a crash loses at most
+    the batch in flight, and a batch whose fingerprint is unchanged is answered from there
+    without a request (``answers.py``).
+    """
+    from .categorise import categorise_part
+
     with job_logger(log_file, "categorise") as logger:
         started = time.perf_counter()
-        batch = read_json(batch_file)
-        provider = make_provider(settings)
-        result = categorise_batch(batch, provider, settings.max_retries, logger=logger)
-        atomic_write_json(output, result.model_dump(mode="json"))
+        manifest = read_json(manifest_file)
+        parts = manifest["parts"]
+        if not 1 <= part <= len(parts):
+            raise ValueError(
+                f"{manifest_file} has {len(parts)} part(s), not part {part}: the plan changed while "
+                f"Snakemake ran; run it again"
+            )
+        batches = [
+            read_json(batch_path(settings, manifest["subject"], manifest["document"], batch_id))
+            for batch_id in parts[part - 1]
+        ]
+        results, reused = categorise_part(
+            batches,
+            lambda: make_provider(settings),  # not made when every answer is saved
+            settings.data_dir,
+            settings.max_retries,
+            reuse=settings.reuse_answers,
+            logger=logger,
+        )
+        atomic_write_json(output, {"part": part, "batches": [r.model_dump(mode="json") for r in results]})
         statuses: dict[str, int] = {}
-        for item in result.items.values():
-            statuses[item.status] = statuses.get(item.status, 0) + 1
+        for result in results:
+            for item in result.items.values():
+                statuses[item.status] = statuses.get(item.status, 0) + 1
         logger.info(
-            "%s/%s %s: %d flag(s) %s, %d request(s) in %.2f s",
-            batch["subject"],
-            batch["document"],
-            batch["batch_id"],
-            len(result.items),
+            "%s/%s part %d: %d batch(es), %d answered from data/cache, %d flag(s) %s in %.2f s",
+            manifest["subject"],
+            manifest["document"],
+            part,
+            len(results),
+            reused,
+            sum(statuses.values()),
             statuses,
-            result.requests,
             time.perf_counter() - started,
         )
 

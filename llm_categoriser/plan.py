@@ -43,6 +43,14 @@ class DocumentPlan:
     batch_ids: list[str]
     issues: int
 
+    def parts(self, size: int) -> list[list[str]]:
+        return split_parts(self.batch_ids, size)
+
+
+def split_parts(batch_ids: list[str], size: int) -> list[list[str]]:
+    """Sync mode: a document's batches in report order, cut into categorise jobs of ``size``."""
+    return [batch_ids[start : start + size] for start in range(0, len(batch_ids), size)]
+
 
 @dataclass
 class Plan:
@@ -364,6 +372,7 @@ def _plan_document(
     )
     by_key = {i.key: i for i in issues}
     batch_of: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
     written = 0
     wanted_files: set[str] = set()
     for spec in specs:
@@ -412,19 +421,23 @@ def _plan_document(
             "issues": entries,
             "pages": pages,
         }
-        payload["fingerprint"] = fingerprint(payload)
+        payload["fingerprint"] = fingerprints[spec.batch_id] = fingerprint(payload)
         path = batch_path(settings, subject, document, spec.batch_id)
         wanted_files.add(path.name)
         written += write_if_changed(path, dumps_json(payload))
-    batches_dir = batch_path(settings, subject, document, "x").parent
-    for stale in batches_dir.glob("*.json"):
+    for stale in batches_dir(settings, subject, document).glob("*.json"):
         if stale.name not in wanted_files:
             stale.unlink()
+    batch_ids = [s.batch_id for s in specs]
     manifest = {
         "subject": subject,
         "filename": filename,
         "document": document,
-        "batches": [s.batch_id for s in specs],
+        "batches": batch_ids,
+        # Every batch's fingerprint, so that the manifest changes whenever a batch does: it is
+        # the only input of the sync categorise jobs (one file per job keeps the DAG small).
+        "fingerprints": fingerprints,
+        "parts": split_parts(batch_ids, settings.sync_batches_per_job),
         "issues": [
             {
                 "issue_id": n,

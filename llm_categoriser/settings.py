@@ -50,6 +50,8 @@ class Settings(BaseModel):
     max_batches_per_job: int = 60
     max_inline_bytes: int = 10_000_000
     max_job_attempts: int = 3
+    sync_batches_per_job: int = 8
+    reuse_answers: bool = True
 
     @property
     def effective_model(self) -> str:

@@ -1,21 +1,24 @@
-"""Synchronous categorisation: one job per batch.
+"""Synchronous categorisation: one job per document part (`sync_batches_per_job` batches).
 
-The prompt templates are not inputs: their digest is part of every batch spec's fingerprint
-(`plan.request_settings`), so editing a template rewrites the specs and reruns the batches, and
-the DAG carries one input file per job instead of four.
+The only input is the document's manifest, which lists every batch's fingerprint (flags, page
+text, provider, model, settings, prompt digest), so any change to a batch rewrites it. Every
+part of that document then reruns, and each batch whose fingerprint is unchanged is answered
+from data/cache without a request: an edit re-sends exactly the batches it changed. Parts
+rather than one job per batch keep Snakemake's per-job cost small on big corpora
+(docs/BENCHMARKS.md).
 """
 
 
 rule categorise:
     input:
-        batch=f"{DATA}/plan/{{subject}}/{{document}}/batches/{{batch}}.json",
+        f"{DATA}/plan/{{subject}}/{{document}}/manifest.json",
     output:
-        f"{DATA}/results/{{subject}}/{{document}}/{{batch}}.json",
+        f"{DATA}/results/{{subject}}/{{document}}/part-{{part}}.json",
     log:
-        f"{DATA}/logs/categorise/{{subject}}/{{document}}/{{batch}}.log",
+        f"{DATA}/logs/categorise/{{subject}}/{{document}}/part-{{part}}.log",
     resources:
         api=API_SLOTS,
     run:
         from llm_categoriser.jobs import run_categorise
 
-        run_categorise(input.batch, output[0], log[0], SETTINGS)
+        run_categorise(input[0], int(wildcards.part), output[0], log[0], SETTINGS)

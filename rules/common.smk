@@ -104,7 +104,7 @@ DOC_INDEX = {(d.subject, d.document): d for d in PLAN.documents}
 wildcard_constraints:
     subject=r"[^/]+",
     document=r"[^/]+",
-    batch=r"[^/]+",
+    part=r"[0-9]+",
     job=r"[^/]+",
 
 
@@ -121,16 +121,17 @@ def batch_file(subject, document, batch):
 
 
 def document_results(wildcards):
-    """Sync mode: one result per batch; batch mode: the results of the jobs that carry them."""
+    """Sync mode: one result per part; batch mode: the results of the jobs that carry them."""
     doc = DOC_INDEX[(wildcards.subject, wildcards.document)]
     if SETTINGS.mode == "batch":
         jobs = dict.fromkeys(
             JOB_OF[(doc.subject, doc.document, b)] for b in doc.batch_ids
         )
         return [f"{DATA}/jobs/{job}/results.json" for job in jobs]
+    parts = doc.parts(SETTINGS.sync_batches_per_job)
     return [
-        f"{DATA}/results/{doc.subject}/{doc.document}/{batch}.json"
-        for batch in doc.batch_ids
+        f"{DATA}/results/{doc.subject}/{doc.document}/part-{part}.json"
+        for part in range(1, len(parts) + 1)
     ]
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_prompts import BATCH
 
-from llm_categoriser.categorise import categorise_batch
+from llm_categoriser.answers import cache_path, load_answer
+from llm_categoriser.categorise import categorise_batch, categorise_part
 from llm_categoriser.providers.base import Answer
 from llm_categoriser.providers.offline import OfflineProvider
 
@@ -70,3 +72,75 @@ def test_offline_provider_goes_through_validation():
     assert set(result.items) == {"key0", "key1"}
     assert all(v.status == "ok" and v.error_category for v in result.items.values())
     assert result.provider == "offline"
+
+
+# A document part: answers kept per batch fingerprint and reused while it holds
+
+
+def _part(n: int) -> list[dict]:
+    return [{**BATCH, "batch_id": f"b{i}", "fingerprint": f"f{i}"} for i in range(n)]
+
+
+def _cached(data_dir) -> list[str]:
+    return sorted(p.stem for p in (data_dir / "cache").rglob("*.json"))
+
+
+def test_a_part_saves_each_answer_and_reuses_it_while_the_fingerprint_holds(tmp_path):
+    provider = Scripted([ok(0, 1)] * 3)
+    results, reused = categorise_part(_part(3), lambda: provider, tmp_path, max_retries=0)
+    assert reused == 0 and len(provider.requests) == 3
+    assert [r.batch_id for r in results] == ["b0", "b1", "b2"]
+    assert _cached(tmp_path) == ["f0", "f1", "f2"]
+
+    batches = _part(3)
+    batches[1]["fingerprint"] = "changed"
+    provider = Scripted([ok(0, 1, category="SPELLING_ERROR")])
+    again, reused = categorise_part(batches, lambda: provider, tmp_path, max_retries=0)
+    assert reused == 2
+    assert [req.key for req in provider.requests] == ["b1#1"]
+    assert again[0] == results[0] and again[2] == results[2]
+    assert {i.error_category for i in again[1].items.values()} == {"SPELLING_ERROR"}
+    assert load_answer(tmp_path, "changed") == again[1]
+
+
+def test_a_part_answered_entirely_from_the_cache_makes_no_provider(tmp_path):
+    categorise_part(_part(2), lambda: Scripted([ok(0, 1)] * 2), tmp_path, max_retries=0)
+
+    def no_provider():
+        raise AssertionError("the provider was made although every answer was saved")
+
+    results, reused = categorise_part(_part(2), no_provider, tmp_path, max_retries=0)
+    assert reused == 2 and len(results) == 2
+
+
+def test_failed_flags_unreadable_answers_and_reuse_off_are_asked_again(tmp_path, caplog):
+    failing = Scripted([Answer(text=None, error="HTTP 503 after 6 attempts"), ok(0, 1)])
+    first, _ = categorise_part(_part(2), lambda: failing, tmp_path, max_retries=0)
+    assert {i.status for i in first[0].items.values()} == {"failed"}
+    assert _cached(tmp_path) == ["f1"]  # an answer with a failed flag is not kept
+
+    cache_path(tmp_path, "f1").write_text("{not json", encoding="utf-8")
+    provider = Scripted([ok(0, 1)] * 2)
+    again, reused = categorise_part(_part(2), lambda: provider, tmp_path, max_retries=0)
+    assert reused == 0 and [r.key for r in provider.requests] == ["b0#1", "b1#1"]
+    assert all(i.status == "ok" for r in again for i in r.items.values())
+    assert "is unreadable" in caplog.text
+
+    provider = Scripted([ok(0, 1)] * 2)
+    _, reused = categorise_part(_part(2), lambda: provider, tmp_path, max_retries=0, reuse=False)
+    assert reused == 0 and len(provider.requests) == 2
+
+
+def test_a_crash_mid_part_keeps_the_answers_already_received(tmp_path):
+    class Dies(Scripted):
+        def generate(self, request):
+            if len(self.requests) == 1:
+                raise KeyboardInterrupt  # the job is killed while the second batch is in flight
+            return super().generate(request)
+
+    with pytest.raises(KeyboardInterrupt):
+        categorise_part(_part(3), lambda: Dies([ok(0, 1)]), tmp_path, max_retries=0)
+    assert _cached(tmp_path) == ["f0"]
+    provider = Scripted([ok(0, 1)] * 2)
+    _, reused = categorise_part(_part(3), lambda: provider, tmp_path, max_retries=0)
+    assert reused == 1 and [r.key for r in provider.requests] == ["b1#1", "b2#1"]

@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 
 import pytest
-from workflow_helpers import job_counts, read_rows, snakemake
+from workflow_helpers import answer_times, job_counts, parts_of, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import read_csv
 
@@ -51,12 +51,14 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     csv.writer(out, lineterminator="\n").writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")
     assert job_counts(snakemake(corpus_run, "--dry-run").stdout) == {
-        "categorise": 1,
+        "categorise": parts_of(corpus_run, *biggest),
         "merge": 1,
         "combine": 1,
         "all": 1,
     }
+    before = answer_times(corpus_run)
     snakemake(corpus_run)
+    assert len(resent(before, answer_times(corpus_run))) == 1
     forced = snakemake(corpus_run, "--forcerun", "merge", "--dry-run").stdout
     counts = job_counts(forced)
     assert counts.get("categorise", 0) == 0 and counts["merge"] == 182

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -94,3 +95,25 @@ def test_a_deleted_planning_file_is_rewritten_not_trusted(tmp_path, templates, v
     assert not again.cached
     assert path.exists()
     assert build_plan(settings).cached
+
+
+def test_parts_cut_a_documents_batches_in_order():
+    assert plan_module.split_parts(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert plan_module.split_parts(["a"], 8) == [["a"]]
+
+
+def test_the_manifest_carries_every_fingerprint_and_the_parts(tmp_path, templates):
+    """The manifest is the only input of a sync categorise job: it must change with any batch."""
+    settings = _settings(tmp_path)
+    doc = build_plan(settings).documents[0]
+    path = plan_module.manifest_path(settings, doc.subject, doc.document)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    spec = json.loads(batch_path(settings, doc.subject, doc.document, doc.batch_ids[0]).read_text())
+    assert manifest["fingerprints"] == {doc.batch_ids[0]: spec["fingerprint"]}
+    assert manifest["parts"] == [doc.batch_ids]
+
+    (templates / "user.md").write_text((templates / "user.md").read_text() + "\nMore.\n")
+    prompts.load_templates.cache_clear()
+    build_plan(settings)
+    changed = json.loads(path.read_text(encoding="utf-8"))
+    assert changed["fingerprints"] != manifest["fingerprints"]

@@ -61,3 +61,22 @@ def job_counts(output: str) -> dict[str, int]:
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def answer_times(work: Path) -> dict[Path, int]:
+    """Modification time of every cached batch answer: a new or changed one was (re-)sent."""
+    return {p: p.stat().st_mtime_ns for p in (work / "data" / "cache").rglob("*.json")}
+
+
+def parts_of(work: Path, subject: str, filename: str) -> int:
+    """How many categorise jobs (parts) the plan gives a document."""
+    import json
+
+    stem = filename.removesuffix(".md")
+    manifest = work / "data" / "plan" / subject / stem / "manifest.json"
+    return len(json.loads(manifest.read_text(encoding="utf-8"))["parts"])
+
+
+def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
+    """The answers written since ``before``: the batches sent to the provider again."""
+    return sorted(p.name for p, t in after.items() if before.get(p) != t)

@@ -283,11 +283,16 @@ RUN_ID=$(sed -n 's/^SLURM run ID: \([0-9a-fA-F-]*\).*/\1/p' "$SLURM_LOG" | head 
 grep -q 'command=squeue' "$SLURM_LOG" || fail "plugin did not use 'squeue' for status checks"
 if grep -q 'command=sacct' "$SLURM_LOG"; then fail "plugin fell back to 'sacct' for status checks"; fi
 
-# What the plan says should run (the corpus may change; do not hard-code 34/8).
-read -r WANT_CAT WANT_MERGE < <(PLAN="$SLURM_WD/data/plan/plan.json" "$PYBIN" -c '
+# What the plan says should run (the corpus may change; do not hard-code the counts).
+read -r WANT_CAT WANT_MERGE < <(PLAN="$SLURM_WD/data/plan" "$PYBIN" -c '
 import json, os
-p = json.load(open(os.environ["PLAN"]))
-print(sum(len(d["batch_ids"]) for d in p["documents"]), len(p["documents"]))' 2>/dev/null || echo "? ?")
+root = os.environ["PLAN"]
+p = json.load(open(os.path.join(root, "plan.json")))
+parts = [
+    json.load(open(os.path.join(root, d["subject"], d["document"], "manifest.json")))["parts"]
+    for d in p["documents"]
+]
+print(sum(len(x) for x in parts), len(p["documents"]))' 2>/dev/null || echo "? ?")
 
 # "Job N has been submitted with SLURM jobid 12 (log: .../slurm_logs/<rule_X|group_G_rules>/.../12.log)."
 SUBMITS=$WORK/submitted.txt
@@ -325,7 +330,7 @@ CAT_RAN=$(count_rule categorise)
 MERGE_RAN=$(count_rule merge)
 dups=$(awk '{ print $2, $3 }' "$EXECS" | sort | uniq -d | head -n 3)
 [ -z "$dups" ] || fail "outputs produced by more than one SLURM job: $dups"
-[ "$CAT_RAN" = "$WANT_CAT" ] || fail "categorise: $CAT_RAN ran in SLURM jobs, the plan has $WANT_CAT batches"
+[ "$CAT_RAN" = "$WANT_CAT" ] || fail "categorise: $CAT_RAN ran in SLURM jobs, the plan has $WANT_CAT document parts"
 [ "$MERGE_RAN" = "$WANT_MERGE" ] || fail "merge: $MERGE_RAN ran in SLURM jobs, the plan has $WANT_MERGE documents"
 # ... and none ran in the main (local) process
 for r in categorise merge; do
