@@ -641,7 +641,7 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
         row(
             "6",
-            "  standalone: categorise, a part of the largest document (offline)",
+            "  standalone: categorise, one part (offline)",
             [ms["categorise_largest_part_mb"]],
             unit="MB",
             fmt="{:.0f}",

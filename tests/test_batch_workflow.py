@@ -230,3 +230,15 @@ def test_one_issue_edit_in_batch_mode_sends_one_batch(work, emu):
     proc, out = batch(work, emu)
     assert proc.returncode == 0, out
     assert any(r["issue"] == "seperatte" for r in all_rows(work))
+
+
+def test_batch_mode_after_a_sync_run_sends_nothing(work, emu):
+    """Both modes share the answer cache: what a sync run answered is not submitted again."""
+    run(work, emu, "--resources", "api=2")
+    calls, before = emu.generate_content_calls, csvs(work)
+    assert calls == 34
+    proc, out = batch(work, emu)
+    assert proc.returncode == 0, out
+    assert emu.batch_creations == 0 and emu.generate_content_calls == calls
+    assert {h.state for h in handles(work)} == {"CACHED"}
+    assert csvs(work) == before
