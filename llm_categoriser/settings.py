@@ -9,7 +9,7 @@ from the environment inside the job that needs it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +65,22 @@ def schema() -> dict[str, Any]:
         return yaml.load(handle, Loader=loader)
 
 
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLEANS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def coerce_booleans(config: MutableMapping[str, Any]) -> None:
+    """Turn 'false', 'yes', ... of boolean keys into booleans, in place.
+
+    ``--config KEY=false`` reaches the workflow as the string 'false'; Snakemake's own schema
+    validation of ``config`` would refuse it, so the Snakefile calls this first.
+    """
+    for name, spec in schema()["properties"].items():
+        value = config.get(name)
+        if spec.get("type") == "boolean" and isinstance(value, str):
+            config[name] = _BOOLEANS.get(value.strip().lower(), value)
+
+
 def _as_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -78,6 +94,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     import jsonschema
 
     data = dict(config)
+    coerce_booleans(data)
     for name, spec in schema()["properties"].items():
         data.setdefault(name, spec.get("default"))
     validator = jsonschema.Draft202012Validator(schema())

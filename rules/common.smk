@@ -9,7 +9,7 @@ sys.path.insert(0, workflow.basedir)
 
 from llm_categoriser.errors import CategoriserError
 from llm_categoriser.plan import build_plan
-from llm_categoriser.settings import SCHEMA_PATH, resolve
+from llm_categoriser.settings import SCHEMA_PATH, coerce_booleans, resolve
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -65,6 +65,7 @@ def _claim_workspace(settings):
 
 
 try:
+    coerce_booleans(config)
     SETTINGS = resolve(config)
     validate(config, schema=str(SCHEMA_PATH))
     _WORKSPACE_CLAIM = _claim_workspace(SETTINGS)

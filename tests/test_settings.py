@@ -1,0 +1,35 @@
+"""Settings from config.yaml and --config: validation, coercion and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_categoriser.errors import ConfigError
+from llm_categoriser.settings import resolve
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("false", False), ("False", False), ("no", False), ("true", True)]
+)
+def test_boolean_keys_accept_the_strings_snakemake_passes_from_the_command_line(raw, value):
+    assert resolve({"reuse_answers": raw}, env={}).reuse_answers is value
+
+
+def test_a_boolean_key_with_another_word_names_the_key():
+    with pytest.raises(ConfigError, match="config key reuse_answers: 'perhaps' is not of type 'boolean'"):
+        resolve({"reuse_answers": "perhaps"}, env={})
+
+
+def test_parts_size_is_validated_and_defaults_to_eight():
+    assert resolve({}, env={}).sync_batches_per_job == 8
+    with pytest.raises(ConfigError, match="config key sync_batches_per_job: 0 is less than the minimum of 1"):
+        resolve({"sync_batches_per_job": 0}, env={})
+
+
+def test_the_workflow_takes_a_boolean_from_the_command_line(tmp_path):
+    from conftest import copy_sample
+    from workflow_helpers import snakemake
+
+    copy_sample(tmp_path)
+    proc = snakemake(tmp_path, "--dry-run", "--config", "reuse_answers=false")
+    assert "Invalid configuration" not in proc.stdout + proc.stderr
