@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -152,14 +153,11 @@ def categorise_part(
         result = categorise_batch(batch, made, max_retries, logger=logger)
         save_answer(data_dir, result)
         results.append(result)
-        statuses: dict[str, int] = {}
-        for item in result.items.values():
-            statuses[item.status] = statuses.get(item.status, 0) + 1
         logger.info(
             "%s: %d flag(s) %s, %d request(s) in %.2f s",
             batch["batch_id"],
             len(result.items),
-            statuses,
+            dict(Counter(item.status for item in result.items.values())),
             result.requests,
             time.perf_counter() - started,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,10 +74,7 @@ def run_categorise(manifest_file: str, part: int, output: str, log_file: str, se
             logger=logger,
         )
         atomic_write_json(output, {"part": part, "batches": [r.model_dump(mode="json") for r in results]})
-        statuses: dict[str, int] = {}
-        for result in results:
-            for item in result.items.values():
-                statuses[item.status] = statuses.get(item.status, 0) + 1
+        statuses = dict(Counter(item.status for result in results for item in result.items.values()))
         logger.info(
             "%s/%s part %d: %d batch(es), %d answered from data/cache, %d flag(s) %s in %.2f s",
             manifest["subject"],

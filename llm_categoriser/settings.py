@@ -65,8 +65,9 @@ def schema() -> dict[str, Any]:
         return yaml.load(handle, Loader=loader)
 
 
-_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
-_BOOLEANS.update({"false": False, "no": False, "off": False, "0": False})
+_BOOLEANS = {word: True for word in ("true", "yes", "on", "1")} | {
+    word: False for word in ("false", "no", "off", "0")
+}
 
 
 def coerce_booleans(config: MutableMapping[str, Any]) -> None:
