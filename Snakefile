@@ -17,5 +17,5 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        COMBINED_CSV,
-        SUMMARY_JSON,
+        LAYOUT.combined_csv,
+        LAYOUT.summary,

@@ -32,11 +32,11 @@ OLD_BATCH = 10
 
 
 def prompt_volume(documents: Path, scratch: Path) -> dict[str, Any]:
-    from llm_categoriser.atomic import read_json
+    from llm_categoriser.lt_report import load_report
     from llm_categoriser.pages import split_pages
-    from llm_categoriser.plan import batch_path, build_plan
+    from llm_categoriser.plan import build_plan
     from llm_categoriser.prompts import load_templates, render_user
-    from llm_categoriser.report import load_report
+    from llm_categoriser.records import PlannedBatch, read_record
     from llm_categoriser.settings import resolve
 
     settings = resolve(
@@ -51,18 +51,18 @@ def prompt_volume(documents: Path, scratch: Path) -> dict[str, Any]:
     largest_user = 0
     for doc in plan.documents:
         for batch_id in doc.batch_ids:
-            batch = read_json(batch_path(settings, doc.subject, doc.document, batch_id))
+            batch = read_record(settings.layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
             user = render_user(batch, templates=templates)
             requests += 1
-            issues += len(batch["issues"])
+            issues += len(batch.flags)
             total_system += system
             total_user += len(user)
             largest_user = max(largest_user, len(user))
-            wanted = {i.get("context_page", i.get("page")) for i in batch["issues"]}
-            for page in batch["pages"]:
-                if page["page"] in wanted:
-                    page_text_sent += len(page["text"].strip())
-                    pages_sent.add((doc.subject, doc.filename, page["page"]))
+            wanted = {flag.context_page for flag in batch.flags}
+            for page in batch.pages:
+                if page.page in wanted:
+                    page_text_sent += len(page.text.strip())
+                    pages_sent.add((doc.subject, doc.filename, page.page))
 
     # the earlier tool, on the same report and Markdown
     report = load_report(settings.report)

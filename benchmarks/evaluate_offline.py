@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
 
 from llm_categoriser.categories import CATEGORY_NAMES  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
-from llm_categoriser.offline_rules import classify, document_hints  # noqa: E402
+from llm_categoriser.providers.offline.rules import classify, document_hints  # noqa: E402
 
 PAGE_MARKER = re.compile(r"^\{(\d+)\}-+\s*$", re.MULTILINE)
 BUCKETS: tuple[tuple[int, int], ...] = ((0, 49), (50, 59), (60, 69), (70, 79), (80, 89), (90, 100))

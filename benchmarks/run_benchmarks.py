@@ -377,7 +377,9 @@ def section_memory(ctx: Context) -> None:
         for n in range(1, len(m["parts"]) + 1)
     ]
     scratch = Path(tempfile.mkdtemp(prefix="bench-mem-", dir=ctx.root))
-    imports = "import llm_categoriser.jobs, llm_categoriser.providers.offline, llm_categoriser.outputs\n"
+    imports = (
+        "import llm_categoriser.steps, llm_categoriser.providers.offline.provider, llm_categoriser.outputs\n"
+    )
     data = str(scratch / "data")  # a copy of the plan, an empty cache: every batch is categorised
     shutil.copytree(done / "data" / "plan", scratch / "data" / "plan")
     part_manifest = str(scratch / manifest.relative_to(done))
@@ -388,7 +390,7 @@ def section_memory(ctx: Context) -> None:
             imports
             + "from llm_categoriser.settings import resolve\n"
             + f"s = resolve({{'data_dir': {data!r}}}, env={{}})\n"
-            + "from llm_categoriser.jobs import run_categorise\n"
+            + "from llm_categoriser.steps import run_categorise\n"
             + f"run_categorise({part_manifest!r}, 1, {part_out!r}, {part_log!r}, s)\n",
             done,
         ),
@@ -397,7 +399,7 @@ def section_memory(ctx: Context) -> None:
             "batches": len(m["parts"][0]),
         },
         "merge_largest_document_mb": measure_rss(
-            imports + "from llm_categoriser.jobs import run_merge\n"
+            imports + "from llm_categoriser.steps import run_merge\n"
             f"run_merge({str(manifest)!r}, {results!r}, {str(scratch / 'd.csv')!r}, "
             f"{str(scratch / 'd.json')!r}, {str(scratch / 'm.log')!r})\n",
             done,
@@ -405,7 +407,7 @@ def section_memory(ctx: Context) -> None:
         "largest_document": {
             "document": f"{m['subject']}/{m['document']}",
             "batches": len(m["batches"]),
-            "issues": len(m["issues"]),
+            "issues": len(m["flags"]),
         },
     }
     csvs = sorted(str(p) for p in (done / "Documents").glob("*/document_reports/*.csv"))

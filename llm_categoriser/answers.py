@@ -13,50 +13,35 @@ requests.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
-from pydantic import ValidationError
-
-from .atomic import atomic_write_json, read_json
-from .models import BatchResult
+from .layout import Layout
+from .records import BatchResult, RecordError, read_record, write_record
 
 log = logging.getLogger(__name__)
-
-
-def cache_path(data_dir: str | os.PathLike[str], fingerprint: str) -> Path:
-    return Path(data_dir) / "cache" / fingerprint[:2] / f"{fingerprint}.json"
 
 
 def is_complete(result: BatchResult) -> bool:
     return all(item.status in ("ok", "repaired") for item in result.items.values())
 
 
-def load_answer(
-    data_dir: str | os.PathLike[str], fingerprint: str, logger: logging.Logger | None = None
-) -> BatchResult | None:
+def load_answer(layout: Layout, fingerprint: str, logger: logging.Logger | None = None) -> BatchResult | None:
     """The saved answer for the batch with ``fingerprint``, if there is a complete one."""
-    path = cache_path(data_dir, fingerprint)
+    path = layout.cached_answer(fingerprint)
     try:
-        data = read_json(path)
+        result = read_record(path, BatchResult)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, RecordError) as exc:
         (logger or log).warning("%s is unreadable (%s); the batch is asked again", path, exc)
-        return None
-    try:
-        result = BatchResult.model_validate(data)
-    except ValidationError:
-        (logger or log).warning("%s is not a batch answer; the batch is asked again", path)
         return None
     if result.fingerprint != fingerprint or not is_complete(result):
         return None
     return result
 
 
-def save_answer(data_dir: str | os.PathLike[str], result: BatchResult) -> bool:
+def save_answer(layout: Layout, result: BatchResult) -> bool:
     """Keep ``result`` (atomically) if it is complete; return whether it was kept."""
     if not is_complete(result):
         return False
-    atomic_write_json(cache_path(data_dir, result.fingerprint), result.model_dump(mode="json"))
+    write_record(layout.cached_answer(result.fingerprint), result)
     return True

@@ -1,28 +1,26 @@
-"""Categorise one batch: prompt, call, validate, ask again for what is missing (DESIGN §3)."""
+"""Categorise one batch: prompt, call, validate, ask again for what is missing (docs/DESIGN.md §5)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from .answers import load_answer, save_answer
-from .models import BatchResult, IssueResult
+from .layout import Layout
 from .prompts import Templates, load_templates, render_user
 from .providers.base import Answer, Provider, Request
+from .records import BatchResult, FlagResult, PlannedBatch
 from .validation import ParsedAnswer, parse_answer
 
 log = logging.getLogger(__name__)
 
 
 def apply_answer(
-    batch: dict[str, Any],
     parsed: ParsedAnswer,
     pending: set[int],
-    results: dict[int, IssueResult],
+    results: dict[int, FlagResult],
     attempt: int,
     earlier: dict[int, str] | None = None,
 ) -> dict[int, str]:
@@ -39,7 +37,7 @@ def apply_answer(
             retry_note = []
             if attempt > 1 and earlier and local_id in earlier:
                 retry_note = [f"answered on attempt {attempt} (before: {earlier[local_id][:120]})"]
-            results[local_id] = IssueResult(
+            results[local_id] = FlagResult(
                 status="repaired" if notes else "ok",
                 error_category=accepted.error_category,
                 confidence_score=accepted.confidence_score,
@@ -57,7 +55,7 @@ def apply_answer(
 
 
 def categorise_batch(
-    batch: dict[str, Any],
+    batch: PlannedBatch,
     provider: Provider,
     max_retries: int,
     templates: Templates | None = None,
@@ -67,9 +65,9 @@ def categorise_batch(
     """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call."""
     logger = logger or log
     templates = templates or load_templates()
-    by_local = {entry["local_id"]: entry for entry in batch["issues"]}
+    by_local = {flag.local_id: flag for flag in batch.flags}
     pending = set(by_local)
-    results: dict[int, IssueResult] = {}
+    results: dict[int, FlagResult] = {}
     problems: dict[int, str] = {}
     requests = input_tokens = output_tokens = 0
     for attempt in range(1, max_retries + 2):
@@ -81,7 +79,7 @@ def categorise_batch(
             summary = "; ".join(sorted(set(problems.values())))[:300]
             user = render_user(batch, local_ids=pending, problems=summary, templates=templates)
         request = Request(
-            key=f"{batch['batch_id']}#{attempt}",
+            key=f"{batch.batch_id}#{attempt}",
             system=templates.system,
             user=user,
             batch=batch,
@@ -93,18 +91,18 @@ def categorise_batch(
         output_tokens += answer.output_tokens
         if answer.text is None:
             problems = {i: answer.error or "no answer" for i in pending}
-            logger.warning("%s attempt %d: %s", batch["batch_id"], attempt, answer.error)
+            logger.warning("%s attempt %d: %s", batch.batch_id, attempt, answer.error)
             continue
         parsed = parse_answer(answer.text, set(pending))
         if answer.notes:
             for accepted in parsed.accepted.values():
                 accepted.notes = [*answer.notes, *accepted.notes]
-        problems = apply_answer(batch, parsed, pending, results, attempt, problems)
+        problems = apply_answer(parsed, pending, results, attempt, problems)
         if parsed.problems:
-            logger.info("%s attempt %d: %s", batch["batch_id"], attempt, "; ".join(parsed.problems))
+            logger.info("%s attempt %d: %s", batch.batch_id, attempt, "; ".join(parsed.problems))
         pending = set(problems)
     for local_id in pending:
-        results[local_id] = IssueResult(
+        results[local_id] = FlagResult(
             status="failed",
             error=(
                 f"not categorised after {max_retries + 1} attempt(s): {problems.get(local_id, 'no answer')}"
@@ -112,11 +110,11 @@ def categorise_batch(
             attempts=max_retries + 1,
         )
     return BatchResult(
-        batch_id=batch["batch_id"],
-        fingerprint=batch["fingerprint"],
+        batch_id=batch.batch_id,
+        fingerprint=batch.fingerprint,
         provider=provider.name,
         model=provider.model,
-        items={by_local[i]["key"]: results[i] for i in sorted(results)},
+        items={by_local[i].key: results[i] for i in sorted(results)},
         requests=requests,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -124,9 +122,9 @@ def categorise_batch(
 
 
 def categorise_part(
-    batches: list[dict[str, Any]],
+    batches: list[PlannedBatch],
     provider: Callable[[], Provider],
-    data_dir: str | os.PathLike[str],
+    layout: Layout,
     max_retries: int,
     reuse: bool = True,
     logger: logging.Logger | None = None,
@@ -143,7 +141,7 @@ def categorise_part(
     reused = 0
     made: Provider | None = None
     for batch in batches:
-        saved = load_answer(data_dir, batch["fingerprint"], logger) if reuse else None
+        saved = load_answer(layout, batch.fingerprint, logger) if reuse else None
         if saved is not None:
             results.append(saved)
             reused += 1
@@ -151,11 +149,11 @@ def categorise_part(
         started = time.perf_counter()
         made = made or provider()
         result = categorise_batch(batch, made, max_retries, logger=logger)
-        save_answer(data_dir, result)
+        save_answer(layout, result)
         results.append(result)
         logger.info(
             "%s: %d flag(s) %s, %d request(s) in %.2f s",
-            batch["batch_id"],
+            batch.batch_id,
             len(result.items),
             dict(Counter(item.status for item in result.items.values())),
             result.requests,

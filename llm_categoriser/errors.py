@@ -20,4 +20,13 @@ class UnsafePathError(CategoriserError):
 
 
 class ProviderError(CategoriserError):
-    """The provider cannot go on (invalid key, daily quota spent, ...)."""
+    """The provider cannot go on.
+
+    ``kind`` says what the run does next: ``"fatal"`` stops it (an invalid key, a request the
+    provider refuses); ``"exhausted"`` means this provider is spent for now (daily quota, no
+    credit), so another provider may take over.
+    """
+
+    def __init__(self, message: str, kind: str = "fatal") -> None:
+        super().__init__(message)
+        self.kind = kind

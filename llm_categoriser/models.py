@@ -1,8 +1,9 @@
-"""Data that crosses a boundary: report rows, planned batches, answers and results."""
+"""A flag as the LanguageTool report gives it, and a validated answer for one flag.
+
+The files the pipeline writes are in ``records.py``.
+"""
 
 from __future__ import annotations
-
-from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +23,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = REPORT_COLUMNS[:-1]  # Pass Code may be miss
 
 
 class Issue(BaseModel):
-    """One LanguageTool flag from the report, with its stable identity."""
+    """One flag (a row of the LanguageTool report), with its stable identity."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -50,35 +51,8 @@ def document_stem(filename: str) -> str:
 
 
 class Verdict(BaseModel):
-    """A validated answer for one issue."""
+    """A validated answer for one flag."""
 
     error_category: str
     confidence_score: int = Field(ge=0, le=100)
     reasoning: str
-
-
-Status = Literal["ok", "repaired", "failed", "missing"]
-
-
-class IssueResult(BaseModel):
-    status: Status
-    error_category: str = ""
-    confidence_score: int | None = None
-    reasoning: str = ""
-    error: str = ""
-    attempts: int = 0
-    notes: list[str] = Field(default_factory=list)
-
-
-class BatchResult(BaseModel):
-    """What the categorise/fetch step writes for one batch."""
-
-    batch_id: str
-    fingerprint: str
-    provider: str
-    model: str
-    items: dict[str, IssueResult]
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    extra: dict[str, Any] = Field(default_factory=dict)

@@ -17,8 +17,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_json, atomic_write_text, read_json
-from .models import BatchResult, IssueResult
+from .atomic import atomic_write_text
+from .layout import Layout
+from .records import (
+    BatchResult,
+    DocumentStats,
+    FlagResult,
+    Manifest,
+    PlanSummary,
+    ResultSet,
+    RunSummary,
+    read_record,
+    write_record,
+)
 
 LEGACY_COLUMNS = (
     "issue_id",
@@ -90,26 +101,21 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
 
 
 def load_results(paths: Iterable[str | Path]) -> list[BatchResult]:
-    """Batch results from sync result files (one batch) or batch-mode job files (many)."""
-    found: list[BatchResult] = []
-    for path in paths:
-        data = read_json(path)
-        items = data["batches"] if isinstance(data, dict) and "batches" in data else [data]
-        found.extend(BatchResult.model_validate(item) for item in items)
-    return found
+    """The batch results of sync part results or remote jobs' results."""
+    return [batch for path in paths for batch in read_record(path, ResultSet).batches]
 
 
-def document_rows(manifest: Mapping[str, Any], results: list[BatchResult]) -> list[dict[str, Any]]:
-    answers: dict[str, tuple[IssueResult, BatchResult]] = {}
+def document_rows(manifest: Manifest, results: list[BatchResult]) -> list[dict[str, Any]]:
+    answers: dict[str, tuple[FlagResult, BatchResult]] = {}
     for batch in results:
         for key, item in batch.items.items():
             answers[key] = (item, batch)
     rows = []
-    for issue in manifest["issues"]:
-        found = answers.get(issue["key"])
+    for flag in manifest.flags:
+        found = answers.get(flag.key)
         if found is None:
             item, provider, model = (
-                IssueResult(status="missing", error="no result for this flag; rerun the pipeline"),
+                FlagResult(status="missing", error="no result for this flag; rerun the pipeline"),
                 "",
                 "",
             )
@@ -117,19 +123,19 @@ def document_rows(manifest: Mapping[str, Any], results: list[BatchResult]) -> li
             item, provider, model = found[0], found[1].provider, found[1].model
         rows.append(
             {
-                "issue_id": issue["issue_id"],
-                "page_number": "" if issue["page"] is None else issue["page"],
-                "issue": issue["issue"],
-                "highlighted_context": issue["highlighted_context"],
-                "pass_code": issue["pass_code"],
+                "issue_id": flag.issue_id,
+                "page_number": "" if flag.page is None else flag.page,
+                "issue": flag.issue,
+                "highlighted_context": flag.highlighted_context,
+                "pass_code": flag.pass_code,
                 "error_category": item.error_category,
                 "confidence_score": "" if item.confidence_score is None else item.confidence_score,
                 "reasoning": item.reasoning,
-                "rule_id": issue["rule_id"],
-                "type": issue["type"],
-                "message": issue["message"],
-                "suggestions": issue["suggestions"],
-                "issue_key": issue["key"],
+                "rule_id": flag.rule_id,
+                "type": flag.type,
+                "message": flag.message,
+                "suggestions": flag.suggestions,
+                "issue_key": flag.key,
                 "provider": provider,
                 "model": model,
                 "status": item.status,
@@ -144,26 +150,26 @@ def merge_document(
     result_files: Iterable[str | Path],
     csv_file: str | Path,
     stats_file: str | Path,
-) -> dict[str, Any]:
-    manifest = read_json(manifest_file)
-    wanted = set(manifest["batches"])
+) -> DocumentStats:
+    manifest = read_record(manifest_file, Manifest)
+    wanted = set(manifest.batches)
     results = [b for b in load_results(result_files) if b.batch_id in wanted]
     rows = document_rows(manifest, results)
     atomic_write_text(csv_file, render_csv(DOCUMENT_COLUMNS, rows))
-    stats = {
-        "subject": manifest["subject"],
-        "filename": manifest["filename"],
-        "csv": str(csv_file),
-        "issues": len(rows),
-        "batches": len(manifest["batches"]),
-        "categories": dict(Counter(r["error_category"] for r in rows if r["error_category"])),
-        "statuses": dict(Counter(r["status"] for r in rows)),
-        "requests": sum(b.requests for b in results),
-        "input_tokens": sum(b.input_tokens for b in results),
-        "output_tokens": sum(b.output_tokens for b in results),
-        "providers": sorted({b.provider for b in results}),
-    }
-    atomic_write_json(stats_file, stats)
+    stats = DocumentStats(
+        subject=manifest.subject,
+        filename=manifest.filename,
+        csv=str(csv_file),
+        issues=len(rows),
+        batches=len(manifest.batches),
+        categories=dict(Counter(r["error_category"] for r in rows if r["error_category"])),
+        statuses=dict(Counter(r["status"] for r in rows)),
+        requests=sum(b.requests for b in results),
+        input_tokens=sum(b.input_tokens for b in results),
+        output_tokens=sum(b.output_tokens for b in results),
+        providers=sorted({b.provider for b in results}),
+    )
+    write_record(stats_file, stats)
     return stats
 
 
@@ -174,74 +180,78 @@ def combine(
     combined_csv: str | Path,
     summary_json: str | Path,
     batch_mode: bool = False,
-) -> dict[str, Any]:
+) -> RunSummary:
     rows: list[dict[str, Any]] = []
-    stats = [read_json(p) for p in stats_files]
+    stats = [read_record(p, DocumentStats) for p in stats_files]
     for path, doc in zip(csv_files, stats, strict=True):
         for row in read_csv(path):
-            rows.append({"subject": doc["subject"], "filename": doc["filename"], **row})
+            rows.append({"subject": doc.subject, "filename": doc.filename, **row})
     atomic_write_text(combined_csv, render_csv(COMBINED_COLUMNS, rows))
-    plan = read_json(plan_file)
-    tokens_in = sum(s["input_tokens"] for s in stats)
-    tokens_out = sum(s["output_tokens"] for s in stats)
-    llm = any(p != "offline" for s in stats for p in s["providers"])
+    plan = read_record(plan_file, PlanSummary)
+    tokens_in = sum(s.input_tokens for s in stats)
+    tokens_out = sum(s.output_tokens for s in stats)
+    spent = any(billed(p) for s in stats for p in s.providers)
     cost = (tokens_in * PRICES_PER_MILLION["input"] + tokens_out * PRICES_PER_MILLION["output"]) / 1e6
     if batch_mode:
         cost /= 2
-    summary = {
-        "documents": len(stats),
-        "issues": len(rows),
-        "batches": sum(s["batches"] for s in stats),
-        "categories": dict(Counter(r["error_category"] for r in rows if r["error_category"]).most_common()),
-        "statuses": dict(Counter(r["status"] for r in rows).most_common()),
-        "subjects": {
-            subject: count for subject, count in sorted(Counter(r["subject"] for r in rows).items())
-        },
-        "requests": sum(s["requests"] for s in stats),
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
-        "estimated_cost_usd": round(cost, 4) if llm else 0.0,
-        "skipped_documents": plan["skipped_documents"],
-        "skipped_rows": plan["skipped_rows"],
-        "warnings": plan["warnings"],
-        "document_reports": [s["csv"] for s in stats],
-        "combined_report": str(combined_csv),
-    }
-    atomic_write_json(summary_json, summary)
+    summary = RunSummary(
+        documents=len(stats),
+        issues=len(rows),
+        batches=sum(s.batches for s in stats),
+        categories=dict(Counter(r["error_category"] for r in rows if r["error_category"]).most_common()),
+        statuses=dict(Counter(r["status"] for r in rows).most_common()),
+        subjects=dict(sorted(Counter(r["subject"] for r in rows).items())),
+        requests=sum(s.requests for s in stats),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        estimated_cost_usd=round(cost, 4) if spent else 0.0,
+        skipped_documents=plan.skipped_documents,
+        skipped_rows=plan.skipped_rows,
+        warnings=plan.warnings,
+        document_reports=[s.csv for s in stats],
+        combined_report=str(combined_csv),
+    )
+    write_record(summary_json, summary)
     return summary
 
 
-def format_summary(summary: Mapping[str, Any]) -> str:
+def billed(provider: str) -> bool:
+    """Whether answers of ``provider`` cost money (unknown names are assumed to)."""
+    from .providers import PROVIDERS
+
+    spec = PROVIDERS.get(provider)
+    return spec is None or spec.runs_remotely
+
+
+def format_summary(summary: RunSummary) -> str:
     lines = [
-        f"Categorised {summary['issues']} flag(s) in {summary['documents']} document(s), "
-        f"{summary['batches']} batch(es), {summary['requests']} request(s).",
+        f"Categorised {summary.issues} flag(s) in {summary.documents} document(s), "
+        f"{summary.batches} batch(es), {summary.requests} request(s).",
     ]
-    for name, count in summary["categories"].items():
+    for name, count in summary.categories.items():
         lines.append(f"  {name:<38} {count:>6}")
-    statuses = ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
+    statuses = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())
     lines.append(f"Status: {statuses or 'none'}")
-    if summary["skipped_documents"]:
-        lines.append(f"Skipped {len(summary['skipped_documents'])} document(s):")
-        lines += [f"  {d['document']}: {d['reason']}" for d in summary["skipped_documents"]]
-    if summary["skipped_rows"]:
-        lines.append(f"Skipped {len(summary['skipped_rows'])} report row(s) (see the summary JSON).")
-    if summary["warnings"]:
-        lines.append(f"{len(summary['warnings'])} warning(s) (see the summary JSON).")
-    if summary["estimated_cost_usd"]:
-        lines.append(f"Estimated cost: ${summary['estimated_cost_usd']:.2f}")
-    lines.append(f"Combined report: {summary['combined_report']}")
-    folder = Path(summary["combined_report"]).parent
-    lines.append(
-        f"Per-document reports ({len(summary['document_reports'])}): "
-        f"{folder}/<Subject>/document_reports/<stem>.csv"
-    )
+    if summary.skipped_documents:
+        lines.append(f"Skipped {len(summary.skipped_documents)} document(s):")
+        lines += [f"  {d.document}: {d.reason}" for d in summary.skipped_documents]
+    if summary.skipped_rows:
+        lines.append(f"Skipped {len(summary.skipped_rows)} report row(s) (see the summary JSON).")
+    if summary.warnings:
+        lines.append(f"{len(summary.warnings)} warning(s) (see the summary JSON).")
+    if summary.estimated_cost_usd:
+        lines.append(f"Estimated cost: ${summary.estimated_cost_usd:.2f}")
+    lines.append(f"Combined report: {summary.combined_report}")
+    folder = Path(summary.combined_report).parent
+    where = Layout(str(folder), "").document_csv("<Subject>", "<stem>")
+    lines.append(f"Per-document reports ({len(summary.document_reports)}): {where}")
     return "\n".join(lines)
 
 
 def print_summary(summary_json: str | Path) -> None:
     """Print the run summary at the end of a run (the workflow's ``onsuccess``)."""
     try:
-        summary = read_json(summary_json)
+        summary = read_record(summary_json, RunSummary)
     except (FileNotFoundError, ValueError):
         return
     print(format_summary(summary))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -40,12 +41,12 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def inside(base: str | Path, *parts: str) -> Path:
-    """Join ``parts`` below ``base`` and check that the result stays inside it."""
+def inside(base: str | Path, path: str | Path) -> Path:
+    """``path`` (below ``base``) resolved, after checking that it stays inside ``base``."""
     root = Path(base).resolve()
-    target = root.joinpath(*parts).resolve()
+    target = Path(path).resolve()
     if target != root and root not in target.parents:
-        raise UnsafePathError(f"{'/'.join(parts)!r} resolves outside {base}")
+        raise UnsafePathError(f"{os.path.relpath(path, base)!r} resolves outside {base}")
     return target
 
 

@@ -1,6 +1,7 @@
 """Plan the run from the report: documents, their flags and their batches.
 
-Runs at Snakemake start-up (DESIGN §7: a static DAG computed at parse time, no checkpoints).
+Runs at Snakemake start-up (docs/DESIGN.md §9: a static DAG computed at parse time, no
+checkpoints).
 Every planning file is written only when its content changes, so an unchanged batch keeps
 its modification time and is not recategorised; a batch file holds everything its request
 depends on (flags, page text, provider, model, generation settings, prompt digest), and
@@ -10,7 +11,6 @@ its fingerprint decides whether an existing result is still valid.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -20,31 +20,38 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import offline_rules
-from .atomic import dumps_json, write_if_changed
-from .batching import Planned, make_batches
 from .errors import UnsafePathError
+from .layout import PACKAGE_DIR, Layout
+from .lt_report import LoadedReport, load_report
 from .models import Issue
+from .packing import Planned, make_batches
 from .pages import Document, cut_page, find_page, locate, split_pages
 from .paths import inside, normalise_filter
 from .prompts import load_templates
-from .report import LoadedReport, load_report
+from .providers import get_provider
+from .records import (
+    PLAN_FORMAT,
+    DocumentPlan,
+    JobSpec,
+    Manifest,
+    ManifestFlag,
+    PageText,
+    PlannedBatch,
+    PlannedFlag,
+    PlanStamp,
+    PlanSummary,
+    SkippedDocument,
+    SkippedRow,
+    fingerprint,
+    read_record,
+    write_record_if_changed,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-PLAN_FORMAT = 1
 
-
-@dataclass
-class DocumentPlan:
-    subject: str
-    filename: str
-    document: str
-    batch_ids: list[str]
-    issues: int
-
-    def parts(self, size: int) -> list[list[str]]:
-        return split_parts(self.batch_ids, size)
+# The remote jobs of batch mode: job id -> (subject, document, batch id) of its batches.
+JobGroups = dict[str, list[tuple[str, str, str]]]
 
 
 def split_parts(batch_ids: list[str], size: int) -> list[list[str]]:
@@ -55,10 +62,10 @@ def split_parts(batch_ids: list[str], size: int) -> list[list[str]]:
 @dataclass
 class Plan:
     documents: list[DocumentPlan] = field(default_factory=list)
-    skipped_documents: list[dict[str, Any]] = field(default_factory=list)
-    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_documents: list[SkippedDocument] = field(default_factory=list)
+    skipped_rows: list[SkippedRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    jobs: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    jobs: JobGroups = field(default_factory=dict)
     files_written: int = 0
     seconds: float = 0.0
     cached: bool = False
@@ -68,56 +75,35 @@ class Plan:
         return sum(len(d.batch_ids) for d in self.documents)
 
     @property
-    def issues(self) -> int:
-        return sum(d.issues for d in self.documents)
+    def flags(self) -> int:
+        return sum(d.flags for d in self.documents)
 
 
-def plan_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "plan"
-
-
-def batches_dir(settings: Settings, subject: str, document: str) -> Path:
-    return plan_dir(settings) / subject / document / "batches"
-
-
-def batch_path(settings: Settings, subject: str, document: str, batch_id: str) -> Path:
-    return batches_dir(settings, subject, document) / f"{batch_id}.json"
-
-
-def manifest_path(settings: Settings, subject: str, document: str) -> Path:
-    return plan_dir(settings) / subject / document / "manifest.json"
-
-
-def job_spec_path(settings: Settings, job: str) -> Path:
-    return plan_dir(settings) / "jobs" / f"{job}.json"
-
-
-def write_job_specs(plan: Plan, settings: Settings) -> int:
-    """One file per batch job listing the batches it carries, rewritten only when that changes.
+def write_job_specs(plan: Plan, layout: Layout) -> int:
+    """One file per remote job listing the batches it carries, rewritten only when that changes.
 
     It is an input of the submit rule: with modification times as the only rerun trigger, a job
     whose set of batches changes must see a newer input, not just a different list of inputs.
     """
     written = 0
-    folder = plan_dir(settings) / "jobs"
     for job, refs in plan.jobs.items():
-        written += write_if_changed(job_spec_path(settings, job), dumps_json({"job": job, "batches": refs}))
+        written += write_record_if_changed(layout.job_spec(job), JobSpec(job=job, batches=refs))
+    folder = Path(layout.job_specs_dir)
     if folder.is_dir():
-        for stale in folder.glob("*.json"):
-            if stale.stem not in plan.jobs:
+        wanted = {layout.file_name("job_spec", job=job) for job in plan.jobs}
+        for stale in folder.glob(layout.file_glob("job_spec")):
+            if stale.name not in wanted:
                 stale.unlink()
     return written
 
 
-def fingerprint(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
-
-@cache
-def _offline_rules_digest() -> str:
-    source = Path(offline_rules.__file__).read_bytes()
-    return hashlib.sha256(source).hexdigest()[:16]
+def read_job_specs(layout: Layout, root: Path = Path(".")) -> JobGroups:
+    """The remote jobs as the last plan wrote them (what the submit rule sends), below ``root``."""
+    folder = root / layout.job_specs_dir
+    if not folder.is_dir():
+        return {}
+    specs = (read_record(path, JobSpec) for path in sorted(folder.glob(layout.file_glob("job_spec"))))
+    return {spec.job: [tuple(ref) for ref in spec.batches] for spec in specs}  # type: ignore[misc]
 
 
 def request_settings(settings: Settings) -> dict[str, Any]:
@@ -128,11 +114,7 @@ def request_settings(settings: Settings) -> dict[str, Any]:
         "prompt": load_templates().digest,
         "max_cell_chars": settings.max_cell_chars,
     }
-    if settings.provider == "offline":
-        data["rules"] = _offline_rules_digest()
-    else:
-        data["temperature"] = settings.temperature
-        data["thinking_budget"] = settings.thinking_budget
+    data.update(get_provider(settings.provider).fingerprint(settings))
     return data
 
 
@@ -200,14 +182,24 @@ def _stat(path: str | Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
+CODE_SUFFIXES = (".py", ".md", ".yaml")
+
+
+def code_files() -> list[Path]:
+    """Every file of the package's code, prompts and schema."""
+    return sorted(
+        path
+        for path in PACKAGE_DIR.rglob("*")
+        if path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts
+    )
+
+
 @cache
 def _code_digest() -> str:
-    """Digest of the code whose behaviour shapes the plan (a change invalidates the cache)."""
-    here = Path(__file__).parent
-    names = ("plan.py", "batching.py", "pages.py", "report.py", "offline_rules.py", "prompts.py", "paths.py")
+    """Digest of ``code_files``: any change to the package re-plans."""
     digest = hashlib.sha256()
-    for name in names:
-        digest.update((here / name).read_bytes())
+    for path in code_files():
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -239,31 +231,31 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
     Checking costs a few hundred ``stat`` calls instead of reading 20 MB of Markdown; the
     planning files themselves are then known to be current, so nothing is rewritten.
     """
-    folder = plan_dir(settings)
+    layout = settings.layout
     try:
-        stamp = json.loads((folder / "stamp.json").read_text(encoding="utf-8"))
-        summary = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        stamp = read_record(layout.plan_stamp, PlanStamp)
+        summary = read_record(layout.plan_summary, PlanSummary)
+    except (OSError, ValueError):  # absent, or of another version (RecordError): re-plan
         return None
-    if stamp.get("key") != _stamp_key(settings):
+    if stamp.key != _stamp_key(settings):
         return None
-    if any(_stat(path) != value for path, value in stamp.get("files", {}).items()):
+    if any(_stat(path) != value for path, value in stamp.files.items()):
         return None
     plan = Plan(
-        documents=[DocumentPlan(**d) for d in summary["documents"]],
-        skipped_documents=summary["skipped_documents"],
-        skipped_rows=summary["skipped_rows"],
-        warnings=summary["warnings"],
+        documents=summary.documents,
+        skipped_documents=summary.skipped_documents,
+        skipped_rows=summary.skipped_rows,
+        warnings=summary.warnings,
     )
-    # One directory listing per document rather than a stat per file (1,066 batch specs).
+    # One directory listing per document rather than a stat per file (docs/DESIGN.md §9).
     for doc in plan.documents:
-        if not manifest_path(settings, doc.subject, doc.document).exists():
+        if not os.path.exists(layout.manifest(doc.subject, doc.document)):
             return None
-        batches = batches_dir(settings, doc.subject, doc.document)
-        if not _has_files(batches, (f"{b}.json" for b in doc.batch_ids)):
+        batches = Path(layout.batches_dir(doc.subject, doc.document))
+        if not _has_files(batches, (layout.file_name("batch", batch=b) for b in doc.batch_ids)):
             return None
     plan.jobs = group_jobs(plan, settings)
-    if not _has_files(plan_dir(settings) / "jobs", (f"{job}.json" for job in plan.jobs)):
+    if not _has_files(Path(layout.job_specs_dir), (layout.file_name("job_spec", job=j) for j in plan.jobs)):
         return None
     plan.cached = True
     return plan
@@ -282,57 +274,54 @@ def build_plan(
             return cached
     key = _stamp_key(settings)
     report = report or load_report(settings.report)
-    plan = Plan(
-        skipped_rows=[s.as_dict() for s in report.skipped],
-        warnings=list(report.warnings),
-    )
+    plan = Plan(skipped_rows=list(report.skipped), warnings=list(report.warnings))
     req = request_settings(settings)
     grouped = _selected(report, settings)
-    documents_dir = Path(settings.documents_dir)
+    layout = settings.layout
+    hints = get_provider(settings.provider).document_hints
     markdown_files: dict[str, list[int] | None] = {}
     planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
     for (subject, filename), issues in grouped.items():
         label = f"{subject}/{filename}"
         try:
-            md_path = inside(documents_dir, subject, "markdown", filename)
+            md_path = inside(layout.docs, layout.markdown(subject, filename))
         except UnsafePathError as exc:
             reason = f"{exc}; its {len(issues)} flag(s) are not categorised (the file is not read)"
-            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
+            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
             continue
         other = planned.get((subject, issues[0].document))
         if other is not None:
             reason = (
                 f"Filename {filename!r} and {other!r} would share the report "
-                f"{subject}/document_reports/{issues[0].document}.csv; its {len(issues)} flag(s) are "
+                f"{os.path.relpath(layout.document_csv(subject, issues[0].document), layout.docs)}; "
+                f"its {len(issues)} flag(s) are "
                 f"not categorised. Rename one of the Markdown files and its rows in the report"
             )
-            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
+            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
             continue
         markdown_files[str(md_path)] = _stat(md_path)
         text, problem = _read_markdown(md_path, plan, label)
         if text is None:
             reason = f"{problem}; its {len(issues)} flag(s) are not categorised"
-            plan.skipped_documents.append({"document": label, "issues": len(issues), "reason": reason})
+            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
             continue
         planned[(subject, issues[0].document)] = filename
         if not text.strip():
             plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
-        plan.files_written += _plan_document(settings, req, subject, filename, text, issues, plan)
-        plan.documents[-1].issues = len(issues)
+        plan.files_written += _plan_document(settings, req, hints, subject, filename, text, issues, plan)
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
     plan.jobs = group_jobs(plan, settings)
-    plan.files_written += write_job_specs(plan, settings)
-    summary = {
-        "documents": [d.__dict__ for d in plan.documents],
-        "skipped_documents": plan.skipped_documents,
-        "skipped_rows": plan.skipped_rows,
-        "warnings": plan.warnings,
-        "report": str(settings.report),
-    }
-    folder = plan_dir(settings)
-    plan.files_written += write_if_changed(folder / "plan.json", dumps_json(summary))
-    write_if_changed(folder / "stamp.json", dumps_json({"key": key, "files": markdown_files}))
+    plan.files_written += write_job_specs(plan, layout)
+    summary = PlanSummary(
+        documents=plan.documents,
+        skipped_documents=plan.skipped_documents,
+        skipped_rows=plan.skipped_rows,
+        warnings=plan.warnings,
+        report=str(settings.report),
+    )
+    plan.files_written += write_record_if_changed(layout.plan_summary, summary)
+    write_record_if_changed(layout.plan_stamp, PlanStamp(key=key, files=markdown_files))
     plan.seconds = time.perf_counter() - started
     return plan
 
@@ -340,6 +329,7 @@ def build_plan(
 def _plan_document(
     settings: Settings,
     req: dict[str, Any],
+    hints: Callable[[Issue, str], dict[str, Any]],
     subject: str,
     filename: str,
     text: str,
@@ -347,6 +337,7 @@ def _plan_document(
     plan: Plan,
 ) -> int:
     label = f"{subject}/{filename}"
+    layout = settings.layout
     doc = split_pages(text)
     if not text.strip():
         doc.pages.clear()
@@ -377,25 +368,17 @@ def _plan_document(
     wanted_files: set[str] = set()
     for spec in specs:
         batch_issues = [by_key[k] for k in spec.keys]
-        entries = []
+        flags = []
         for local_id, issue in enumerate(batch_issues):
             batch_of[issue.key] = spec.batch_id
-            entry: dict[str, Any] = {
-                "local_id": local_id,
-                "key": issue.key,
-                "page": issue.page,
-                "context_page": pages_of[issue.key],
-                "rule_id": issue.rule_id,
-                "type": issue.type,
-                "issue": issue.issue,
-                "message": issue.message,
-                "suggestions": issue.suggestions,
-                "context": issue.context,
-                "pass_code": issue.pass_code,
-            }
-            if settings.provider == "offline":
-                entry["hints"] = offline_rules.document_hints(issue, text)
-            entries.append(entry)
+            flags.append(
+                PlannedFlag(
+                    local_id=local_id,
+                    context_page=pages_of[issue.key],
+                    hints=hints(issue, text),
+                    **_flag_fields(issue),
+                )
+            )
         pages = []
         for page in spec.pages:
             if page not in doc.pages:
@@ -409,63 +392,67 @@ def _plan_document(
                     if pages_of[i.key] == page and (pos := locate(page_text, i.context, i.issue)) is not None
                 ]
                 page_text, cut = cut_page(page_text, anchors, settings.max_page_chars)
-            pages.append({"page": page, "text": page_text, "cut": cut})
-        payload: dict[str, Any] = {
-            "format": PLAN_FORMAT,
-            "subject": subject,
-            "filename": filename,
-            "document": document,
-            "batch_id": spec.batch_id,
-            "settings": req,
-            "max_cell_chars": settings.max_cell_chars,
-            "issues": entries,
-            "pages": pages,
-        }
-        payload["fingerprint"] = fingerprints[spec.batch_id] = fingerprint(payload)
-        path = batch_path(settings, subject, document, spec.batch_id)
+            pages.append(PageText(page=page, text=page_text, cut=cut))
+        batch = PlannedBatch(
+            format=PLAN_FORMAT,
+            subject=subject,
+            filename=filename,
+            document=document,
+            batch_id=spec.batch_id,
+            settings=req,
+            max_cell_chars=settings.max_cell_chars,
+            flags=flags,
+            pages=pages,
+        )
+        batch.fingerprint = fingerprints[spec.batch_id] = batch.request_fingerprint()
+        path = Path(layout.batch(subject, document, spec.batch_id))
         wanted_files.add(path.name)
-        written += write_if_changed(path, dumps_json(payload))
-    for stale in batches_dir(settings, subject, document).glob("*.json"):
+        written += write_record_if_changed(path, batch)
+    for stale in Path(layout.batches_dir(subject, document)).glob(layout.file_glob("batch")):
         if stale.name not in wanted_files:
             stale.unlink()
     batch_ids = [s.batch_id for s in specs]
-    manifest = {
-        "subject": subject,
-        "filename": filename,
-        "document": document,
-        "batches": batch_ids,
-        # Every batch's fingerprint, so that the manifest changes whenever a batch does: it is
-        # the only input of the sync categorise jobs (one file per job keeps the DAG small).
-        "fingerprints": fingerprints,
-        "parts": split_parts(batch_ids, settings.sync_batches_per_job),
-        "issues": [
-            {
-                "issue_id": n,
-                "key": issue.key,
-                "batch_id": batch_of[issue.key],
-                "page": issue.page,
-                "issue": issue.issue,
-                "highlighted_context": issue.context,
-                "pass_code": issue.pass_code,
-                "rule_id": issue.rule_id,
-                "type": issue.type,
-                "message": issue.message,
-                "suggestions": issue.suggestions,
-            }
+    manifest = Manifest(
+        subject=subject,
+        filename=filename,
+        document=document,
+        batches=batch_ids,
+        fingerprints=fingerprints,
+        parts=split_parts(batch_ids, settings.sync_batches_per_job),
+        flags=[
+            ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **_flag_fields(issue))
             for n, issue in enumerate(issues)
         ],
-    }
-    written += write_if_changed(manifest_path(settings, subject, document), dumps_json(manifest))
-    plan.documents.append(DocumentPlan(subject, filename, document, [s.batch_id for s in specs], len(issues)))
+    )
+    written += write_record_if_changed(layout.manifest(subject, document), manifest)
+    plan.documents.append(
+        DocumentPlan(
+            subject=subject, filename=filename, document=document, batch_ids=batch_ids, flags=len(issues)
+        )
+    )
     return written
 
 
-def group_jobs(plan: Plan, settings: Settings) -> dict[str, list[tuple[str, str, str]]]:
+def _flag_fields(issue: Issue) -> dict[str, Any]:
+    return {
+        "key": issue.key,
+        "page": issue.page,
+        "rule_id": issue.rule_id,
+        "type": issue.type,
+        "issue": issue.issue,
+        "message": issue.message,
+        "suggestions": issue.suggestions,
+        "highlighted_context": issue.context,
+        "pass_code": issue.pass_code,
+    }
+
+
+def group_jobs(plan: Plan, settings: Settings) -> JobGroups:
     """Batch mode: pack the batches of each subject into jobs of at most ``max_batches_per_job``.
 
     Whole documents stay together where they fit, so a finished job completes whole documents.
     """
-    jobs: dict[str, list[tuple[str, str, str]]] = {}
+    jobs: JobGroups = {}
     by_subject: dict[str, list[DocumentPlan]] = {}
     for doc in plan.documents:
         by_subject.setdefault(doc.subject, []).append(doc)

@@ -8,14 +8,15 @@ then each referenced page once, between ``<page>`` tags.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from .settings import template_paths
+from .layout import PROMPTS_DIR
+from .records import PageText, PlannedBatch, PlannedFlag
 
 TABLE_COLUMNS = (
     "issue_id",
@@ -35,6 +36,10 @@ class Templates:
     user: Template
     retry: Template
     digest: str
+
+
+def template_paths() -> dict[str, Path]:
+    return {name: PROMPTS_DIR / f"{name}.md" for name in ("system", "user", "retry")}
 
 
 @cache
@@ -60,50 +65,49 @@ def cell(value: Any, limit: int) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
-def issue_table(issues: Iterable[Mapping[str, Any]], limit: int) -> str:
+def issue_table(flags: Iterable[PlannedFlag], limit: int) -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
-    for item in issues:
+    for flag in flags:
         row = [
-            str(item["local_id"]),
-            "" if item.get("page") is None else str(item["page"]),
-            cell(item.get("issue"), limit),
-            cell(item.get("rule_id"), limit),
-            cell(item.get("type"), limit),
-            cell(item.get("message"), limit),
-            cell(item.get("suggestions"), limit),
-            cell(item.get("context"), limit),
+            str(flag.local_id),
+            "" if flag.page is None else str(flag.page),
+            cell(flag.issue, limit),
+            cell(flag.rule_id, limit),
+            cell(flag.type, limit),
+            cell(flag.message, limit),
+            cell(flag.suggestions, limit),
+            cell(flag.highlighted_context, limit),
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def render_pages(pages: Iterable[Mapping[str, Any]]) -> str:
+def render_pages(pages: Iterable[PageText]) -> str:
     parts = []
     for page in pages:
-        label = "before the first page marker" if page["page"] is None else str(page["page"])
-        note = ' cut="true"' if page.get("cut") else ""
-        parts.append(f'<page number="{label}"{note}>\n{page["text"].strip()}\n</page>')
+        label = "before the first page marker" if page.page is None else str(page.page)
+        note = ' cut="true"' if page.cut else ""
+        parts.append(f'<page number="{label}"{note}>\n{page.text.strip()}\n</page>')
     return "\n\n".join(parts) if parts else "(no page text available)"
 
 
 def render_user(
-    batch: Mapping[str, Any],
+    batch: PlannedBatch,
     local_ids: set[int] | None = None,
     problems: str = "",
     templates: Templates | None = None,
 ) -> str:
     """The user part for a whole batch, or a reduced one for ``local_ids`` on a retry."""
     templates = templates or load_templates()
-    limit = int(batch.get("max_cell_chars", 600))
-    issues = batch["issues"]
+    flags = batch.flags
     if local_ids is not None:
-        issues = [i for i in issues if i["local_id"] in local_ids]
-    wanted = {i.get("context_page", i.get("page")) for i in issues}
-    pages = [p for p in batch["pages"] if p["page"] in wanted]
+        flags = [f for f in flags if f.local_id in local_ids]
+    wanted = {f.context_page for f in flags}
+    pages = [p for p in batch.pages if p.page in wanted]
     values = {
-        "subject": batch["subject"],
-        "filename": batch["filename"],
-        "issue_table": issue_table(issues, limit),
+        "subject": batch.subject,
+        "filename": batch.filename,
+        "issue_table": issue_table(flags, batch.max_cell_chars),
         "pages": render_pages(pages),
         "problems": problems or "no answer",
     }

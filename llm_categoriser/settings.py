@@ -2,8 +2,10 @@
 
 Precedence, highest first: ``--config KEY=VALUE``, ``config.yaml``, the environment
 (``LLM_CATEGORISER_BATCH_SIZE``, ``LLM_PRIMARY``; only where config leaves the key null),
-then built-in defaults. Secrets are never part of the settings: the Gemini key is read
-from the environment inside the job that needs it.
+then the defaults. The JSON schema (``config.schema.yaml``) is the one place of every key, its
+default and its allowed values: ``resolve`` validates against it once and fills its defaults;
+``Settings`` only types the result. Secrets are never part of the settings: a provider's key
+is read from the environment inside the job that needs it.
 """
 
 from __future__ import annotations
@@ -18,44 +20,50 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
-
-SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
-PROMPTS_DIR = Path(__file__).with_name("prompts")
-OFFLINE_MODEL = "offline-rules-v1"
+from .layout import REPORT_NAME, SCHEMA_PATH, Layout
 
 
 class Settings(BaseModel):
+    """The resolved settings; every default comes from the schema (see ``resolve``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    documents_dir: str = "Documents"
+    documents_dir: str
     report: str
-    data_dir: str = "data"
-    subjects: tuple[str, ...] = ()
-    documents: tuple[str, ...] = ()
-    batch_size: int = 10
-    max_retries: int = 2
-    provider: Literal["offline", "gemini"] = "offline"
-    mode: Literal["sync", "batch"] = "sync"
-    model: str = "gemini-2.5-flash"
-    temperature: float = 0.2
-    thinking_budget: int | None = 0
-    max_page_chars: int = 12000
-    max_batch_chars: int = 40000
-    anchor_pages: int = 4
-    max_cell_chars: int = 600
-    min_request_interval: float = 0.0
-    request_timeout: float = 120.0
-    max_request_attempts: int = 6
-    batch_wait_minutes: float = 0.0
-    max_batches_per_job: int = 60
-    max_inline_bytes: int = 10_000_000
-    max_job_attempts: int = 3
-    sync_batches_per_job: int = 8
-    reuse_answers: bool = True
+    data_dir: str
+    subjects: tuple[str, ...]
+    documents: tuple[str, ...]
+    batch_size: int
+    max_retries: int
+    provider: str
+    mode: Literal["sync", "batch"]
+    model: str
+    temperature: float
+    thinking_budget: int | None
+    max_page_chars: int
+    max_batch_chars: int
+    anchor_pages: int
+    max_cell_chars: int
+    min_request_interval: float
+    request_timeout: float
+    max_request_attempts: int
+    batch_wait_minutes: float
+    max_batches_per_job: int
+    max_inline_bytes: int
+    max_job_attempts: int
+    sync_batches_per_job: int
+    reuse_answers: bool
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.of(self)
 
     @property
     def effective_model(self) -> str:
-        return OFFLINE_MODEL if self.provider == "offline" else self.model
+        """The model name the provider writes in the outputs."""
+        from .providers import get_provider
+
+        return get_provider(self.provider).model(self)
 
 
 @cache
@@ -128,25 +136,19 @@ def resolve(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
                 )
             data["batch_size"] = int(raw)
         else:
-            data["batch_size"] = 10
+            data["batch_size"] = schema()["properties"]["batch_size"]["x-fallback"]
     if data.get("provider") is None:
+        from .providers import PROVIDERS
+
         raw = env.get("LLM_PRIMARY", "").strip().lower()
-        if raw and raw not in {"offline", "gemini"}:
-            raise ConfigError(f"LLM_PRIMARY={raw!r} is not a provider. Allowed: offline, gemini.")
-        data["provider"] = raw or "offline"
+        if raw and raw not in PROVIDERS:
+            raise ConfigError(f"LLM_PRIMARY={raw!r} is not a provider. Allowed: {', '.join(PROVIDERS)}.")
+        data["provider"] = raw or schema()["properties"]["provider"]["x-fallback"]
     if not data.get("report"):
-        data["report"] = str(Path(data["documents_dir"]) / "language-check-report.csv")
+        data["report"] = str(Path(data["documents_dir"]) / REPORT_NAME)
     data["subjects"] = _as_list(data.get("subjects"))
     data["documents"] = _as_list(data.get("documents"))
     try:
         return Settings(**data)
     except ValidationError as exc:  # pragma: no cover - the schema catches these first
         raise ConfigError(str(exc)) from None
-
-
-def template_paths() -> dict[str, Path]:
-    return {
-        "system": PROMPTS_DIR / "system.md",
-        "user": PROMPTS_DIR / "user.md",
-        "retry": PROMPTS_DIR / "retry.md",
-    }

@@ -1,4 +1,4 @@
-"""Parse and validate a model's answer for one batch (DESIGN §3).
+"""Parse and validate a model's answer for one batch (docs/DESIGN.md §5).
 
 The answer should be a JSON array of ``{issue_id, error_category, confidence_score,
 reasoning}``. Common deviations are repaired and noted (code fences, prose around the JSON,

@@ -1,4 +1,4 @@
-"""Batch mode: submit a job per group of batches, fetch it once done (DESIGN §5)."""
+"""Batch mode: submit a remote job per group of batches, fetch it once done (docs/DESIGN.md §7)."""
 
 
 localrules:
@@ -8,14 +8,14 @@ localrules:
 
 rule submit:
     input:
-        spec=f"{DATA}/plan/jobs/{{job}}.json",
+        spec=LAYOUT.pattern("job_spec"),
         batches=job_batch_files,
     output:
-        f"{DATA}/jobs/{{job}}/handle.json",
+        LAYOUT.pattern("handle"),
     log:
-        f"{DATA}/logs/submit/{{job}}.log",
+        LAYOUT.pattern("log_submit"),
     run:
-        from llm_categoriser.jobs import run_submit
+        from llm_categoriser.steps import run_submit
 
         run_submit(
             wildcards.job,
@@ -23,19 +23,21 @@ rule submit:
             output[0],
             log[0],
             SETTINGS,
-            job_batch_indexes(wildcards),
+            TARGETS.job_batch_indexes(wildcards.job),
         )
 
 
 rule fetch:
     input:
-        handle=f"{DATA}/jobs/{{job}}/handle.json",
+        handle=LAYOUT.pattern("handle"),
         batches=job_batch_files,
     output:
-        f"{DATA}/jobs/{{job}}/results.json",
+        LAYOUT.pattern("job_results"),
     log:
-        f"{DATA}/logs/fetch/{{job}}.log",
+        LAYOUT.pattern("log_fetch"),
     run:
-        from llm_categoriser.jobs import run_fetch
+        from llm_categoriser.steps import run_fetch
 
-        run_fetch(input.handle, input.batches, output[0], log[0], SETTINGS)
+        run_fetch(
+            wildcards.job, input.handle, input.batches, output[0], log[0], SETTINGS
+        )

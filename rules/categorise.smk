@@ -1,24 +1,21 @@
-"""Synchronous categorisation: one job per document part (`sync_batches_per_job` batches).
+"""Sync mode: one categorise job per document part (docs/DESIGN.md §12).
 
-The only input is the document's manifest, which lists every batch's fingerprint (flags, page
-text, provider, model, settings, prompt digest), so any change to a batch rewrites it. Every
-part of that document then reruns, and each batch whose fingerprint is unchanged is answered
-from data/cache without a request: an edit re-sends exactly the batches it changed. Parts
-rather than one job per batch keep Snakemake's per-job cost small on big corpora
-(docs/BENCHMARKS.md).
+The only input is the document's manifest, which lists every batch's fingerprint, so any
+change to a batch rewrites it; every part of that document then reruns, and each batch whose
+fingerprint is unchanged is answered from the answer cache without a request.
 """
 
 
 rule categorise:
     input:
-        f"{DATA}/plan/{{subject}}/{{document}}/manifest.json",
+        LAYOUT.pattern("manifest"),
     output:
-        f"{DATA}/results/{{subject}}/{{document}}/part-{{part}}.json",
+        LAYOUT.pattern("part_result"),
     log:
-        f"{DATA}/logs/categorise/{{subject}}/{{document}}/part-{{part}}.log",
+        LAYOUT.pattern("log_categorise"),
     resources:
         api=API_SLOTS,
     run:
-        from llm_categoriser.jobs import run_categorise
+        from llm_categoriser.steps import run_categorise
 
         run_categorise(input[0], int(wildcards.part), output[0], log[0], SETTINGS)

@@ -7,29 +7,29 @@ localrules:
 
 rule merge:
     input:
-        manifest=f"{DATA}/plan/{{subject}}/{{document}}/manifest.json",
+        manifest=LAYOUT.pattern("manifest"),
         results=document_results,
     output:
-        csv=f"{DOCS}/{{subject}}/document_reports/{{document}}.csv",
-        stats=f"{DATA}/merged/{{subject}}/{{document}}.json",
+        csv=LAYOUT.pattern("document_csv"),
+        stats=LAYOUT.pattern("document_stats"),
     log:
-        f"{DATA}/logs/merge/{{subject}}/{{document}}.log",
+        LAYOUT.pattern("log_merge"),
     run:
-        from llm_categoriser.jobs import run_merge
+        from llm_categoriser.steps import run_merge
 
         run_merge(input.manifest, input.results, output.csv, output.stats, log[0])
 
 
 rule combine:
     input:
-        csvs=document_csvs(),
-        stats=document_stats(),
-        plan=PLAN_JSON,
+        csvs=TARGETS.document_csvs(),
+        stats=TARGETS.document_stats(),
+        plan=LAYOUT.plan_summary,
     output:
-        csv=COMBINED_CSV,
-        summary=SUMMARY_JSON,
+        csv=LAYOUT.combined_csv,
+        summary=LAYOUT.summary,
     log:
-        f"{DATA}/logs/combine.log",
+        LAYOUT.pattern("log_combine"),
     conda:
         "../environment.yml"
     params:
@@ -41,4 +41,4 @@ rule combine:
 onsuccess:
     from llm_categoriser.outputs import print_summary
 
-    print_summary(SUMMARY_JSON)
+    print_summary(LAYOUT.summary)

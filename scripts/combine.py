@@ -15,4 +15,4 @@ with open(snakemake.log[0], "w", encoding="utf-8") as log:
         snakemake.output.summary,
         batch_mode=snakemake.params.batch_mode,
     )
-    print(f"{summary['issues']} flag(s) in {summary['documents']} document(s)", file=log)
+    print(f"{summary.issues} flag(s) in {summary.documents} document(s)", file=log)

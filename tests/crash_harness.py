@@ -757,7 +757,7 @@ def read_summary(work: Path) -> Any:
 
 def planned_issues(work: Path) -> int:
     plan = json.loads((work / "data" / "plan" / "plan.json").read_text(encoding="utf-8"))
-    return sum(int(d["issues"]) for d in plan["documents"])
+    return sum(int(d["flags"]) for d in plan["documents"])
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:

@@ -10,10 +10,11 @@ from conftest import copy_sample
 from gemini_emulator import Endpoint, Fault, GeminiEmulator
 from workflow_helpers import job_counts, read_rows, snakemake
 
-from llm_categoriser import batchjobs
-from llm_categoriser.batchjobs import Handle, submit
-from llm_categoriser.providers import batch as batch_backend
-from llm_categoriser.providers.batch import GeminiBatchBackend
+from llm_categoriser import remote_jobs
+from llm_categoriser.providers.gemini import batch as batch_backend
+from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
+from llm_categoriser.records import RemoteJobHandle
+from llm_categoriser.remote_jobs import submit
 from llm_categoriser.settings import resolve
 
 pytestmark = pytest.mark.slow
@@ -49,9 +50,9 @@ def csvs(work: Path) -> dict[str, str]:
     }
 
 
-def handles(work: Path) -> list[Handle]:
+def handles(work: Path) -> list[RemoteJobHandle]:
     return [
-        Handle.model_validate_json(p.read_text())
+        RemoteJobHandle.model_validate_json(p.read_text())
         for p in sorted((work / "data" / "jobs").glob("*/handle.json"))
     ]
 
@@ -192,7 +193,7 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(batchjobs, "atomic_write_json", crash)
+    monkeypatch.setattr(remote_jobs, "write_record", crash)
     with pytest.raises(KeyboardInterrupt):
         submit("Music-01", files, str(handle), settings, backend=backend)
     assert emu.batch_creations == 1 and not handle.exists()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from llm_categoriser.batching import Planned, make_batches
+from llm_categoriser.packing import Planned, make_batches
 
 
 def plan(items, batch_size=10, anchor_pages=4, max_chars=40000):

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_prompts import BATCH
 
-from llm_categoriser.answers import cache_path, load_answer
+from llm_categoriser.answers import load_answer
 from llm_categoriser.categorise import categorise_batch, categorise_part
+from llm_categoriser.layout import Layout
 from llm_categoriser.providers.base import Answer
-from llm_categoriser.providers.offline import OfflineProvider
+from llm_categoriser.providers.offline.provider import OfflineProvider
+from llm_categoriser.records import PlannedBatch
 
-BATCH = {
-    **BATCH,
-    "fingerprint": "f",
-    "issues": [{**i, "key": f"key{i['local_id']}"} for i in BATCH["issues"]],
-}
+BATCH = BATCH.model_copy(update={"fingerprint": "f"})
 
 
 class Scripted:
@@ -77,57 +76,61 @@ def test_offline_provider_goes_through_validation():
 # A document part: answers kept per batch fingerprint and reused while it holds
 
 
-def _part(n: int) -> list[dict]:
-    return [{**BATCH, "batch_id": f"b{i}", "fingerprint": f"f{i}"} for i in range(n)]
+def _part(n: int) -> list[PlannedBatch]:
+    return [BATCH.model_copy(update={"batch_id": f"b{i}", "fingerprint": f"f{i}"}) for i in range(n)]
 
 
-def _cached(data_dir) -> list[str]:
-    return sorted(p.stem for p in (data_dir / "cache").rglob("*.json"))
+def _data(tmp_path) -> Layout:
+    return Layout("Documents", str(tmp_path))
+
+
+def _cached(tmp_path) -> list[str]:
+    return sorted(p.stem for p in Path(_data(tmp_path).cache_dir).rglob("*.json"))
 
 
 def test_a_part_saves_each_answer_and_reuses_it_while_the_fingerprint_holds(tmp_path):
     provider = Scripted([ok(0, 1)] * 3)
-    results, reused = categorise_part(_part(3), lambda: provider, tmp_path, max_retries=0)
+    results, reused = categorise_part(_part(3), lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 0 and len(provider.requests) == 3
     assert [r.batch_id for r in results] == ["b0", "b1", "b2"]
     assert _cached(tmp_path) == ["f0", "f1", "f2"]
 
     batches = _part(3)
-    batches[1]["fingerprint"] = "changed"
+    batches[1].fingerprint = "changed"
     provider = Scripted([ok(0, 1, category="SPELLING_ERROR")])
-    again, reused = categorise_part(batches, lambda: provider, tmp_path, max_retries=0)
+    again, reused = categorise_part(batches, lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 2
     assert [req.key for req in provider.requests] == ["b1#1"]
     assert again[0] == results[0] and again[2] == results[2]
     assert {i.error_category for i in again[1].items.values()} == {"SPELLING_ERROR"}
-    assert load_answer(tmp_path, "changed") == again[1]
+    assert load_answer(_data(tmp_path), "changed") == again[1]
 
 
 def test_a_part_answered_entirely_from_the_cache_makes_no_provider(tmp_path):
-    categorise_part(_part(2), lambda: Scripted([ok(0, 1)] * 2), tmp_path, max_retries=0)
+    categorise_part(_part(2), lambda: Scripted([ok(0, 1)] * 2), _data(tmp_path), max_retries=0)
 
     def no_provider():
         raise AssertionError("the provider was made although every answer was saved")
 
-    results, reused = categorise_part(_part(2), no_provider, tmp_path, max_retries=0)
+    results, reused = categorise_part(_part(2), no_provider, _data(tmp_path), max_retries=0)
     assert reused == 2 and len(results) == 2
 
 
 def test_failed_flags_unreadable_answers_and_reuse_off_are_asked_again(tmp_path, caplog):
     failing = Scripted([Answer(text=None, error="HTTP 503 after 6 attempts"), ok(0, 1)])
-    first, _ = categorise_part(_part(2), lambda: failing, tmp_path, max_retries=0)
+    first, _ = categorise_part(_part(2), lambda: failing, _data(tmp_path), max_retries=0)
     assert {i.status for i in first[0].items.values()} == {"failed"}
     assert _cached(tmp_path) == ["f1"]  # an answer with a failed flag is not kept
 
-    cache_path(tmp_path, "f1").write_text("{not json", encoding="utf-8")
+    Path(_data(tmp_path).cached_answer("f1")).write_text("{not json", encoding="utf-8")
     provider = Scripted([ok(0, 1)] * 2)
-    again, reused = categorise_part(_part(2), lambda: provider, tmp_path, max_retries=0)
+    again, reused = categorise_part(_part(2), lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 0 and [r.key for r in provider.requests] == ["b0#1", "b1#1"]
     assert all(i.status == "ok" for r in again for i in r.items.values())
     assert "is unreadable" in caplog.text
 
     provider = Scripted([ok(0, 1)] * 2)
-    _, reused = categorise_part(_part(2), lambda: provider, tmp_path, max_retries=0, reuse=False)
+    _, reused = categorise_part(_part(2), lambda: provider, _data(tmp_path), max_retries=0, reuse=False)
     assert reused == 0 and len(provider.requests) == 2
 
 
@@ -139,8 +142,8 @@ def test_a_crash_mid_part_keeps_the_answers_already_received(tmp_path):
             return super().generate(request)
 
     with pytest.raises(KeyboardInterrupt):
-        categorise_part(_part(3), lambda: Dies([ok(0, 1)]), tmp_path, max_retries=0)
+        categorise_part(_part(3), lambda: Dies([ok(0, 1)]), _data(tmp_path), max_retries=0)
     assert _cached(tmp_path) == ["f0"]
     provider = Scripted([ok(0, 1)] * 2)
-    _, reused = categorise_part(_part(3), lambda: provider, tmp_path, max_retries=0)
+    _, reused = categorise_part(_part(3), lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 1 and [r.key for r in provider.requests] == ["b1#1", "b2#1"]

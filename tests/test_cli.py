@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -17,6 +15,17 @@ from conftest import REPO, copy_sample
 from gemini_emulator import GeminiEmulator
 
 from llm_categoriser.cli import main
+from llm_categoriser.layout import Layout
+from llm_categoriser.records import (
+    BatchResult,
+    DeadAttempt,
+    FlagResult,
+    RemoteBatch,
+    RemoteJobAttempts,
+    RemoteJobHandle,
+    RemoteJobResults,
+    write_record,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -91,53 +100,47 @@ def test_missing_config_or_report_is_a_clear_error(tmp_path: Path) -> None:
 def write_job(
     work: Path,
     job: str,
-    age: int,
     handle: dict | None = None,
-    results: int | None = None,
-    died: int | None = None,
+    results: str | None = None,
+    died: bool = False,
 ) -> None:
-    """A job folder with files of the given ages in seconds (older files first)."""
-    folder = work / "data" / "jobs" / job
-    folder.mkdir(parents=True)
-    files: list[tuple[str, dict, int]] = []
-    if died is not None:
-        history = [{"attempt": 1, "name": f"offline/{job}-a1", "state": "FAILED", "error": "boom"}]
-        files.append(("attempts.json", {"attempt": 2, "history": history}, died))
+    """The records of a job: a handle, results of this handle ("current") or of an earlier
+    submission ("stale"), and a death in its attempts."""
+    layout = Layout("Documents", "data")
+    created = "2026-01-02T03:04:05+00:00"
+    if died:
+        history = [DeadAttempt(attempt=1, name=f"offline/{job}-a1", state="FAILED", error="boom", at=created)]
+        write_record(work / layout.attempts(job), RemoteJobAttempts(attempt=2, history=history))
     if handle is not None:
-        refs = [
-            {
-                "subject": "S",
-                "document": "d",
-                "batch_id": "b",
-                "index": 0,
-                "fingerprint": "f",
-                "issue_keys": ["k1", "k2"],
-            }
-        ]
-        files.append(
-            (
-                "handle.json",
-                {"job": job, "provider": "offline", "name": f"offline/{job}-a2", "batches": refs, **handle},
-                age,
-            )
+        ref = RemoteBatch(
+            subject="S", document="d", batch_id="b", index=0, fingerprint="f", flag_keys=["k1", "k2"]
+        )
+        fields = {"provider": "offline", "model": "m", "name": f"offline/{job}-a2", **handle}
+        write_record(
+            work / layout.handle(job), RemoteJobHandle(job=job, batches=[ref], created_at=created, **fields)
         )
     if results is not None:
-        files.append(("results.json", {"job": job, "batches": [{"items": {"k1": {}, "k2": {}}}]}, results))
-    now = time.time()
-    for name, data, seconds in files:
-        path = folder / name
-        path.write_text(json.dumps(data), encoding="utf-8")
-        os.utime(path, (now - seconds, now - seconds))
+        items = {k: FlagResult(status="ok") for k in ("k1", "k2")}
+        batch = BatchResult(batch_id="b", fingerprint="f", provider="offline", model="m", items=items)
+        record = RemoteJobResults(
+            job=job,
+            name=f"offline/{job}-a2",
+            state="SUCCEEDED",
+            handle_created_at=created if results == "current" else "2025-12-31T00:00:00+00:00",
+            fetched_at=created,
+            batches=[batch],
+        )
+        write_record(work / layout.job_results(job), record)
 
 
 def test_status_from_the_job_files(tmp_path: Path) -> None:
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    write_job(tmp_path, "pending", 10, handle={})
-    write_job(tmp_path, "completed", 10, handle={}, results=5)
-    write_job(tmp_path, "stale-results", 5, handle={}, results=10)
-    write_job(tmp_path, "dead", 0, died=10)
-    write_job(tmp_path, "dead-resubmitted", 5, handle={}, died=10)
-    write_job(tmp_path, "abandoned", 5, handle={"state": "ABANDONED", "error": "gave up"}, results=1)
+    write_job(tmp_path, "pending", handle={})
+    write_job(tmp_path, "completed", handle={}, results="current")
+    write_job(tmp_path, "stale-results", handle={}, results="stale")
+    write_job(tmp_path, "dead", died=True)
+    write_job(tmp_path, "dead-resubmitted", handle={}, died=True)
+    write_job(tmp_path, "abandoned", handle={"state": "ABANDONED", "error": "gave up"}, results="current")
     status = {j["job"]: j["status"] for j in listing(tmp_path)}
     assert status == {
         "pending": "pending",
@@ -156,6 +159,10 @@ def test_status_from_the_job_files(tmp_path: Path) -> None:
     assert out.splitlines()[1].startswith("completed (offline/completed-a2): already fetched")
     code, _, err = cli(tmp_path, "batch-cancel", "--job-names", "nope")
     assert code == 2 and "unknown job name(s): nope" in err
+    (tmp_path / Layout("Documents", "data").handle("pending")).write_text('{"job": "pending"}')
+    code, _, err = cli(tmp_path, "batch-list")
+    assert code == 2 and "handle.json is not a RemoteJobHandle of this version" in err
+    assert "delete the job's folder" in err and "Traceback" not in err
 
 
 def test_create_prints_documents_and_jobs_created(created: tuple[Path, str]) -> None:

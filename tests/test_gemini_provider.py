@@ -10,7 +10,7 @@ from test_categorise import BATCH
 
 from llm_categoriser.categorise import categorise_batch
 from llm_categoriser.errors import ProviderError
-from llm_categoriser.providers.gemini import GeminiProvider, api_key
+from llm_categoriser.providers.gemini.client import GeminiProvider, api_key
 from llm_categoriser.settings import resolve
 
 FAKE_KEY = "AIzaFAKE-test-key-0123456789"

@@ -30,13 +30,14 @@ from workflow_helpers import ENV_SETTINGS, REPO, SNAKEMAKE, read_rows, snakemake
 from llm_categoriser.atomic import atomic_write_text
 from llm_categoriser.categorise import categorise_batch
 from llm_categoriser.errors import ReportError
+from llm_categoriser.lt_report import load_report
 from llm_categoriser.outputs import DOCUMENT_COLUMNS, document_rows, read_csv, render_csv
 from llm_categoriser.pages import cut_page, split_pages
 from llm_categoriser.paths import check_name
-from llm_categoriser.plan import batch_path, build_plan
+from llm_categoriser.plan import build_plan
 from llm_categoriser.prompts import render_user
 from llm_categoriser.providers.base import Answer
-from llm_categoriser.report import load_report
+from llm_categoriser.records import Manifest, ManifestFlag, PlannedBatch, read_record
 from llm_categoriser.settings import resolve
 from llm_categoriser.validation import parse_answer
 
@@ -234,7 +235,7 @@ def plan_for(tmp_path: Path, rows: str, docs: dict[str, str], **config):
     settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data"), **config})
     plan = build_plan(settings)
     batches = [
-        json.loads(batch_path(settings, d.subject, d.document, b).read_text(encoding="utf-8"))
+        read_record(settings.layout.batch(d.subject, d.document, b), PlannedBatch)
         for d in plan.documents
         for b in d.batch_ids
     ]
@@ -244,22 +245,22 @@ def plan_for(tmp_path: Path, rows: str, docs: dict[str, str], **config):
 def test_missing_markdown_skips_the_document_named_and_counted(tmp_path):
     plan, batches = plan_for(tmp_path, ROW + ROW + ROW.replace("a.md", "b.md"), {"b.md": "the colour of\n"})
     assert [d.filename for d in plan.documents] == ["b.md"]
-    assert sum(len(b["issues"]) for b in batches) == 1
+    assert sum(len(b.flags) for b in batches) == 1
     (skipped,) = plan.skipped_documents
-    assert skipped["document"] == "Geo/a.md" and skipped["issues"] == 2
-    assert "Geo/markdown/a.md not found" in skipped["reason"]
-    assert "2 flag(s) are not categorised" in skipped["reason"]
+    assert skipped.document == "Geo/a.md" and skipped.issues == 2
+    assert "Geo/markdown/a.md not found" in skipped.reason
+    assert "2 flag(s) are not categorised" in skipped.reason
 
 
 def test_markdown_that_is_a_folder_is_skipped_not_a_crash(tmp_path):
     (tmp_path / "Documents" / "Geo" / "markdown" / "a.md").mkdir(parents=True)
     plan, _ = plan_for(tmp_path, ROW, {})
-    assert "cannot read the Markdown file" in plan.skipped_documents[0]["reason"]
+    assert "cannot read the Markdown file" in plan.skipped_documents[0].reason
 
 
 def test_empty_markdown_sends_no_page_and_warns_once(tmp_path):
     plan, (batch,) = plan_for(tmp_path, ROW + ROW.replace("colour", "hue"), {"a.md": ""})
-    assert batch["pages"] == [] and len(batch["issues"]) == 2
+    assert batch.pages == [] and len(batch.flags) == 2
     (warning,) = plan.warnings  # one for the file, none per flag
     assert warning.startswith("Geo/a.md: ") and "a.md is empty; flags are sent without page text" in warning
     assert "(no page text available)" in render_user(batch)
@@ -267,8 +268,8 @@ def test_empty_markdown_sends_no_page_and_warns_once(tmp_path):
 
 def test_markdown_without_markers_is_one_page(tmp_path):
     plan, (batch,) = plan_for(tmp_path, ROW.replace(",3,", ",,"), {"a.md": "Intro.\nThe colour of it.\n"})
-    assert batch["issues"][0]["context_page"] is None
-    assert [p["page"] for p in batch["pages"]] == [None]
+    assert batch.flags[0].context_page is None
+    assert [p.page for p in batch.pages] == [None]
     assert '<page number="before the first page marker">' in render_user(batch)
     assert plan.warnings == []
 
@@ -278,9 +279,9 @@ def test_markers_out_of_order_and_duplicated(tmp_path):
     plan, (batch,) = plan_for(tmp_path, ROW.replace(",3,", ",2,"), {"a.md": text})
     assert "Geo/a.md: page marker(s) [2] appear more than once; their text is joined" in plan.warnings
     assert "Geo/a.md: page markers are out of order; pages are taken by their numbers" in plan.warnings
-    (page,) = batch["pages"]
-    assert page["page"] == 2 and "second" in page["text"] and "colour of the sea" in page["text"]
-    assert "first" not in page["text"]
+    (page,) = batch.pages
+    assert page.page == 2 and "second" in page.text and "colour of the sea" in page.text
+    assert "first" not in page.text
 
 
 def test_ten_megabyte_page_is_cut_around_its_flags_and_the_prompt_says_so(tmp_path):
@@ -296,9 +297,9 @@ def test_ten_megabyte_page_is_cut_around_its_flags_and_the_prompt_says_so(tmp_pa
         max_page_chars=4000,
     )
     assert time.perf_counter() - started < 20
-    (page,) = batch["pages"]
-    assert page["cut"] is True and "the colour of the sky" in page["text"]
-    kept = page["text"]
+    (page,) = batch.pages
+    assert page.cut is True and "the colour of the sky" in page.text
+    kept = page.text
     for note in ("[… page cut: ", " characters omitted …]"):
         assert note in kept
     omitted = sum(int(n) for n in re.findall(r"page cut: (\d+) characters omitted", kept))
@@ -321,10 +322,9 @@ def test_two_filenames_sharing_a_document_report_are_not_merged_silently(tmp_pat
     assert [d.filename for d in plan.documents] == ["a.md"]
     (skipped,) = plan.skipped_documents
     assert (
-        skipped["document"] == "Geo/a"
-        and "would share the report Geo/document_reports/a.csv" in skipped["reason"]
+        skipped.document == "Geo/a" and "would share the report Geo/document_reports/a.csv" in skipped.reason
     )
-    assert sum(len(b["issues"]) for b in batches) == 1
+    assert sum(len(b.flags) for b in batches) == 1
 
 
 def test_split_pages_keeps_every_character():
@@ -441,24 +441,19 @@ def test_hostile_json_is_refused_not_a_crash(text):
 
 def csv_rows(result) -> dict[str, dict[str, object]]:
     """The rows the document CSV gets for ``BATCH`` and ``result``."""
-    manifest = {
-        "batches": [BATCH["batch_id"]],
-        "issues": [
-            {
-                "issue_id": e["local_id"],
-                "key": e["key"],
-                "page": e["page"],
-                "issue": e["issue"],
-                "highlighted_context": e["context"],
-                "pass_code": "",
-                "rule_id": e["rule_id"],
-                "type": e["type"],
-                "message": e["message"],
-                "suggestions": e["suggestions"],
-            }
-            for e in BATCH["issues"]
+    fields = set(ManifestFlag.model_fields) - {"issue_id", "batch_id"}
+    manifest = Manifest(
+        subject=BATCH.subject,
+        filename=BATCH.filename,
+        document=BATCH.document,
+        batches=[BATCH.batch_id],
+        fingerprints={BATCH.batch_id: BATCH.fingerprint},
+        parts=[[BATCH.batch_id]],
+        flags=[
+            ManifestFlag(issue_id=f.local_id, batch_id=BATCH.batch_id, **f.model_dump(include=fields))
+            for f in BATCH.flags
         ],
-    }
+    )
     return {r["issue_key"]: r for r in document_rows(manifest, [result])}
 
 
@@ -817,7 +812,7 @@ def test_second_run_on_the_same_directory_is_refused_and_nothing_is_corrupted(wo
     assert len(combined) == 197 and {r["status"] for r in combined} == {"ok"}
     for path in (work / "Documents").glob("*/document_reports/*.csv"):
         manifest = work / "data" / "plan" / path.parent.parent.name / path.stem / "manifest.json"
-        expected = [i["key"] for i in json.loads(manifest.read_text(encoding="utf-8"))["issues"]]
+        expected = [i["key"] for i in json.loads(manifest.read_text(encoding="utf-8"))["flags"]]
         assert [r["issue_key"] for r in read_rows(path)] == expected
     assert not [p for p in work.rglob("*.tmp")]
     assert emu.generate_content_calls == 34  # the refused run sent nothing
@@ -910,9 +905,7 @@ def test_model_output_deviations_through_snakemake_and_the_sdk(work):
     assert "Traceback" not in out
     local = {}
     for path in (work / "data" / "plan" / "Music" / MUSIC_FAQS / "batches").glob("*.json"):
-        local.update(
-            {e["key"]: e["local_id"] for e in json.loads(path.read_text(encoding="utf-8"))["issues"]}
-        )
+        local.update({e["key"]: e["local_id"] for e in json.loads(path.read_text(encoding="utf-8"))["flags"]})
     rows = read_csv(work / "Documents" / "Music" / "document_reports" / f"{MUSIC_FAQS}.csv")
     assert len(rows) == 10
     for row in rows:

@@ -14,7 +14,7 @@ import pytest
 
 from llm_categoriser.categories import Category
 from llm_categoriser.models import Issue
-from llm_categoriser.offline_rules import classify, document_hints
+from llm_categoriser.providers.offline.rules import classify, document_hints
 
 SPELLING_RULE = "MORFOLOGIK_RULE_EN_GB"
 

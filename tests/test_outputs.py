@@ -8,7 +8,6 @@ import stat
 import pytest
 
 from llm_categoriser.atomic import atomic_write_text, write_if_changed
-from llm_categoriser.models import BatchResult, IssueResult
 from llm_categoriser.outputs import (
     DOCUMENT_COLUMNS,
     document_rows,
@@ -17,41 +16,46 @@ from llm_categoriser.outputs import (
     render_csv,
     unescape_cell,
 )
+from llm_categoriser.records import BatchResult, FlagResult, Manifest
 
-MANIFEST = {
-    "subject": "Geo",
-    "filename": "a.md",
-    "document": "a",
-    "batches": ["b1"],
-    "issues": [
-        {
-            "issue_id": 0,
-            "key": "k0",
-            "batch_id": "b1",
-            "page": 3,
-            "issue": "=SUM(A1)",
-            "highlighted_context": 'say "**x**", ok',
-            "pass_code": "LT",
-            "rule_id": "R",
-            "type": "t",
-            "message": "m",
-            "suggestions": "a, b",
-        },
-        {
-            "issue_id": 1,
-            "key": "k1",
-            "batch_id": "b1",
-            "page": None,
-            "issue": "y",
-            "highlighted_context": "c | d",
-            "pass_code": "",
-            "rule_id": "R",
-            "type": "t",
-            "message": "m",
-            "suggestions": "",
-        },
-    ],
-}
+MANIFEST = Manifest.model_validate(
+    {
+        "subject": "Geo",
+        "filename": "a.md",
+        "document": "a",
+        "batches": ["b1"],
+        "fingerprints": {"b1": "f"},
+        "parts": [["b1"]],
+        "flags": [
+            {
+                "issue_id": 0,
+                "key": "k0",
+                "batch_id": "b1",
+                "page": 3,
+                "issue": "=SUM(A1)",
+                "highlighted_context": 'say "**x**", ok',
+                "pass_code": "LT",
+                "rule_id": "R",
+                "type": "t",
+                "message": "m",
+                "suggestions": "a, b",
+            },
+            {
+                "issue_id": 1,
+                "key": "k1",
+                "batch_id": "b1",
+                "page": None,
+                "issue": "y",
+                "highlighted_context": "c | d",
+                "pass_code": "",
+                "rule_id": "R",
+                "type": "t",
+                "message": "m",
+                "suggestions": "",
+            },
+        ],
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +74,7 @@ def test_document_rows_keep_every_issue_and_mark_missing():
         provider="offline",
         model="m",
         items={
-            "k0": IssueResult(
+            "k0": FlagResult(
                 status="ok", error_category="FALSE_POSITIVE", confidence_score=85, reasoning="Fine."
             )
         },

@@ -11,8 +11,10 @@ from conftest import HEADER, write_doc
 
 from llm_categoriser import plan as plan_module
 from llm_categoriser import prompts
-from llm_categoriser.plan import batch_path, build_plan
-from llm_categoriser.settings import PROMPTS_DIR, resolve
+from llm_categoriser.layout import PACKAGE_DIR, PROMPTS_DIR
+from llm_categoriser.plan import build_plan, code_files
+from llm_categoriser.records import Manifest, RecordError, read_record
+from llm_categoriser.settings import resolve
 
 ROWS = (
     'Geo,a.md,1,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT\n'
@@ -44,7 +46,7 @@ def _specs(settings, plan) -> dict[str, tuple[int, bytes]]:
     out = {}
     for doc in plan.documents:
         for batch in doc.batch_ids:
-            path = batch_path(settings, doc.subject, doc.document, batch)
+            path = Path(settings.layout.batch(doc.subject, doc.document, batch))
             out[str(path)] = (path.stat().st_mtime_ns, path.read_bytes())
     return out
 
@@ -86,10 +88,11 @@ def test_a_deleted_planning_file_is_rewritten_not_trusted(tmp_path, templates, v
     first = build_plan(settings)
     doc = first.documents[0]
     path = {
-        "batch": batch_path(settings, doc.subject, doc.document, doc.batch_ids[0]),
-        "manifest": plan_module.manifest_path(settings, doc.subject, doc.document),
-        "plan": plan_module.plan_dir(settings) / "plan.json",
+        "batch": settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0]),
+        "manifest": settings.layout.manifest(doc.subject, doc.document),
+        "plan": settings.layout.plan_summary,
     }[victim]
+    path = Path(path)
     path.unlink()
     again = build_plan(settings)
     assert not again.cached
@@ -106,9 +109,9 @@ def test_the_manifest_carries_every_fingerprint_and_the_parts(tmp_path, template
     """The manifest is the only input of a sync categorise job: it must change with any batch."""
     settings = _settings(tmp_path)
     doc = build_plan(settings).documents[0]
-    path = plan_module.manifest_path(settings, doc.subject, doc.document)
+    path = Path(settings.layout.manifest(doc.subject, doc.document))
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    spec = json.loads(batch_path(settings, doc.subject, doc.document, doc.batch_ids[0]).read_text())
+    spec = json.loads(Path(settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0])).read_text())
     assert manifest["fingerprints"] == {doc.batch_ids[0]: spec["fingerprint"]}
     assert manifest["parts"] == [doc.batch_ids]
 
@@ -117,3 +120,23 @@ def test_the_manifest_carries_every_fingerprint_and_the_parts(tmp_path, template
     build_plan(settings)
     changed = json.loads(path.read_text(encoding="utf-8"))
     assert changed["fingerprints"] != manifest["fingerprints"]
+
+
+def test_the_plan_cache_is_keyed_on_the_whole_package():
+    names = {str(p.relative_to(PACKAGE_DIR)) for p in code_files()}
+    expected = {"atomic.py", "models.py", "records.py", "layout.py", "config.schema.yaml", "prompts/user.md"}
+    assert expected <= names
+    assert "providers/offline/rules.py" in names and "providers/gemini/client.py" in names
+
+
+def test_a_planning_file_of_an_older_shape_is_a_clear_error(tmp_path, templates):
+    settings = _settings(tmp_path)
+    doc = build_plan(settings).documents[0]
+    path = Path(settings.layout.manifest(doc.subject, doc.document))
+    old = json.loads(path.read_text(encoding="utf-8"))
+    old["issues"] = old.pop("flags")  # the shape of an earlier version
+    path.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(RecordError) as caught:
+        read_record(path, Manifest)
+    message = str(caught.value)
+    assert str(path) in message and "flags" in message and "delete the data/plan folder" in message

@@ -1,45 +1,52 @@
 from __future__ import annotations
 
 from llm_categoriser.prompts import cell, issue_table, load_templates, render_user
+from llm_categoriser.records import PlannedBatch
 
-BATCH = {
-    "subject": "Geography",
-    "filename": "geo.md",
-    "batch_id": "p0001-0002",
-    "max_cell_chars": 600,
-    "issues": [
-        {
-            "local_id": 0,
-            "page": 1,
-            "context_page": 1,
-            "issue": "a|b",
-            "rule_id": "R",
-            "type": "t",
-            "message": "<b>bold</b> & 'q'",
-            "suggestions": "x, y",
-            "context": '...say "**a|b**" now...',
-        },
-        {
-            "local_id": 1,
-            "page": 2,
-            "context_page": 2,
-            "issue": "colour",
-            "rule_id": "R2",
-            "type": "t",
-            "message": "m",
-            "suggestions": "",
-            "context": "...**colour**...",
-        },
-    ],
-    "pages": [
-        {"page": 1, "text": "{1}---\npage one", "cut": False},
-        {"page": 2, "text": "{2}---\npage two", "cut": True},
-    ],
-}
+BATCH = PlannedBatch.model_validate(
+    {
+        "subject": "Geography",
+        "filename": "geo.md",
+        "document": "geo",
+        "batch_id": "p0001-0002",
+        "settings": {},
+        "max_cell_chars": 600,
+        "flags": [
+            {
+                "key": "key0",
+                "local_id": 0,
+                "page": 1,
+                "context_page": 1,
+                "issue": "a|b",
+                "rule_id": "R",
+                "type": "t",
+                "message": "<b>bold</b> & 'q'",
+                "suggestions": "x, y",
+                "highlighted_context": '...say "**a|b**" now...',
+            },
+            {
+                "key": "key1",
+                "local_id": 1,
+                "page": 2,
+                "context_page": 2,
+                "issue": "colour",
+                "rule_id": "R2",
+                "type": "t",
+                "message": "m",
+                "suggestions": "",
+                "highlighted_context": "...**colour**...",
+            },
+        ],
+        "pages": [
+            {"page": 1, "text": "{1}---\npage one", "cut": False},
+            {"page": 2, "text": "{2}---\npage two", "cut": True},
+        ],
+    }
+)
 
 
 def test_table_escapes_pipes_but_not_html():
-    table = issue_table(BATCH["issues"], 600)
+    table = issue_table(BATCH.flags, 600)
     assert "a\\|b" in table
     assert "<b>bold</b> & 'q'" in table
     assert table.splitlines()[0].startswith("| issue_id |")

@@ -6,7 +6,7 @@ import pytest
 from conftest import HEADER
 
 from llm_categoriser.errors import ReportError
-from llm_categoriser.report import issue_key, load_report
+from llm_categoriser.lt_report import issue_key, load_report
 
 ROW = 'Geo,a.md,3,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT\n'
 

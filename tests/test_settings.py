@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_categoriser.errors import ConfigError
-from llm_categoriser.settings import resolve
+from llm_categoriser.providers import PROVIDERS
+from llm_categoriser.settings import resolve, schema
 
 
 @pytest.mark.parametrize(
@@ -33,3 +34,18 @@ def test_the_workflow_takes_a_boolean_from_the_command_line(tmp_path):
     copy_sample(tmp_path)
     proc = snakemake(tmp_path, "--dry-run", "--config", "reuse_answers=false")
     assert "Invalid configuration" not in proc.stdout + proc.stderr
+
+
+def test_every_default_comes_from_the_schema():
+    settings = resolve({}, env={})
+    for name, spec in schema()["properties"].items():
+        if spec.get("default") is not None and name not in ("subjects", "documents"):
+            assert getattr(settings, name) == spec["default"], name
+    assert settings.batch_size == schema()["properties"]["batch_size"]["x-fallback"]
+    assert settings.provider == schema()["properties"]["provider"]["x-fallback"]
+
+
+def test_the_schema_names_the_registered_providers():
+    assert [p for p in schema()["properties"]["provider"]["enum"] if p] == list(PROVIDERS)
+    with pytest.raises(ConfigError, match=r"LLM_PRIMARY=.nope. is not a provider\. Allowed: offline, gemini"):
+        resolve({}, env={"LLM_PRIMARY": "nope"})

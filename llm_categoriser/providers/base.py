@@ -1,28 +1,63 @@
-"""The provider interface and the request/answer records it exchanges."""
+"""The provider interface: what every provider folder implements (docs/DESIGN.md §6).
+
+A provider is a ``ProviderSpec`` (cheap to import: no SDK) registered by name in
+``providers/__init__.py``. It builds a ``Provider`` for synchronous calls, and optionally a
+``BatchBackend`` for its provider's batch API (submit, status, fetch, cancel). It says which
+environment variables hold its key, what it adds to every batch fingerprint, how many API
+slots one categorise job takes, and may derive per-flag hints from the document text when
+the run is planned.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import ProviderError
+
+if TYPE_CHECKING:
+    from ..models import Issue
+    from ..settings import Settings
+
+__all__ = [
+    "DEAD_STATES",
+    "PENDING_STATES",
+    "Answer",
+    "BatchBackend",
+    "Created",
+    "Provider",
+    "ProviderError",
+    "ProviderSpec",
+    "Request",
+    "Status",
+]
+
+# Remote job states, as the backends report them (``RUNNING``, ``SUCCEEDED``, ...).
+PENDING_STATES = {"PENDING", "QUEUED", "RUNNING", "UPDATING", "PAUSED", "UNSPECIFIED"}
+DEAD_STATES = {"FAILED", "EXPIRED", "CANCELLED", "CANCELLING"}
 
 
 @dataclass
 class Request:
-    """One model call for (part of) a batch."""
+    """One model call for (part of) a batch: the planned batch and the flags asked about."""
 
     key: str
     system: str
     user: str
-    batch: dict[str, Any]
+    batch: Any  # records.PlannedBatch
     local_ids: set[int]
 
 
 @dataclass
 class Answer:
+    """A model's answer text, or why there is none, with the provider's own usage counts."""
+
     text: str | None
     error: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
+    cached_tokens: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -34,7 +69,72 @@ class Provider(Protocol):
         """Answer one request synchronously.
 
         Transient failures are retried inside; what still fails comes back as
-        ``Answer(text=None, error=...)``. A failure that no retry can fix (invalid key,
-        daily quota spent) raises ProviderError with what to do.
+        ``Answer(text=None, error=...)``. A failure no retry can fix raises ProviderError:
+        ``kind="fatal"`` (invalid key: stop the run) or ``kind="exhausted"`` (quota spent:
+        another provider may go on).
         """
         ...
+
+
+@dataclass
+class Created:
+    """A remote job just created (or adopted: a live job with the same display name)."""
+
+    name: str
+    transport: str
+    payload_bytes: int
+    adopted: bool
+    file_name: str | None = None
+
+
+@dataclass
+class Status:
+    state: str
+    error: str = ""
+    create_time: str | None = None
+
+
+class BatchBackend(Protocol):
+    """A provider's batch API. ``create`` is never retried blindly: on any error the backend
+    first looks for a live job with the same deterministic display name and adopts it."""
+
+    provider: str
+    model: str
+
+    def find_live(self, display_name: str) -> str | None: ...
+    def create(self, display_name: str, requests: list[Request]) -> Created: ...
+    def status(self, name: str) -> Status: ...
+    def results(self, name: str, requests: list[Request]) -> dict[str, Answer]: ...
+    def cancel(self, name: str) -> None: ...
+
+    @property
+    def sync_provider(self) -> Provider:
+        """Asks again, synchronously, for flags that failed inside a finished job."""
+        ...
+
+
+class ProviderSpec:
+    """One provider: its name, its key, what it adds to fingerprints, and its factories."""
+
+    name: str = ""
+    key_variables: tuple[str, ...] = ()
+    api_slots: int = 1
+    runs_remotely: bool = True
+
+    def model(self, settings: Settings) -> str:
+        """The model name written in the outputs."""
+        return settings.model
+
+    def fingerprint(self, settings: Settings) -> dict[str, Any]:
+        """Settings that change its answers, added to every batch fingerprint."""
+        return {"temperature": settings.temperature, "thinking_budget": settings.thinking_budget}
+
+    def document_hints(self, issue: Issue, document_text: str) -> dict[str, Any]:
+        """Per-flag facts drawn from the whole document when the run is planned (default: none)."""
+        return {}
+
+    def make(self, settings: Settings) -> Provider:
+        raise NotImplementedError
+
+    def make_batch_backend(self, settings: Settings) -> BatchBackend:
+        raise ProviderError(f"provider {self.name} has no batch mode; use --config mode=sync")

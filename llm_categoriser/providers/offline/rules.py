@@ -39,8 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .categories import Category
-from .models import Issue
+from ...categories import Category
+from ...models import Issue
 
 Result = tuple[Category, int, str]
 

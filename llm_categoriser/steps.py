@@ -1,8 +1,8 @@
 """Entry points for the Snakemake rules: each reads its inputs, logs to its own file, writes atomically.
 
 They run in-process in Snakemake's thread pool (``run:`` with ``force-use-threads`` in the default
-profile), so a job costs no interpreter start-up; each job therefore gets its own logger that
-writes only to that job's log file.
+profile, docs/DESIGN.md §11), so a job costs no interpreter start-up; each job therefore gets its
+own logger that writes only to that job's log file.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import atomic_write_json, read_json
 from .outputs import merge_document
-from .plan import batch_path
 from .providers import make_provider
+from .records import Manifest, PartResult, PlannedBatch, read_record, write_record
 from .settings import Settings
 
 _counter = itertools.count(1)  # next() is atomic: jobs run in threads
@@ -46,39 +45,39 @@ def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
 def run_categorise(manifest_file: str, part: int, output: str, log_file: str, settings: Settings) -> None:
     """Sync mode: categorise part ``part`` (1-based) of a document, one batch after another.
 
-    Each batch's answer is kept in ``data/cache`` as soon as it arrives, so a crash loses at most
-    the batch in flight, and a batch whose fingerprint is unchanged is answered from there
+    Each batch's answer is kept in the answer cache as soon as it arrives, so a crash loses at
+    most the batch in flight, and a batch whose fingerprint is unchanged is answered from there
     without a request (``answers.py``).
     """
     from .categorise import categorise_part
 
     with job_logger(log_file, "categorise") as logger:
         started = time.perf_counter()
-        manifest = read_json(manifest_file)
-        parts = manifest["parts"]
-        if not 1 <= part <= len(parts):
+        manifest = read_record(manifest_file, Manifest)
+        if not 1 <= part <= len(manifest.parts):
             raise ValueError(
-                f"{manifest_file} has {len(parts)} part(s), not part {part}: the plan changed while "
-                f"Snakemake ran; run it again"
+                f"{manifest_file} has {len(manifest.parts)} part(s), not part {part}: the plan changed "
+                f"while Snakemake ran; run it again"
             )
+        layout = settings.layout
         batches = [
-            read_json(batch_path(settings, manifest["subject"], manifest["document"], batch_id))
-            for batch_id in parts[part - 1]
+            read_record(layout.batch(manifest.subject, manifest.document, batch_id), PlannedBatch)
+            for batch_id in manifest.parts[part - 1]
         ]
         results, reused = categorise_part(
             batches,
             lambda: make_provider(settings),  # not made when every answer is saved
-            settings.data_dir,
+            layout,
             settings.max_retries,
             reuse=settings.reuse_answers,
             logger=logger,
         )
-        atomic_write_json(output, {"part": part, "batches": [r.model_dump(mode="json") for r in results]})
+        write_record(output, PartResult(part=part, batches=results))
         statuses = dict(Counter(item.status for result in results for item in result.items.values()))
         logger.info(
-            "%s/%s part %d: %d batch(es), %d answered from data/cache, %d flag(s) %s in %.2f s",
-            manifest["subject"],
-            manifest["document"],
+            "%s/%s part %d: %d batch(es), %d answered from the cache, %d flag(s) %s in %.2f s",
+            manifest.subject,
+            manifest.document,
             part,
             len(results),
             reused,
@@ -91,20 +90,22 @@ def run_categorise(manifest_file: str, part: int, output: str, log_file: str, se
 def run_merge(manifest: str, results: list[str], csv_file: str, stats_file: str, log_file: str) -> None:
     with job_logger(log_file, "merge") as logger:
         stats = merge_document(manifest, results, csv_file, stats_file)
-        logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats["issues"], stats["statuses"])
+        logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats.issues, stats.statuses)
 
 
 def run_submit(
     job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings, indexes: list[int]
 ) -> None:
-    from .batchjobs import submit
+    from .remote_jobs import record_failure, submit
 
-    with job_logger(log_file, "submit") as logger:
+    with job_logger(log_file, "submit") as logger, record_failure(settings.layout, job, handle):
         submit(job, batch_files, handle, settings, logger=logger, indexes=indexes)
 
 
-def run_fetch(handle: str, batch_files: list[str], results: str, log_file: str, settings: Settings) -> None:
-    from .batchjobs import fetch
+def run_fetch(
+    job: str, handle: str, batch_files: list[str], results: str, log_file: str, settings: Settings
+) -> None:
+    from .remote_jobs import fetch, record_failure
 
-    with job_logger(log_file, "fetch") as logger:
+    with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):
         fetch(handle, batch_files, results, settings, logger=logger)

@@ -22,22 +22,13 @@ from pathlib import Path
 from .errors import ReportError, UnsafePathError
 from .models import REPORT_COLUMNS, REQUIRED_COLUMNS, Issue
 from .paths import check_name
+from .records import SkippedRow
 
 log = logging.getLogger(__name__)
 
 # A cell may legitimately be large (a whole table row in a context); the csv module's
 # default limit of 128 KiB would make such a report unreadable.
 csv.field_size_limit(64 * 1024 * 1024)
-
-
-@dataclass
-class SkippedRow:
-    row: int
-    reason: str
-    line: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        return {"row": self.row, "line": self.line, "reason": self.reason}
 
 
 @dataclass
@@ -49,7 +40,7 @@ class LoadedReport:
 
 
 def issue_key(subject: str, filename: str, rule_id: str, text: str, context: str, occurrence: int) -> str:
-    """Stable identity of a flag: its content, not its row position (DESIGN §2)."""
+    """Stable identity of a flag: its content, not its row position (docs/DESIGN.md §8)."""
     raw = "\x1f".join((subject, filename, rule_id, text, context, str(occurrence)))
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:20]
 
@@ -159,7 +150,7 @@ def load_report(path: str | Path) -> LoadedReport:
                 f"{exc}; row skipped. Subject and Filename must be a plain folder name and file name "
                 f"(no '/', '\\', '..', braces or control characters): correct the row and rerun"
             )
-            report.skipped.append(SkippedRow(row_number, reason, line))
+            report.skipped.append(SkippedRow(row=row_number, reason=reason, line=line))
             log.warning("%s: row %d (line %d): %s", path, row_number, line, reason)
             continue
         try:

@@ -1,8 +1,9 @@
-"""Batch-job backends: the Gemini Batch API, and the offline stand-in (DESIGN §4–§6).
+"""Gemini remote jobs through the Batch API (docs/DESIGN.md §7).
 
-A backend creates a job from many requests (each with a key), reports its state, returns the
-answers by key, and cancels it. ``batches.create`` is never retried blindly: on any error the
-backend first looks for a live job with the same deterministic display name and adopts it.
+A job is created from many requests (each with a key), inline up to ``max_inline_bytes`` and
+as an uploaded JSONL file beyond; its state is polled, its answers returned by key, and it can
+be cancelled. ``batches.create`` is never retried blindly: on any error the backend first
+looks for a live job with the same deterministic display name and adopts it.
 """
 
 from __future__ import annotations
@@ -12,75 +13,17 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from ..settings import Settings
-from .base import Answer, Request
-from .gemini import GeminiProvider, api_key, dumps, generation_config, response_text, rest_request
-
-PENDING_STATES = {"PENDING", "QUEUED", "RUNNING", "UPDATING", "PAUSED", "UNSPECIFIED"}
-DEAD_STATES = {"FAILED", "EXPIRED", "CANCELLED", "CANCELLING"}
+from ...settings import Settings
+from ..base import DEAD_STATES, Answer, Created, Request, Status
+from .client import GeminiProvider, api_key, dumps, generation_config, response_text, rest_request
 
 
 def normalise_state(state: Any) -> str:
     """``JOB_STATE_RUNNING`` (SDK) and ``BATCH_STATE_RUNNING`` (wire) are both ``RUNNING``."""
     text = str(getattr(state, "value", state) or "UNSPECIFIED").upper()
     return text.split("_STATE_")[-1] if "_STATE_" in text else text
-
-
-@dataclass
-class Created:
-    name: str
-    transport: str
-    payload_bytes: int
-    adopted: bool
-    file_name: str | None = None
-
-
-@dataclass
-class Status:
-    state: str
-    error: str = ""
-    create_time: str | None = None
-
-
-class BatchBackend(Protocol):
-    provider: str
-    model: str
-
-    def find_live(self, display_name: str) -> str | None: ...
-    def create(self, display_name: str, requests: list[Request]) -> Created: ...
-    def status(self, name: str) -> Status: ...
-    def results(self, name: str, requests: list[Request]) -> dict[str, Answer]: ...
-    def cancel(self, name: str) -> None: ...
-
-
-class OfflineBatchBackend:
-    """Jobs complete on the next fetch; answers come from the offline rules."""
-
-    provider = "offline"
-
-    def __init__(self) -> None:
-        from .offline import OfflineProvider
-
-        self._inner = OfflineProvider()
-        self.model = self._inner.model
-
-    def find_live(self, display_name: str) -> str | None:
-        return None
-
-    def create(self, display_name: str, requests: list[Request]) -> Created:
-        return Created(f"offline/{display_name}", "local", 0, adopted=False)
-
-    def status(self, name: str) -> Status:
-        return Status("SUCCEEDED")
-
-    def results(self, name: str, requests: list[Request]) -> dict[str, Answer]:
-        return {r.key: self._inner.generate(r) for r in requests}
-
-    def cancel(self, name: str) -> None:
-        return None
 
 
 _listing_lock = threading.Lock()
@@ -182,7 +125,7 @@ class GeminiBatchBackend:
         return Created(job.name, transport, size, adopted=False, file_name=file_name)
 
     def _raw(self, name: str) -> dict[str, Any]:
-        """The raw operation JSON: the SDK drops the job's top-level ``error`` (DESIGN §6)."""
+        """The raw operation JSON: the SDK drops the job's top-level ``error`` (docs/DESIGN.md §7)."""
         response = self.client._api_client.request("get", name, {})
         return json.loads(response.body or "{}")
 
@@ -255,9 +198,3 @@ class GeminiBatchBackend:
 
     def cancel(self, name: str) -> None:
         self._sync.call("batches.cancel", lambda: self.client.batches.cancel(name=name))
-
-
-def make_backend(settings: Settings) -> BatchBackend:
-    if settings.provider == "offline":
-        return OfflineBatchBackend()
-    return GeminiBatchBackend(settings)

@@ -1,4 +1,4 @@
-"""The Gemini provider, through the official ``google-genai`` SDK (DESIGN §4–§6).
+"""Gemini synchronous calls through the official ``google-genai`` SDK (docs/DESIGN.md §6).
 
 Synchronous calls retry 429 and 5xx answers with exponential backoff, honouring the server's
 ``RetryInfo.retryDelay`` (the SDK ignores it and retries nothing by itself), and stop the run
@@ -20,12 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..categories import CATEGORY_NAMES
-from ..errors import ProviderError
-from ..settings import Settings
-from .base import Answer, Request
+from ...categories import CATEGORY_NAMES
+from ...settings import Settings
+from ..base import Answer, ProviderError, Request
+from . import KEY_VARIABLES
 
-KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "ARRAY",
     "items": {
@@ -131,16 +130,19 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return info
 
 
-def fatal_message(info: ErrorInfo) -> str | None:
+def fatal_message(info: ErrorInfo) -> ProviderError | None:
+    """The error that stops this provider: fatal (invalid key) or exhausted (daily quota)."""
     if info.invalid_key:
-        return (
+        return ProviderError(
             f"Gemini rejected the API key (HTTP {info.code} {info.status}). Check GEMINI_API_KEY "
-            f"(or GOOGLE_API_KEY): create a key at Google AI Studio and export it, then rerun."
+            f"(or GOOGLE_API_KEY): create a key at Google AI Studio and export it, then rerun.",
+            kind="fatal",
         )
     if info.code == 429 and info.daily_quota:
-        return (
+        return ProviderError(
             f"Gemini's per-day quota is spent ({', '.join(info.quota_ids)}). Rerun after the daily "
-            f"reset (midnight Pacific time), raise the quota, or use batch mode (--config mode=batch)."
+            f"reset (midnight Pacific time), raise the quota, or use batch mode (--config mode=batch).",
+            kind="exhausted",
         )
     return None
 
@@ -164,7 +166,7 @@ def generation_config(settings: Settings, system: str) -> dict[str, Any]:
 
 
 def rest_request(settings: Settings, system: str, user: str) -> dict[str, Any]:
-    """The same request with REST field names, as JSONL batch input needs (DESIGN §6)."""
+    """The same request with REST field names, as JSONL batch input needs (docs/DESIGN.md §6)."""
     generation: dict[str, Any] = {
         "temperature": settings.temperature,
         "responseMimeType": "application/json",
@@ -244,7 +246,7 @@ class GeminiProvider:
                 info = error_info(exc)
                 fatal = fatal_message(info)
                 if fatal:
-                    raise ProviderError(fatal) from None
+                    raise fatal from None
                 last = redact(f"HTTP {info.code} {info.status}: {info.message}".strip(), self._key)
                 if info.code is None:
                     last = redact(f"{info.status}: {info.message}", self._key)

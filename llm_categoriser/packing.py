@@ -1,6 +1,7 @@
-"""Stable, page-aligned batches (DESIGN §2).
+"""Pack a document's flags into stable, page-aligned batches (docs/DESIGN.md §8).
 
-A document's flags are grouped by page. Pages are then cut into *segments* at anchor pages:
+A document's flags are grouped by page. Pages are then cut into *segments* (the run of
+flagged pages up to and including an anchor page; batches never cross one) at anchor pages:
 a page is an anchor when a hash of (document, page number) falls on 0 modulo ``anchor_pages``.
 Anchors depend on nothing but the page number, so adding, removing or editing a flag only
 changes the segment holding it; batches are packed greedily inside a segment (whole pages,

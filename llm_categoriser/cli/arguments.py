@@ -1,0 +1,101 @@
+"""The command line: verbs, their options and the help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..layout import SNAKEFILE
+from ..providers import PROVIDERS
+from . import verbs
+from .job_records import STATUSES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("workflow options")
+    group.add_argument(
+        "--directory",
+        default=".",
+        metavar="DIR",
+        help="working directory with config.yaml and the documents (default: .)",
+    )
+    group.add_argument(
+        "--snakefile",
+        default=str(SNAKEFILE),
+        metavar="FILE",
+        help="the workflow (default: %(default)s)",
+    )
+    group.add_argument("--cores", type=int, default=2, metavar="N", help="Snakemake cores (default: 2)")
+    group.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="settings passed to Snakemake's --config (mode=batch is always added)",
+    )
+    group.add_argument("--provider", choices=list(PROVIDERS), help="the model provider")
+    group.add_argument("--subjects", nargs="+", metavar="SUBJECT", help="only these subjects")
+    group.add_argument("--documents", nargs="+", metavar="DOCUMENT", help="only these documents")
+    group.add_argument("--batch-size", type=int, metavar="N", help="flags per batch (1-100)")
+
+    parser = argparse.ArgumentParser(
+        prog="llm_categoriser",
+        description="Categorise LanguageTool flags with an LLM in batch mode, over the Snakemake workflow.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="VERB")
+
+    create = commands.add_parser(
+        "batch-create",
+        parents=[common],
+        help="plan the run and submit its batch jobs",
+        description="Plan the run and submit one batch job per group of batches (snakemake --until submit).",
+    )
+    create.add_argument("--verbose", action="store_true", help="show Snakemake's output")
+    create.set_defaults(handler=verbs.cmd_batch_create)
+
+    listing = commands.add_parser(
+        "batch-list",
+        parents=[common],
+        help="list the batch jobs and their status",
+        description="List the batch jobs of the data folder (its jobs/*/ files) and their status.",
+    )
+    listing.add_argument("--status", choices=STATUSES, help="only jobs with this status")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--verbose", action="store_true", help="also list the issue ids of each document")
+    listing.set_defaults(handler=verbs.cmd_batch_list)
+
+    fetch = commands.add_parser(
+        "batch-fetch",
+        parents=[common],
+        help="fetch finished jobs and write their documents",
+        description=(
+            "Fetch finished batch jobs and write the documents they carry (snakemake --keep-going). "
+            "Exit code 0: nothing pending or failed; 1: some jobs are still pending; 2: failures."
+        ),
+    )
+    which = fetch.add_mutually_exclusive_group()
+    which.add_argument(
+        "--check-all-pending",
+        action="store_true",
+        help="check every job and complete the whole run (the default)",
+    )
+    which.add_argument(
+        "--job-names", nargs="+", metavar="NAME", help="only these jobs (job ids or remote batches/... names)"
+    )
+    fetch.add_argument("--verbose", action="store_true", help="show Snakemake's output")
+    fetch.set_defaults(handler=verbs.cmd_batch_fetch)
+
+    cancel = commands.add_parser(
+        "batch-cancel",
+        parents=[common],
+        help="cancel remote batch jobs",
+        description="Cancel the remote jobs named in the job handles.",
+    )
+    target = cancel.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--job-names", nargs="+", metavar="NAME", help="these jobs (job ids or remote batches/... names)"
+    )
+    target.add_argument("--all", action="store_true", help="every job that is still pending")
+    cancel.set_defaults(handler=verbs.cmd_batch_cancel)
+    return parser

@@ -1,0 +1,95 @@
+"""The offline provider and its batch stand-in: answers from the rules in ``rules.py``.
+
+It answers with the same JSON text an LLM would, so its answers go through the same parsing
+and validation; its rows say ``offline`` in the provider column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+from ...models import Issue
+from ...records import PlannedBatch, PlannedFlag
+from ..base import Answer, Created, Request, Status
+from . import MODEL, rules
+
+
+@cache
+def rules_digest() -> str:
+    """Part of every offline batch fingerprint: new rules answer again."""
+    return hashlib.sha256(Path(rules.__file__).read_bytes()).hexdigest()[:16]
+
+
+def flag_as_issue(batch: PlannedBatch, flag: PlannedFlag) -> Issue:
+    return Issue(
+        subject=batch.subject,
+        filename=batch.filename,
+        page=flag.page,
+        rule_id=flag.rule_id,
+        type=flag.type,
+        issue=flag.issue,
+        message=flag.message,
+        suggestions=flag.suggestions,
+        context=flag.highlighted_context,
+        pass_code=flag.pass_code,
+        row=0,
+        key=flag.key,
+    )
+
+
+class OfflineProvider:
+    name = "offline"
+    model = MODEL
+
+    def generate(self, request: Request) -> Answer:
+        batch: PlannedBatch = request.batch
+        pages = {p.page: p.text for p in batch.pages}
+        answers = []
+        for flag in batch.flags:
+            if flag.local_id not in request.local_ids:
+                continue
+            issue = flag_as_issue(batch, flag)
+            category, confidence, reason = rules.classify(issue, pages.get(flag.context_page), flag.hints)
+            answers.append(
+                {
+                    "issue_id": flag.local_id,
+                    "error_category": str(category),
+                    "confidence_score": confidence,
+                    "reasoning": reason,
+                }
+            )
+        text = json.dumps(answers, ensure_ascii=False)
+        chars = len(request.system) + len(request.user)
+        return Answer(text=text, input_tokens=chars // 4, output_tokens=len(text) // 4)
+
+
+class OfflineBatchBackend:
+    """Jobs complete on the next fetch; answers come from the offline rules."""
+
+    provider = "offline"
+
+    def __init__(self) -> None:
+        self._inner = OfflineProvider()
+        self.model = self._inner.model
+
+    @property
+    def sync_provider(self) -> OfflineProvider:
+        return self._inner
+
+    def find_live(self, display_name: str) -> str | None:
+        return None
+
+    def create(self, display_name: str, requests: list[Request]) -> Created:
+        return Created(f"offline/{display_name}", "local", 0, adopted=False)
+
+    def status(self, name: str) -> Status:
+        return Status("SUCCEEDED")
+
+    def results(self, name: str, requests: list[Request]) -> dict[str, Answer]:
+        return {r.key: self._inner.generate(r) for r in requests}
+
+    def cancel(self, name: str) -> None:
+        return None

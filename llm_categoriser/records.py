@@ -1,0 +1,389 @@
+"""Typed records of every file the pipeline writes and reads back (docs/DESIGN.md §4).
+
+Each file under ``data/`` and each output the pipeline reads again has one pydantic model
+here; ``read_record`` reads a file into its model and turns a file of an older or foreign
+shape into a ``RecordError`` that names the file and what to do, never a ``KeyError``.
+Where the files live: ``layout.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .atomic import atomic_write_text, dumps_json, write_if_changed
+from .errors import CategoriserError
+
+PLAN_FORMAT = 2
+
+FlagStatus = Literal["ok", "repaired", "failed", "missing"]
+
+
+class RecordError(CategoriserError):
+    """A file the pipeline wrote has a shape this version does not read."""
+
+
+class Record(BaseModel):
+    """A file's content; ``fix`` says what to do when an old or foreign file is found."""
+
+    model_config = ConfigDict(extra="forbid")
+    fix: ClassVar[str] = "delete it and run again"
+
+
+# --------------------------------------------------------------------------
+# The plan (<data_dir>/plan/)
+# --------------------------------------------------------------------------
+
+
+class FlagFields(Record):
+    """What the report says about one flag (one row of the LanguageTool report)."""
+
+    key: str
+    page: int | None = None
+    rule_id: str = ""
+    type: str = ""
+    issue: str = ""
+    message: str = ""
+    suggestions: str = ""
+    highlighted_context: str = ""
+    pass_code: str = ""
+
+
+class PlannedFlag(FlagFields):
+    """A flag inside a planned batch: its number in the request and the page sent with it."""
+
+    local_id: int
+    context_page: int | None = None
+    hints: dict[str, Any] = Field(default_factory=dict, description="provider hints from the plan")
+
+
+class PageText(Record):
+    page: int | None
+    text: str
+    cut: bool = False
+
+
+class PlannedBatch(Record):
+    """``plan/<subject>/<document>/batches/<batch>.json``: everything one request depends on."""
+
+    fix: ClassVar[str] = "delete the data/plan folder and run again (it is rebuilt from the report)"
+    format: int = PLAN_FORMAT
+    subject: str
+    filename: str
+    document: str
+    batch_id: str
+    settings: dict[str, Any]
+    max_cell_chars: int
+    flags: list[PlannedFlag]
+    pages: list[PageText]
+    fingerprint: str = ""
+
+    def request_fingerprint(self) -> str:
+        """The digest of everything but the fingerprint itself."""
+        return fingerprint(self.model_dump(mode="json", exclude={"fingerprint"}))
+
+
+class ManifestFlag(FlagFields):
+    """A flag in its document's manifest: its row number in the CSV and its batch."""
+
+    issue_id: int
+    batch_id: str
+
+
+class Manifest(Record):
+    """``plan/<subject>/<document>/manifest.json``: a document's flags, batches and parts.
+
+    It lists every batch's fingerprint, so it changes whenever a batch does: it is the only
+    input of the sync categorise jobs (one file per job keeps the DAG small).
+    """
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    subject: str
+    filename: str
+    document: str
+    batches: list[str]
+    fingerprints: dict[str, str]
+    parts: list[list[str]]
+    flags: list[ManifestFlag]
+
+
+class DocumentPlan(Record):
+    subject: str
+    filename: str
+    document: str
+    batch_ids: list[str]
+    flags: int = 0
+
+
+class SkippedDocument(Record):
+    document: str
+    issues: int
+    reason: str
+
+
+class SkippedRow(Record):
+    row: int
+    line: int = 0
+    reason: str
+
+
+class PlanSummary(Record):
+    """``plan/plan.json``: the documents planned, and what was skipped or warned about."""
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    format: int = PLAN_FORMAT
+    documents: list[DocumentPlan]
+    skipped_documents: list[SkippedDocument]
+    skipped_rows: list[SkippedRow]
+    warnings: list[str]
+    report: str
+
+
+class PlanStamp(Record):
+    """``plan/stamp.json``: what the plan was made from (settings, code, report, Markdown)."""
+
+    key: str
+    files: dict[str, list[int] | None]
+
+
+class BatchLocation(BaseModel):
+    subject: str
+    document: str
+    batch_id: str
+
+
+class JobSpec(Record):
+    """``plan/jobs/<job>.json``: the batches one remote job carries (batch mode)."""
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    job: str
+    batches: list[tuple[str, str, str]] = Field(description="(subject, document, batch id)")
+
+
+# --------------------------------------------------------------------------
+# Answers and results
+# --------------------------------------------------------------------------
+
+
+class FlagResult(Record):
+    """The validated answer for one flag, or why there is none."""
+
+    status: FlagStatus
+    error_category: str = ""
+    confidence_score: int | None = None
+    reasoning: str = ""
+    error: str = ""
+    attempts: int = 0
+    notes: list[str] = Field(default_factory=list)
+
+
+class BatchResult(Record):
+    """The answers for one batch; also the cached answer (``cache/<xx>/<fingerprint>.json``)."""
+
+    batch_id: str
+    fingerprint: str
+    provider: str
+    model: str
+    items: dict[str, FlagResult]
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultSet(Record):
+    """What merge reads from a part result or a remote job's results: the batches."""
+
+    model_config = ConfigDict(extra="ignore")
+    fix: ClassVar[str] = "delete it (or the data/results and data/jobs folders) and run again"
+    batches: list[BatchResult]
+
+
+class PartResult(ResultSet):
+    """``results/<subject>/<document>/part-<n>.json``: one sync categorise job's answers."""
+
+    model_config = ConfigDict(extra="forbid")
+    part: int
+
+
+# --------------------------------------------------------------------------
+# Remote jobs (<data_dir>/jobs/<job>/)
+# --------------------------------------------------------------------------
+
+RemoteStatus = Literal["pending", "completed", "dead", "error"]
+
+
+class RemoteBatch(Record):
+    subject: str
+    document: str
+    batch_id: str
+    index: int = Field(description="position of the batch in its document")
+    fingerprint: str
+    flag_keys: list[str]
+    cached: bool = False
+
+
+class RemoteJobHandle(Record):
+    """``handle.json`` (the submit rule's output): the remote job and what it carries."""
+
+    fix: ClassVar[str] = "delete the job's folder under data/jobs and run again (it is resubmitted)"
+    job: str
+    provider: str
+    model: str
+    name: str | None = None
+    display_name: str = ""
+    attempt: int = 1
+    created_at: str = ""
+    state: str = "SUBMITTED"
+    transport: str = ""
+    payload_bytes: int = 0
+    adopted: bool = False
+    error: str = ""
+    batches: list[RemoteBatch]
+
+
+class DeadAttempt(Record):
+    attempt: int
+    name: str | None
+    state: str
+    error: str = ""
+    at: str
+
+
+class RemoteJobAttempts(Record):
+    """``attempts.json``: how many times the job died (FAILED, EXPIRED, CANCELLED)."""
+
+    fix: ClassVar[str] = RemoteJobHandle.fix
+    attempt: int = 1
+    history: list[DeadAttempt] = Field(default_factory=list)
+
+
+class RemoteJobState(Record):
+    """``state.json``: what the last submit or fetch of the job found, for the CLI.
+
+    ``handle_created_at`` ties it to one handle: a state written for an earlier submission
+    is stale once the job is resubmitted.
+    """
+
+    fix: ClassVar[str] = RemoteJobHandle.fix
+    job: str
+    status: RemoteStatus
+    state: str = ""
+    name: str | None = None
+    handle_created_at: str = ""
+    message: str = ""
+    error_type: str = ""
+    checked_at: float = Field(description="seconds since the epoch")
+
+
+class RemoteJobResults(ResultSet):
+    """``results.json`` (the fetch rule's output): the answers of every batch of the job."""
+
+    model_config = ConfigDict(extra="forbid")
+    fix: ClassVar[str] = RemoteJobHandle.fix
+    job: str
+    name: str | None
+    state: str
+    handle_created_at: str = ""
+    fetched_at: str
+
+
+# --------------------------------------------------------------------------
+# Outputs read back
+# --------------------------------------------------------------------------
+
+
+class DocumentStats(Record):
+    """``merged/<subject>/<document>.json``: the counts of one document's CSV."""
+
+    subject: str
+    filename: str
+    csv: str
+    issues: int
+    batches: int
+    categories: dict[str, int]
+    statuses: dict[str, int]
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    providers: list[str]
+
+
+class RunSummary(Record):
+    """``run-summary.json``: counts per category, subject and status; cost; what was skipped."""
+
+    documents: int
+    issues: int
+    batches: int
+    categories: dict[str, int]
+    statuses: dict[str, int]
+    subjects: dict[str, int]
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    skipped_documents: list[SkippedDocument]
+    skipped_rows: list[SkippedRow]
+    warnings: list[str]
+    document_reports: list[str]
+    combined_report: str
+
+
+# --------------------------------------------------------------------------
+# Reading and writing
+# --------------------------------------------------------------------------
+
+R = TypeVar("R", bound=Record)
+
+
+def fingerprint(payload: Any) -> str:
+    """A digest of ``payload`` as canonical JSON."""
+    canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
+
+
+def parse_record(data: Any, model: type[R], source: str | os.PathLike[str]) -> R:
+    """``data`` as ``model``; RecordError naming ``source`` when it has another shape."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        what = (model.__doc__ or model.__name__).strip().splitlines()[0]
+        raise RecordError(
+            f"{source} is not a {model.__name__} of this version ({_describe(exc)}; expected: {what}). "
+            f"It was written by an older or another version: {model.fix}."
+        ) from None
+
+
+def read_record(path: str | os.PathLike[str], model: type[R]) -> R:
+    """The record in ``path``; FileNotFoundError if absent, RecordError if of another shape."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RecordError(f"{path} is not valid JSON ({exc}): {model.fix}.") from None
+    return parse_record(data, model, path)
+
+
+def record_json(record: BaseModel) -> str:
+    return dumps_json(record.model_dump(mode="json"))
+
+
+def write_record(path: str | os.PathLike[str], record: BaseModel) -> None:
+    """Write ``record`` atomically."""
+    atomic_write_text(path, record_json(record))
+
+
+def write_record_if_changed(path: str | os.PathLike[str], record: BaseModel) -> bool:
+    """Write ``record`` unless the file already holds it (its modification time then stays)."""
+    return write_if_changed(path, record_json(record))

@@ -1,0 +1,368 @@
+"""Batch mode: submit remote jobs, fetch them when done, never lose or duplicate one (docs/DESIGN.md §7).
+
+The files of a remote job (``layout.py``; records in ``records.py``):
+
+* the handle (output of the submit rule): provider, remote job name, model, the batches it
+  carries with their fingerprints, created_at, attempt. Written only after the job exists; a
+  crash between ``create`` and this write is healed by adopting the live job with the same
+  deterministic display name on the next run.
+* the results (output of the fetch rule): validated results of every batch of the job.
+* the attempts: how many times the job died (FAILED, EXPIRED, CANCELLED); fetch writes it and
+  removes the dead handle, so the next run resubmits, up to ``max_job_attempts``; after that
+  the job's flags are written as explicitly failed instead of blocking the run forever.
+* the state: what the last submit or fetch found (pending, completed, dead, error), with its
+  message; the command-line interface reads it.
+
+Answers already obtained are kept per batch fingerprint in the answer cache (``answers.py``), so
+a resubmitted job (an edited flag, a dead job) only sends the batches that still need an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .answers import load_answer, save_answer
+from .categorise import categorise_batch
+from .layout import Layout
+from .prompts import load_templates, render_user
+from .providers import make_backend
+from .providers.base import DEAD_STATES, PENDING_STATES, Answer, BatchBackend, Request
+from .records import (
+    BatchResult,
+    DeadAttempt,
+    FlagResult,
+    PlannedBatch,
+    RemoteBatch,
+    RemoteJobAttempts,
+    RemoteJobHandle,
+    RemoteJobResults,
+    RemoteJobState,
+    read_record,
+    write_record,
+)
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class PendingJob(Exception):
+    """The job is still running: the fetch rule fails fast with this message."""
+
+
+class DeadJob(Exception):
+    """The job FAILED, EXPIRED or was CANCELLED; the next run resubmits it."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def first_request(batch: PlannedBatch) -> Request:
+    templates = load_templates()
+    return Request(
+        key=batch.fingerprint,
+        system=templates.system,
+        user=render_user(batch, templates=templates),
+        batch=batch,
+        local_ids={flag.local_id for flag in batch.flags},
+    )
+
+
+def read_attempts(layout: Layout, job: str) -> RemoteJobAttempts:
+    try:
+        return read_record(layout.attempts(job), RemoteJobAttempts)
+    except FileNotFoundError:
+        return RemoteJobAttempts()
+
+
+def display_name(job: str, batches: list[PlannedBatch], attempt: int) -> str:
+    digest = hashlib.sha256("".join(b.fingerprint for b in batches).encode()).hexdigest()[:16]
+    return f"llmcat-{job}-{digest}-a{attempt}"
+
+
+def write_state(layout: Layout, state: RemoteJobState) -> None:
+    write_record(layout.job_state(state.job), state)
+
+
+@contextmanager
+def record_failure(layout: Layout, job: str, handle_file: str) -> Iterator[None]:
+    """Write an ``error`` state for an exception other than a pending or dead job."""
+    try:
+        yield
+    except (PendingJob, DeadJob):
+        raise
+    except Exception as exc:
+        try:
+            handle = read_record(handle_file, RemoteJobHandle)
+            name, created = handle.name, handle.created_at
+        except (OSError, ValueError):
+            name, created = None, ""
+        write_state(
+            layout,
+            RemoteJobState(
+                job=job,
+                status="error",
+                name=name,
+                handle_created_at=created,
+                message=str(exc),
+                error_type=type(exc).__name__,
+                checked_at=time.time(),
+            ),
+        )
+        raise
+
+
+def submit(
+    job: str,
+    batch_files: list[str],
+    handle_file: str,
+    settings: Settings,
+    backend: BatchBackend | None = None,
+    logger: logging.Logger = log,
+    indexes: list[int] | None = None,
+) -> RemoteJobHandle:
+    layout = settings.layout
+    batches = [read_record(p, PlannedBatch) for p in batch_files]
+    indexes = indexes or [0] * len(batches)
+    refs: list[RemoteBatch] = []
+    to_send: list[PlannedBatch] = []
+    for batch, index in zip(batches, indexes, strict=True):
+        cached = settings.reuse_answers and load_answer(layout, batch.fingerprint) is not None
+        refs.append(
+            RemoteBatch(
+                subject=batch.subject,
+                document=batch.document,
+                batch_id=batch.batch_id,
+                index=index,
+                fingerprint=batch.fingerprint,
+                flag_keys=[flag.key for flag in batch.flags],
+                cached=cached,
+            )
+        )
+        if not cached:
+            to_send.append(batch)
+    model = settings.effective_model
+    handle = RemoteJobHandle(
+        job=job, provider=settings.provider, model=model, batches=refs, created_at=now_iso()
+    )
+    if not to_send:
+        handle.state = "CACHED"
+        logger.info("%s: all %d batch(es) already answered; nothing to submit", job, len(refs))
+        write_record(handle_file, handle)
+        return handle
+    attempts = read_attempts(layout, job)
+    handle.attempt = attempts.attempt
+    if handle.attempt > settings.max_job_attempts:
+        handle.state = "ABANDONED"
+        last = attempts.history[-1] if attempts.history else None
+        handle.error = (
+            f"gave up after {settings.max_job_attempts} attempt(s); last: {last.state if last else '?'} "
+            f"{last.error if last else ''}".strip()
+        )
+        logger.error("%s: %s", job, handle.error)
+        write_record(handle_file, handle)
+        return handle
+    backend = backend or make_backend(settings)
+    handle.display_name = display_name(job, to_send, handle.attempt)
+    requests = [first_request(b) for b in to_send]
+    created = backend.create(handle.display_name, requests)
+    handle.name, handle.transport, handle.payload_bytes = (
+        created.name,
+        created.transport,
+        created.payload_bytes,
+    )
+    handle.adopted = created.adopted
+    write_record(handle_file, handle)
+    logger.info(
+        "%s: %s %s with %d request(s) (%s, %d bytes), attempt %d",
+        job,
+        "adopted" if created.adopted else "created",
+        created.name,
+        len(requests),
+        created.transport,
+        created.payload_bytes,
+        handle.attempt,
+    )
+    return handle
+
+
+def describe(handle: RemoteJobHandle, state: str, since: str | None = None) -> list[str]:
+    """One line per document: '<job> <subject>/<document> batches 0-4: RUNNING for 12 min'."""
+    age = ""
+    start = since or handle.created_at
+    if start:
+        try:
+            minutes = (datetime.now(UTC) - datetime.fromisoformat(start)).total_seconds() / 60
+            age = f" for {minutes:.0f} min"
+        except ValueError:
+            age = ""
+    by_doc: dict[tuple[str, str], list[int]] = {}
+    for ref in handle.batches:
+        if not ref.cached:
+            by_doc.setdefault((ref.subject, ref.document), []).append(ref.index)
+    lines = []
+    for (subject, document), indexes in by_doc.items():
+        lines.append(
+            f"{handle.name or handle.job} {subject}/{document} batches {_ranges(indexes)}: {state}{age}"
+        )
+    return lines
+
+
+def _ranges(numbers: list[int]) -> str:
+    """'0-4,7' for [0, 1, 2, 3, 4, 7]."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+@dataclass
+class FetchOutcome:
+    handle: RemoteJobHandle
+    results: list[BatchResult]
+    state: str
+
+
+def wait_for(
+    backend: BatchBackend, name: str, minutes: float, sleep: Callable[[float], None] = time.sleep
+) -> Any:
+    """Poll with backoff (5 s doubling to 5 min) for at most ``minutes``; return the last status."""
+    deadline = time.monotonic() + minutes * 60
+    delay = 5.0
+    while True:
+        status = backend.status(name)
+        if status.state not in PENDING_STATES or time.monotonic() >= deadline:
+            return status
+        sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 300.0)
+
+
+def fetch(
+    handle_file: str,
+    batch_files: list[str],
+    results_file: str,
+    settings: Settings,
+    backend: BatchBackend | None = None,
+    logger: logging.Logger = log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FetchOutcome:
+    layout = settings.layout
+    handle = read_record(handle_file, RemoteJobHandle)
+    batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in batch_files)}
+
+    def state(status: str, remote: str, message: str = "") -> None:
+        write_state(
+            layout,
+            RemoteJobState(
+                job=handle.job,
+                status=status,  # type: ignore[arg-type]
+                state=remote,
+                name=handle.name,
+                handle_created_at=handle.created_at,
+                message=message,
+                checked_at=time.time(),
+            ),
+        )
+
+    results: list[BatchResult] = []
+    missing = [r for r in handle.batches if r.fingerprint not in batches]
+    if missing:
+        raise RuntimeError(f"{handle_file} refers to batches that are no longer planned; rerun to resubmit")
+    to_answer = [r for r in handle.batches if not r.cached]
+    for ref in handle.batches:
+        if ref.cached:
+            cached = load_answer(layout, ref.fingerprint)
+            if cached is None:
+                raise RuntimeError(
+                    f"cached answer for {ref.batch_id} vanished; delete {handle_file} and rerun"
+                )
+            results.append(cached)
+    remote = handle.state
+    if to_answer and handle.state == "ABANDONED":
+        for ref in to_answer:
+            results.append(
+                _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
+            )
+    elif to_answer:
+        backend = backend or make_backend(settings)
+        assert handle.name is not None
+        status = wait_for(backend, handle.name, settings.batch_wait_minutes, sleep)
+        remote = status.state
+        if remote in PENDING_STATES:
+            message = "\n".join(describe(handle, remote, status.create_time))
+            state("pending", remote, message)
+            raise PendingJob(message)
+        if remote in DEAD_STATES or remote != "SUCCEEDED":
+            _record_death(layout, handle, remote, status.error)
+            Path(handle_file).unlink(missing_ok=True)
+            attempts = read_attempts(layout, handle.job).attempt
+            what = (
+                f"the next run resubmits it (attempt {attempts} of {settings.max_job_attempts})"
+                if attempts <= settings.max_job_attempts
+                else "the next run marks its flags as failed (no attempts left)"
+            )
+            message = (
+                "\n".join(describe(handle, remote, status.create_time))
+                + f"\n{handle.job}: job {handle.name} ended {remote}"
+                + (f" ({status.error})" if status.error else "")
+                + f"; {what}."
+            )
+            state("dead", remote, message)
+            raise DeadJob(message)
+        requests = [first_request(batches[r.fingerprint]) for r in to_answer]
+        answers = backend.results(handle.name, requests)
+        # Flags that failed or were invalid inside a finished job are asked again on their own,
+        # synchronously, so a handful of flags never waits another batch cycle.
+        retry_provider = backend.sync_provider
+        for ref in to_answer:
+            batch = batches[ref.fingerprint]
+            answer = answers.get(ref.fingerprint) or Answer(text=None, error="no response for this request")
+            result = categorise_batch(
+                batch, retry_provider, settings.max_retries, logger=logger, first_answer=answer
+            )
+            result.extra["job"] = handle.name
+            results.append(result)
+            save_answer(layout, result)
+    record = RemoteJobResults(
+        job=handle.job,
+        name=handle.name,
+        state=remote,
+        handle_created_at=handle.created_at,
+        fetched_at=now_iso(),
+        batches=results,
+    )
+    write_record(results_file, record)
+    state("completed", remote)
+    saved = sum(len(r.items) for r in results)
+    logger.info("Saved %d result(s) to %s", saved, results_file)
+    return FetchOutcome(handle, results, remote)
+
+
+def _all_failed(batch: PlannedBatch, handle: RemoteJobHandle, error: str) -> BatchResult:
+    return BatchResult(
+        batch_id=batch.batch_id,
+        fingerprint=batch.fingerprint,
+        provider=handle.provider,
+        model=handle.model,
+        items={flag.key: FlagResult(status="failed", error=error) for flag in batch.flags},
+    )
+
+
+def _record_death(layout: Layout, handle: RemoteJobHandle, state: str, error: str) -> None:
+    attempts = read_attempts(layout, handle.job)
+    attempts.history.append(
+        DeadAttempt(attempt=handle.attempt, name=handle.name, state=state, error=error, at=now_iso())
+    )
+    attempts.attempt = handle.attempt + 1
+    write_record(layout.attempts(handle.job), attempts)

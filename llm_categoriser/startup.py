@@ -1,0 +1,98 @@
+"""What the workflow does while Snakemake parses it: settings, the workspace claim, the plan.
+
+Called from ``rules/common.smk``; nothing here imports Snakemake.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import IO, Any
+
+from .atomic import sweep_stale_temp_files
+from .layout import INSTANCE_LOCK, SNAKEMAKE_LOCKS
+from .plan import Plan, build_plan
+from .settings import Settings, resolve
+
+log = logging.getLogger("llm_categoriser")
+SHOWN_WARNINGS = 20
+
+
+def setup_logging() -> None:
+    """Package warnings go to stderr once, whatever imported the package first."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+
+
+def claim_workspace(settings: Settings) -> IO[Any]:
+    """Clean up after a killed run, when no other run of this workflow is alive (docs/DESIGN.md §13).
+
+    A run killed by SIGKILL or a power loss leaves its Snakemake locks behind (Snakemake then
+    refuses every later run until ``snakemake --unlock``) and possibly a hidden temporary file of
+    an interrupted atomic write. Every main Snakemake process of this workflow holds a shared
+    flock on the instance file for its whole life (the kernel drops it when the process dies,
+    however it dies). A process that can take it exclusively knows that no other run is alive:
+    the locks left are stale and no temporary file is being written, so it removes them before
+    it downgrades to shared and plans (a run starting meanwhile waits for the shared lock before
+    it writes anything). The returned handle must stay open for the life of the process.
+    """
+    instance = Path(INSTANCE_LOCK)
+    instance.parent.mkdir(exist_ok=True)
+    handle = open(instance, "a")  # noqa: SIM115 - held open for the life of the run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fcntl.flock(handle, fcntl.LOCK_SH)  # another run is alive: its locks are real
+        return handle
+    stale = sorted(Path(SNAKEMAKE_LOCKS).glob("*.lock"))
+    for lock in stale:
+        lock.unlink(missing_ok=True)
+    temps = sweep_stale_temp_files(settings.documents_dir, settings.data_dir)
+    if stale or temps:
+        log.warning(
+            "a previous run was killed: removed its %d lock file(s) and %d temporary file(s)",
+            len(stale),
+            len(temps),
+        )
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
+def start(config: MutableMapping[str, Any], main_process: bool) -> tuple[Settings, Plan, IO[Any] | None]:
+    """Resolve the settings (validated once), claim the workspace, plan; CategoriserError if bad."""
+    setup_logging()
+    settings = resolve(config)
+    claim = claim_workspace(settings) if main_process else None
+    plan = build_plan(settings)
+    report_plan(plan, settings)
+    return settings, plan, claim
+
+
+def report_plan(plan: Plan, settings: Settings) -> None:
+    for warning in plan.warnings[:SHOWN_WARNINGS]:
+        log.warning(warning)
+    if len(plan.warnings) > SHOWN_WARNINGS:
+        log.warning("... and %d more warning(s)", len(plan.warnings) - SHOWN_WARNINGS)
+    for skip in plan.skipped_documents:
+        log.warning("skipped %s: %s", skip.document, skip.reason)
+    if plan.skipped_rows:
+        first = plan.skipped_rows[0]
+        log.warning(
+            "skipped %d report row(s) with unusable Subject/Filename (first: row %s: %s)",
+            len(plan.skipped_rows),
+            first.row,
+            first.reason,
+        )
+    state = "unchanged" if plan.cached else f"{plan.files_written} planning file(s) updated"
+    print(
+        f"Plan: {len(plan.documents)} document(s), {plan.batches} batch(es), "
+        f"{plan.flags} flag(s), provider {settings.provider}, mode {settings.mode} "
+        f"({state}, {plan.seconds:.2f} s)",
+        file=sys.stderr,
+    )

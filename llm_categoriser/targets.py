@@ -1,0 +1,45 @@
+"""The files each rule needs, from the plan: what the rules' input functions return.
+
+Snakemake calls these while it builds the DAG, once per job; they only look things up in
+the plan computed at start-up (docs/DESIGN.md §9).
+"""
+
+from __future__ import annotations
+
+from .plan import Plan, split_parts
+from .records import DocumentPlan
+from .settings import Settings
+
+
+class Targets:
+    def __init__(self, plan: Plan, settings: Settings) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.layout = settings.layout
+        self.documents = {(d.subject, d.document): d for d in plan.documents}
+        self.job_of = {ref: job for job, refs in plan.jobs.items() for ref in refs}
+
+    def document(self, subject: str, document: str) -> DocumentPlan:
+        return self.documents[(subject, document)]
+
+    def document_results(self, subject: str, document: str) -> list[str]:
+        """Sync mode: one result per part; batch mode: the results of the jobs that carry them."""
+        doc = self.document(subject, document)
+        if self.settings.mode == "batch":
+            jobs = dict.fromkeys(self.job_of[(doc.subject, doc.document, b)] for b in doc.batch_ids)
+            return [self.layout.job_results(job) for job in jobs]
+        parts = split_parts(doc.batch_ids, self.settings.sync_batches_per_job)
+        return [self.layout.part_result(doc.subject, doc.document, n) for n in range(1, len(parts) + 1)]
+
+    def job_batch_files(self, job: str) -> list[str]:
+        return [self.layout.batch(*ref) for ref in self.plan.jobs[job]]
+
+    def job_batch_indexes(self, job: str) -> list[int]:
+        """Each batch's position in its document (for messages about a pending job)."""
+        return [self.document(s, d).batch_ids.index(b) for s, d, b in self.plan.jobs[job]]
+
+    def document_csvs(self) -> list[str]:
+        return [self.layout.document_csv(d.subject, d.document) for d in self.plan.documents]
+
+    def document_stats(self) -> list[str]:
+        return [self.layout.document_stats(d.subject, d.document) for d in self.plan.documents]
