@@ -25,21 +25,19 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEFILE = REPO / "Snakefile"
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+from support.workflow import ENV_SETTINGS, clean_env, job_counts, snakemake_command  # noqa: E402
+
 WRAPPER = REPO / "benchmarks" / "snakemake_timed.py"
-EMULATOR = REPO / "tests" / "gemini_emulator.py"
+EMULATOR = REPO / "tests" / "support" / "emulators" / "gemini.py"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 GNU_TIME = shutil.which("time", path="/usr/bin:/bin") or ""
 FAKE_KEY = "bench-fake-key-not-a-secret"
-ENV_SETTINGS = {
-    "LLM_PRIMARY",
-    "LLM_CATEGORISER_BATCH_SIZE",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GOOGLE_GEMINI_BASE_URL",
-    "GOOGLE_GENAI_USE_VERTEXAI",
-}
+# Runs start without any service address or key of the caller's environment.
+BENCH_DROP = ENV_SETTINGS | {"GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI"}
 HZ = os.sysconf("SC_CLK_TCK")
 
 _PLAN_RE = re.compile(
@@ -243,28 +241,8 @@ class Run:
         return asdict(self)
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a run: {rule: count}."""
-    counts: dict[str, int] = {}
-    in_table = False
-    for line in output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if match:
-                if match.group(1) != "total":
-                    counts[match.group(1)] = int(match.group(2))
-            elif line.strip() and not line.startswith("---"):
-                in_table = False
-                if counts:
-                    break
-    return counts
-
-
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env = clean_env(drop=BENCH_DROP)
     no_proxy = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
     env.update(extra or {})
@@ -291,7 +269,7 @@ def snakemake(
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         time_file = Path(scratch) / "time.txt"
         timings_file = Path(scratch) / "timings.json"
-        cmd = [PYTHON, str(WRAPPER), "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", str(cores), *args]
+        cmd = snakemake_command(workdir, *args, cores=cores, entry=[PYTHON, str(WRAPPER)])
         if GNU_TIME:
             cmd = [GNU_TIME, "-f", "%M %e %U %S", "-o", str(time_file), *cmd]
         run_env = base_env(env)
@@ -373,7 +351,7 @@ def snakemake(
 
 
 class Emulator:
-    """``tests/gemini_emulator.py`` as a separate process (its own CPU, as a real API would be)."""
+    """``tests/support/emulators/gemini.py`` as a separate process (its own CPU, as a real API would be)."""
 
     def __init__(self, latency: float) -> None:
         self.latency = latency

@@ -21,6 +21,7 @@ outputs and logs. A run's folders:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,21 @@ TEMPLATES = {
 }
 
 
+def _path(name: str, *fields: str) -> Callable[..., str]:
+    """A ``Layout`` method filling template ``name`` with its positional ``fields``."""
+
+    def fill(self: Layout, *values: object) -> str:
+        return self.fill(name, **dict(zip(fields, values, strict=True)))
+
+    fill.__doc__ = f"``{TEMPLATES[name]}``"
+    return fill
+
+
+def _fixed(name: str) -> property:
+    """A ``Layout`` property: template ``name``, which has no wildcard."""
+    return property(lambda self: self.fill(name), doc=f"``{TEMPLATES[name]}``")
+
+
 @dataclass(frozen=True)
 class Layout:
     """The paths of one run, from its ``documents_dir`` and ``data_dir``."""
@@ -90,93 +106,42 @@ class Layout:
         keep = {w: "{" + w + "}" for w in WILDCARDS}
         return TEMPLATES[name].format(docs=self.docs, data=self.data, **keep)
 
-    def _fill(self, name: str, **fields: object) -> str:
+    def fill(self, name: str, **fields: object) -> str:
+        """The template ``name`` with ``fields`` filled in."""
         return TEMPLATES[name].format(docs=self.docs, data=self.data, **fields)
 
+    def log(self, rule: str, **fields: object) -> str:
+        """The log of one job of ``rule``."""
+        return self.fill(f"log_{rule}", **fields)
+
     # documents and outputs
-    def markdown(self, subject: str, filename: str) -> str:
-        return self._fill("markdown", subject=subject, filename=filename)
-
-    def document_csv(self, subject: str, document: str) -> str:
-        return self._fill("document_csv", subject=subject, document=document)
-
-    @property
-    def document_csvs_glob(self) -> str:
-        return self._fill("document_csvs")
-
-    @property
-    def combined_csv(self) -> str:
-        return self._fill("combined_csv")
-
-    @property
-    def summary(self) -> str:
-        return self._fill("summary")
-
+    markdown = _path("markdown", "subject", "filename")
+    document_csv = _path("document_csv", "subject", "document")
+    document_csvs_glob = _fixed("document_csvs")
+    combined_csv = _fixed("combined_csv")
+    summary = _fixed("summary")
     # the plan
-    @property
-    def plan_dir(self) -> str:
-        return self._fill("plan_dir")
-
-    @property
-    def plan_summary(self) -> str:
-        return self._fill("plan_summary")
-
-    @property
-    def plan_stamp(self) -> str:
-        return self._fill("plan_stamp")
-
-    def manifest(self, subject: str, document: str) -> str:
-        return self._fill("manifest", subject=subject, document=document)
-
-    def batches_dir(self, subject: str, document: str) -> str:
-        return self._fill("batches_dir", subject=subject, document=document)
-
-    def batch(self, subject: str, document: str, batch: str) -> str:
-        return self._fill("batch", subject=subject, document=document, batch=batch)
-
-    @property
-    def job_specs_dir(self) -> str:
-        return self._fill("job_specs_dir")
-
-    def job_spec(self, job: str) -> str:
-        return self._fill("job_spec", job=job)
-
-    # results
-    def part_result(self, subject: str, document: str, part: int) -> str:
-        return self._fill("part_result", subject=subject, document=document, part=part)
-
-    @property
-    def remote_jobs_dir(self) -> str:
-        return self._fill("remote_jobs_dir")
-
-    def remote_job_dir(self, job: str) -> str:
-        return self._fill("remote_job_dir", job=job)
-
-    def handle(self, job: str) -> str:
-        return self._fill("handle", job=job)
-
-    def job_state(self, job: str) -> str:
-        return self._fill("job_state", job=job)
-
-    def attempts(self, job: str) -> str:
-        return self._fill("attempts", job=job)
-
-    def job_results(self, job: str) -> str:
-        return self._fill("job_results", job=job)
-
-    @property
-    def cache_dir(self) -> str:
-        return self._fill("cache_dir")
+    plan_dir = _fixed("plan_dir")
+    plan_summary = _fixed("plan_summary")
+    plan_stamp = _fixed("plan_stamp")
+    manifest = _path("manifest", "subject", "document")
+    batches_dir = _path("batches_dir", "subject", "document")
+    batch = _path("batch", "subject", "document", "batch")
+    job_specs_dir = _fixed("job_specs_dir")
+    job_spec = _path("job_spec", "job")
+    # results and remote jobs
+    part_result = _path("part_result", "subject", "document", "part")
+    remote_jobs_dir = _fixed("remote_jobs_dir")
+    remote_job_dir = _path("remote_job_dir", "job")
+    handle = _path("handle", "job")
+    job_state = _path("job_state", "job")
+    attempts = _path("attempts", "job")
+    job_results = _path("job_results", "job")
+    cache_dir = _fixed("cache_dir")
+    document_stats = _path("document_stats", "subject", "document")
 
     def cached_answer(self, fingerprint: str) -> str:
-        return self._fill("cached_answer", prefix=fingerprint[:2], fingerprint=fingerprint)
-
-    def document_stats(self, subject: str, document: str) -> str:
-        return self._fill("document_stats", subject=subject, document=document)
-
-    # logs
-    def log(self, rule: str, **fields: object) -> str:
-        return self._fill(f"log_{rule}", **fields)
+        return self.fill("cached_answer", prefix=fingerprint[:2], fingerprint=fingerprint)
 
     # file names inside a folder, for listing it
     @staticmethod

@@ -22,21 +22,30 @@ REPORT_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = REPORT_COLUMNS[:-1]  # Pass Code may be missing
 
 
-class Issue(BaseModel):
-    """One flag (a row of the LanguageTool report), with its stable identity."""
+class ReportedFlag(BaseModel):
+    """What the report says about a flag, besides its document and its highlighted context."""
 
-    model_config = ConfigDict(frozen=True)
-
-    subject: str
-    filename: str
     page: int | None = None
     rule_id: str = ""
     type: str = ""
     issue: str = ""
     message: str = ""
     suggestions: str = ""
-    context: str = ""
     pass_code: str = ""
+
+    def reported(self) -> dict[str, object]:
+        """These fields, to build another record that has them."""
+        return {name: getattr(self, name) for name in ReportedFlag.model_fields}
+
+
+class Issue(ReportedFlag):
+    """One flag (a row of the LanguageTool report), with its stable identity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    filename: str
+    context: str = ""
     row: int = Field(description="1-based data row of the report (header excluded)")
     occurrence: int = 0
     key: str = ""

@@ -32,6 +32,7 @@ from .providers import get_provider
 from .records import (
     PLAN_FORMAT,
     DocumentPlan,
+    FlagFields,
     JobSpec,
     Manifest,
     ManifestFlag,
@@ -228,7 +229,7 @@ def _has_files(folder: Path, names: Iterable[str]) -> bool:
 def _load_cached_plan(settings: Settings) -> Plan | None:
     """The previous plan, when the report, the Markdown, the settings and the code are unchanged.
 
-    Checking costs a few hundred ``stat`` calls instead of reading 20 MB of Markdown; the
+    Checking costs a ``stat`` per Markdown file instead of reading them all (docs/DESIGN.md §9); the
     planning files themselves are then known to be current, so nothing is rewritten.
     """
     layout = settings.layout
@@ -376,7 +377,7 @@ def _plan_document(
                     local_id=local_id,
                     context_page=pages_of[issue.key],
                     hints=hints(issue, text),
-                    **_flag_fields(issue),
+                    **FlagFields.fields_of(issue),
                 )
             )
         pages = []
@@ -420,7 +421,7 @@ def _plan_document(
         fingerprints=fingerprints,
         parts=split_parts(batch_ids, settings.sync_batches_per_job),
         flags=[
-            ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **_flag_fields(issue))
+            ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **FlagFields.fields_of(issue))
             for n, issue in enumerate(issues)
         ],
     )
@@ -431,20 +432,6 @@ def _plan_document(
         )
     )
     return written
-
-
-def _flag_fields(issue: Issue) -> dict[str, Any]:
-    return {
-        "key": issue.key,
-        "page": issue.page,
-        "rule_id": issue.rule_id,
-        "type": issue.type,
-        "issue": issue.issue,
-        "message": issue.message,
-        "suggestions": issue.suggestions,
-        "highlighted_context": issue.context,
-        "pass_code": issue.pass_code,
-    }
 
 
 def group_jobs(plan: Plan, settings: Settings) -> JobGroups:

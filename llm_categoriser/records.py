@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .atomic import atomic_write_text, dumps_json, write_if_changed
 from .errors import CategoriserError
+from .models import Issue, ReportedFlag
 
 PLAN_FORMAT = 2
 
@@ -39,18 +40,15 @@ class Record(BaseModel):
 # --------------------------------------------------------------------------
 
 
-class FlagFields(Record):
-    """What the report says about one flag (one row of the LanguageTool report)."""
+class FlagFields(Record, ReportedFlag):
+    """What the report says about one flag (one row of the LanguageTool report), and its key."""
 
     key: str
-    page: int | None = None
-    rule_id: str = ""
-    type: str = ""
-    issue: str = ""
-    message: str = ""
-    suggestions: str = ""
     highlighted_context: str = ""
-    pass_code: str = ""
+
+    @classmethod
+    def fields_of(cls, issue: Issue) -> dict[str, object]:
+        return {"key": issue.key, "highlighted_context": issue.context, **issue.reported()}
 
 
 class PlannedFlag(FlagFields):

@@ -45,6 +45,7 @@ from .records import (
     RemoteJobHandle,
     RemoteJobResults,
     RemoteJobState,
+    RemoteStatus,
     read_record,
     write_record,
 )
@@ -88,8 +89,27 @@ def display_name(job: str, batches: list[PlannedBatch], attempt: int) -> str:
     return f"llmcat-{job}-{digest}-a{attempt}"
 
 
-def write_state(layout: Layout, state: RemoteJobState) -> None:
-    write_record(layout.job_state(state.job), state)
+def write_state(
+    layout: Layout,
+    job: str,
+    handle: RemoteJobHandle | None,
+    status: RemoteStatus,
+    remote: str = "",
+    message: str = "",
+    error_type: str = "",
+) -> None:
+    """Record what this submit or fetch found, tied to ``handle`` (the CLI reads it)."""
+    state = RemoteJobState(
+        job=job,
+        status=status,
+        state=remote,
+        name=handle.name if handle else None,
+        handle_created_at=handle.created_at if handle else "",
+        message=message,
+        error_type=error_type,
+        checked_at=time.time(),
+    )
+    write_record(layout.job_state(job), state)
 
 
 @contextmanager
@@ -101,22 +121,10 @@ def record_failure(layout: Layout, job: str, handle_file: str) -> Iterator[None]
         raise
     except Exception as exc:
         try:
-            handle = read_record(handle_file, RemoteJobHandle)
-            name, created = handle.name, handle.created_at
+            handle: RemoteJobHandle | None = read_record(handle_file, RemoteJobHandle)
         except (OSError, ValueError):
-            name, created = None, ""
-        write_state(
-            layout,
-            RemoteJobState(
-                job=job,
-                status="error",
-                name=name,
-                handle_created_at=created,
-                message=str(exc),
-                error_type=type(exc).__name__,
-                checked_at=time.time(),
-            ),
-        )
+            handle = None
+        write_state(layout, job, handle, "error", message=str(exc), error_type=type(exc).__name__)
         raise
 
 
@@ -261,19 +269,8 @@ def fetch(
     handle = read_record(handle_file, RemoteJobHandle)
     batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in batch_files)}
 
-    def state(status: str, remote: str, message: str = "") -> None:
-        write_state(
-            layout,
-            RemoteJobState(
-                job=handle.job,
-                status=status,  # type: ignore[arg-type]
-                state=remote,
-                name=handle.name,
-                handle_created_at=handle.created_at,
-                message=message,
-                checked_at=time.time(),
-            ),
-        )
+    def state(status: RemoteStatus, remote: str, message: str = "") -> None:
+        write_state(layout, handle.job, handle, status, remote, message)
 
     results: list[BatchResult] = []
     missing = [r for r in handle.batches if r.fingerprint not in batches]

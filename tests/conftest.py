@@ -24,6 +24,16 @@ def shared_corpus() -> Path:
     return SHARED_CORPUS
 
 
+def write_report(tmp_path: Path, text: str | bytes, name: str = "report.csv") -> Path:
+    """A report file with exactly ``text`` (bytes as they are, text as UTF-8 without newline translation)."""
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
 def write_doc(root: Path, subject: str, filename: str, text: str) -> Path:
     path = root / subject / "markdown" / filename
     path.parent.mkdir(parents=True, exist_ok=True)

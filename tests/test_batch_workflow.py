@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_sample
-from gemini_emulator import Endpoint, Fault, GeminiEmulator
-from workflow_helpers import job_counts, read_rows, snakemake
+from support.emulators.gemini import Endpoint, Fault, GeminiEmulator
+from support.workflow import job_counts, read_rows, snakemake
 
 from llm_categoriser import remote_jobs
 from llm_categoriser.providers.gemini import batch as batch_backend
@@ -41,6 +41,13 @@ def run(work: Path, emu: GeminiEmulator, *args: str, check: bool = True, key: st
 
 def batch(work, emu, *extra, check=False):
     return run(work, emu, "mode=batch", *extra, "--keep-going", check=check)
+
+
+def batch_until_done(work, emu, *extra):
+    """Submit, let the emulator finish every job, fetch: the second run's result."""
+    batch(work, emu, *extra)
+    emu.complete_all()
+    return batch(work, emu, *extra)
 
 
 def csvs(work: Path) -> dict[str, str]:
@@ -98,26 +105,19 @@ def test_sync_and_batch_modes_give_the_same_csvs(tmp_path, emu):
 
 def test_failed_job_is_reported_and_resubmitted(work, emu):
     emu.plan_next_batch(final_state="FAILED", error={"code": 13, "message": "backend exploded"})
-    batch(work, emu)
-    emu.complete_all()
-    proc, out = batch(work, emu)
+    proc, out = batch_until_done(work, emu)
     assert proc.returncode != 0
     assert "ended FAILED (backend exploded); the next run resubmits it (attempt 2 of 3)" in out
     assert emu.batch_creations == 4
-    batch(work, emu)
-    assert emu.batch_creations == 5
-    emu.complete_all()
-    proc, out = batch(work, emu)
-    assert proc.returncode == 0, out
+    proc, out = batch_until_done(work, emu)
+    assert proc.returncode == 0 and emu.batch_creations == 5, out
     assert {r["status"] for r in all_rows(work)} == {"ok"}
 
 
 @pytest.mark.parametrize("state", ["EXPIRED", "CANCELLED"])
 def test_dead_jobs_give_explicit_failures_after_the_last_attempt(work, emu, state):
     emu.set_default_batch_plan(final_state=state)
-    batch(work, emu, "max_job_attempts=1")
-    emu.complete_all()
-    proc, out = batch(work, emu, "max_job_attempts=1")
+    proc, out = batch_until_done(work, emu, "max_job_attempts=1")
     assert f"ended {state}" in out and "no attempts left" in out
     proc, out = batch(work, emu, "max_job_attempts=1")
     assert proc.returncode == 0, out
@@ -137,9 +137,7 @@ def test_item_errors_and_bad_answers_are_asked_again_alone(work, emu):
         4: Fault.TRUNCATED_JSON,
     }
     emu.set_default_batch_plan(item_errors=[5], answer_faults=faults, shuffle=True)
-    batch(work, emu)
-    emu.complete_all()
-    proc, out = batch(work, emu)
+    proc, out = batch_until_done(work, emu)
     assert proc.returncode == 0, out
     rows = all_rows(work)
     assert len(rows) == 197 and {r["status"] for r in rows} <= {"ok", "repaired"}
@@ -150,9 +148,7 @@ def test_item_errors_and_bad_answers_are_asked_again_alone(work, emu):
 
 def test_responses_without_metadata_are_matched_by_position(work, emu):
     emu.set_default_batch_plan(drop_metadata=True)
-    batch(work, emu)
-    emu.complete_all()
-    proc, out = batch(work, emu)
+    proc, out = batch_until_done(work, emu)
     assert proc.returncode == 0, out
     rows = all_rows(work)
     assert {r["status"] for r in rows} == {"repaired"}

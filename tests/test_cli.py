@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, copy_sample
-from gemini_emulator import GeminiEmulator
+from support.emulators.gemini import GeminiEmulator
 
 from llm_categoriser.cli import main
 from llm_categoriser.layout import Layout

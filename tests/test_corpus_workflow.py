@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 
 import pytest
-from workflow_helpers import answer_times, job_counts, parts_of, read_rows, resent, snakemake
+from support.workflow import answer_times, job_counts, parts_of, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import read_csv
 
@@ -65,7 +65,7 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
 
 
 def test_batch_mode_on_the_corpus_against_the_emulator(tmp_path, shared_corpus):
-    from gemini_emulator import GeminiEmulator
+    from support.emulators.gemini import GeminiEmulator
 
     work = tmp_path / "batch"
     shutil.copytree(shared_corpus / "Documents", work / "Documents")

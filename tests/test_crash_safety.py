@@ -15,9 +15,9 @@ import os
 import random
 import tempfile
 
-import crash_harness
 import pytest
-from crash_harness import Options, format_summary
+from support import crash_harness
+from support.crash_harness import Options, format_summary
 
 from llm_categoriser.atomic import atomic_write_json, sweep_stale_temp_files
 
@@ -86,7 +86,7 @@ def differences(report, *, blocked: bool) -> list[str]:
 def replay(report) -> str:
     return (
         f"replay: CRASH_SEED={report['seed']} pytest tests/test_crash_safety.py, or python "
-        f"tests/crash_harness.py --corpus sample --modes {','.join(MODES)} --kills {KILLS} "
+        f"tests/support/crash_harness.py --corpus sample --modes {','.join(MODES)} --kills {KILLS} "
         f"--kills-per-trial {KILLS} --subjects {','.join(SUBJECTS)} --parallel 2 --no-noop-check "
         f"--batch-completion first_poll --reach 0.85 --latency 0.1 --event-kills 1 --seed {report['seed']}"
     )

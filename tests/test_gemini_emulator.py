@@ -18,28 +18,17 @@ import pytest
 from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel
-
-try:
-    from tests.gemini_emulator import (
-        CATEGORIES,
-        Endpoint,
-        Fault,
-        GeminiEmulator,
-        default_answer,
-        parse_issue_rows,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    from gemini_emulator import (  # type: ignore[no-redef]
-        CATEGORIES,
-        Endpoint,
-        Fault,
-        GeminiEmulator,
-        default_answer,
-        parse_issue_rows,
-    )
+from support.emulators.gemini import (
+    CATEGORIES,
+    Endpoint,
+    Fault,
+    GeminiEmulator,
+    default_answer,
+    parse_issue_rows,
+)
 
 MODEL = "gemini-2.5-flash"
-EMULATOR_SCRIPT = Path(__file__).with_name("gemini_emulator.py")
+EMULATOR_SCRIPT = Path(__file__).parent / "support" / "emulators" / "gemini.py"
 
 
 def make_prompt(*rows: tuple[int, str]) -> str:

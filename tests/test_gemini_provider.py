@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from gemini_emulator import Fault, GeminiEmulator
+from support.emulators.gemini import Fault, GeminiEmulator
 from test_categorise import BATCH
 
 from llm_categoriser.categorise import categorise_batch

@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, copy_sample, write_doc
-from gemini_emulator import Fault, GeminiEmulator, default_answer, parse_issue_rows
+from conftest import HEADER, copy_sample, write_doc, write_report
+from support.emulators.gemini import Fault, GeminiEmulator, default_answer, parse_issue_rows
+from support.workflow import ENV_SETTINGS, REPO, SNAKEMAKE, read_rows, snakemake
 from test_categorise import BATCH, Scripted, ok
-from workflow_helpers import ENV_SETTINGS, REPO, SNAKEMAKE, read_rows, snakemake
 
 from llm_categoriser.atomic import atomic_write_text
 from llm_categoriser.categorise import categorise_batch
@@ -45,15 +45,6 @@ ROW = 'Geo,a.md,3,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT
 FAKE_KEY = "AIzaSy-HOSTILE-fake-key-5c1e77d0"
 BAD_KEY = "AIzaSy-HOSTILE-revoked-key-91ab22"
 MUSIC_FAQS = "gcse-music---faqs"
-
-
-def write_report(tmp_path: Path, text: str | bytes, name: str = "report.csv") -> Path:
-    path = tmp_path / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8", newline="")
-    return path
 
 
 def output_of(proc: subprocess.CompletedProcess[str]) -> str:

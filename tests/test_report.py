@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import HEADER
+from conftest import HEADER, write_report
 
 from llm_categoriser.errors import ReportError
 from llm_categoriser.lt_report import issue_key, load_report
@@ -11,17 +9,8 @@ from llm_categoriser.lt_report import issue_key, load_report
 ROW = 'Geo,a.md,3,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT\n'
 
 
-def write(tmp_path: Path, text: str | bytes) -> Path:
-    path = tmp_path / "report.csv"
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8", newline="")
-    return path
-
-
 def test_loads_rows_with_keys_and_pages(tmp_path):
-    report = load_report(write(tmp_path, HEADER + ROW + ROW.replace(",3,", ",,")))
+    report = load_report(write_report(tmp_path, HEADER + ROW + ROW.replace(",3,", ",,")))
     assert [i.page for i in report.issues] == [3, None]
     first = report.issues[0]
     assert (first.subject, first.filename, first.issue, first.pass_code) == ("Geo", "a.md", "colour", "LT")
@@ -30,29 +19,29 @@ def test_loads_rows_with_keys_and_pages(tmp_path):
 
 
 def test_duplicate_rows_get_distinct_keys(tmp_path):
-    report = load_report(write(tmp_path, HEADER + ROW + ROW))
+    report = load_report(write_report(tmp_path, HEADER + ROW + ROW))
     assert [i.occurrence for i in report.issues] == [0, 1]
     assert report.issues[0].key != report.issues[1].key
 
 
 def test_key_does_not_depend_on_row_position(tmp_path):
     other = 'Geo,a.md,4,R2,grammar,x,M,,"...**x**...",LT\n'
-    a = load_report(write(tmp_path, HEADER + ROW + other)).issues
-    b = load_report(write(tmp_path, HEADER + other + ROW)).issues
+    a = load_report(write_report(tmp_path, HEADER + ROW + other)).issues
+    b = load_report(write_report(tmp_path, HEADER + other + ROW)).issues
     assert {i.key for i in a} == {i.key for i in b}
 
 
 def test_bom_crlf_and_embedded_newlines(tmp_path):
     text = HEADER + 'Geo,a.md,1,R,t,"two\nlines",M,,"...**two**...",LT\n'
     data = b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode()
-    report = load_report(write(tmp_path, data))
+    report = load_report(write_report(tmp_path, data))
     assert len(report.issues) == 1
     assert report.issues[0].issue == "two\r\nlines"
 
 
 def test_missing_pass_code_column_is_fine(tmp_path):
     header = HEADER.replace(",Pass Code", "")
-    report = load_report(write(tmp_path, header + 'Geo,a.md,1,R,t,x,M,,"...**x**..."\n'))
+    report = load_report(write_report(tmp_path, header + 'Geo,a.md,1,R,t,x,M,,"...**x**..."\n'))
     assert report.issues[0].pass_code == ""
 
 
@@ -66,7 +55,7 @@ def test_missing_pass_code_column_is_fine(tmp_path):
 )
 def test_unusable_reports_raise_clear_errors(tmp_path, content, needle):
     with pytest.raises(ReportError) as info:
-        load_report(write(tmp_path, content))
+        load_report(write_report(tmp_path, content))
     assert needle in str(info.value)
     assert "report.csv" in str(info.value)
 
@@ -79,18 +68,18 @@ def test_missing_file(tmp_path):
 def test_latin1_report_names_line_and_fix(tmp_path):
     data = (HEADER + ROW.replace("colour", "caf\xe9")).encode("latin-1")
     with pytest.raises(ReportError) as info:
-        load_report(write(tmp_path, data))
+        load_report(write_report(tmp_path, data))
     assert "line 2" in str(info.value) and "UTF-8" in str(info.value)
 
 
 def test_header_only_is_a_warning_not_a_crash(tmp_path):
-    report = load_report(write(tmp_path, HEADER))
+    report = load_report(write_report(tmp_path, HEADER))
     assert report.issues == [] and report.warnings
 
 
 @pytest.mark.parametrize("page", ["abc", "-3", "1.5"])
 def test_bad_page_is_kept_without_page_and_warned(tmp_path, page):
-    report = load_report(write(tmp_path, HEADER + ROW.replace(",3,", f",{page},")))
+    report = load_report(write_report(tmp_path, HEADER + ROW.replace(",3,", f",{page},")))
     assert report.issues[0].page is None
     assert "row 1" in report.warnings[0]
 
@@ -98,7 +87,7 @@ def test_bad_page_is_kept_without_page_and_warned(tmp_path, page):
 @pytest.mark.parametrize("subject", ["../etc", "/abs", "a/b", "bad\x00name", ".."])
 def test_unsafe_names_are_skipped_and_logged(tmp_path, subject):
     bad = ROW.replace("Geo,", f'"{subject}",', 1)
-    report = load_report(write(tmp_path, HEADER + bad + ROW))
+    report = load_report(write_report(tmp_path, HEADER + bad + ROW))
     assert len(report.issues) == 1
     assert report.skipped[0].row == 1
     assert "Subject" in report.skipped[0].reason
@@ -106,5 +95,5 @@ def test_unsafe_names_are_skipped_and_logged(tmp_path, subject):
 
 def test_one_megabyte_cell(tmp_path):
     big = "x" * 1_000_000
-    report = load_report(write(tmp_path, HEADER + ROW.replace("Msg", big)))
+    report = load_report(write_report(tmp_path, HEADER + ROW.replace("Msg", big)))
     assert len(report.issues[0].message) == 1_000_000

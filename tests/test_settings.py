@@ -29,7 +29,7 @@ def test_parts_size_is_validated_and_defaults_to_eight():
 
 def test_the_workflow_takes_a_boolean_from_the_command_line(tmp_path):
     from conftest import copy_sample
-    from workflow_helpers import snakemake
+    from support.workflow import snakemake
 
     copy_sample(tmp_path)
     proc = snakemake(tmp_path, "--dry-run", "--config", "reuse_answers=false")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_sample
-from workflow_helpers import answer_times, job_counts, parts_of, read_rows, resent, snakemake
+from support.workflow import answer_times, job_counts, parts_of, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import DOCUMENT_COLUMNS, LEGACY_COLUMNS
 

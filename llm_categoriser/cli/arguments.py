@@ -9,6 +9,35 @@ from ..providers import PROVIDERS
 from . import verbs
 from .job_records import STATUSES
 
+# (verb, handler, help, description), in the order of the help text.
+VERBS = (
+    (
+        "batch-create",
+        verbs.cmd_batch_create,
+        "plan the run and submit its batch jobs",
+        "Plan the run and submit one batch job per group of batches (snakemake --until submit).",
+    ),
+    (
+        "batch-list",
+        verbs.cmd_batch_list,
+        "list the batch jobs and their status",
+        "List the batch jobs of the data folder (its jobs/*/ files) and their status.",
+    ),
+    (
+        "batch-fetch",
+        verbs.cmd_batch_fetch,
+        "fetch finished jobs and write their documents",
+        "Fetch finished batch jobs and write the documents they carry (snakemake --keep-going). "
+        "Exit code 0: nothing pending or failed; 1: some jobs are still pending; 2: failures.",
+    ),
+    (
+        "batch-cancel",
+        verbs.cmd_batch_cancel,
+        "cancel remote batch jobs",
+        "Cancel the remote jobs named in the job handles.",
+    ),
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -44,36 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Categorise LanguageTool flags with an LLM in batch mode, over the Snakemake workflow.",
     )
     commands = parser.add_subparsers(dest="command", metavar="VERB")
+    parsers = []
+    for name, handler, short, long in VERBS:
+        parsers.append(commands.add_parser(name, parents=[common], help=short, description=long))
+        parsers[-1].set_defaults(handler=handler)
+    create, listing, fetch, cancel = parsers
+    for verb in (create, fetch):
+        verb.add_argument("--verbose", action="store_true", help="show Snakemake's output")
 
-    create = commands.add_parser(
-        "batch-create",
-        parents=[common],
-        help="plan the run and submit its batch jobs",
-        description="Plan the run and submit one batch job per group of batches (snakemake --until submit).",
-    )
-    create.add_argument("--verbose", action="store_true", help="show Snakemake's output")
-    create.set_defaults(handler=verbs.cmd_batch_create)
-
-    listing = commands.add_parser(
-        "batch-list",
-        parents=[common],
-        help="list the batch jobs and their status",
-        description="List the batch jobs of the data folder (its jobs/*/ files) and their status.",
-    )
     listing.add_argument("--status", choices=STATUSES, help="only jobs with this status")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument("--verbose", action="store_true", help="also list the issue ids of each document")
-    listing.set_defaults(handler=verbs.cmd_batch_list)
 
-    fetch = commands.add_parser(
-        "batch-fetch",
-        parents=[common],
-        help="fetch finished jobs and write their documents",
-        description=(
-            "Fetch finished batch jobs and write the documents they carry (snakemake --keep-going). "
-            "Exit code 0: nothing pending or failed; 1: some jobs are still pending; 2: failures."
-        ),
-    )
     which = fetch.add_mutually_exclusive_group()
     which.add_argument(
         "--check-all-pending",
@@ -83,19 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--job-names", nargs="+", metavar="NAME", help="only these jobs (job ids or remote batches/... names)"
     )
-    fetch.add_argument("--verbose", action="store_true", help="show Snakemake's output")
-    fetch.set_defaults(handler=verbs.cmd_batch_fetch)
 
-    cancel = commands.add_parser(
-        "batch-cancel",
-        parents=[common],
-        help="cancel remote batch jobs",
-        description="Cancel the remote jobs named in the job handles.",
-    )
     target = cancel.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "--job-names", nargs="+", metavar="NAME", help="these jobs (job ids or remote batches/... names)"
     )
     target.add_argument("--all", action="store_true", help="every job that is still pending")
-    cancel.set_defaults(handler=verbs.cmd_batch_cancel)
     return parser

@@ -36,9 +36,10 @@ also land while requests are in flight. Batch-mode runs use ``--keep-going``.
 
 Replay a failure with the printed seed, or with the printed kill moments::
 
-    python tests/crash_harness.py --corpus sample --modes batch --seed 1234 --only-trial 7
-    python tests/crash_harness.py --corpus sample --modes sync --kill-at 6.25 --kill-at 11.5
-    python tests/crash_harness.py --corpus sample --modes batch --kill-event models.batchGenerateContent#2
+    python tests/support/crash_harness.py --corpus sample --modes batch --seed 1234 --only-trial 7
+    python tests/support/crash_harness.py --corpus sample --modes sync --kill-at 6.25 --kill-at 11.5
+    python tests/support/crash_harness.py --corpus sample --modes batch \
+        --kill-event models.batchGenerateContent#2
 
 (``--kill-at`` runs one trial killed at exactly these moments of its timeline, in seconds;
 ``--kill-event`` one trial per event.) Pass the same ``--subjects``/``--batch-completion``/
@@ -69,14 +70,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from gemini_emulator import GeminiEmulator  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+if str(TESTS) not in sys.path:  # run as a script: make ``support`` importable
+    sys.path.insert(0, str(TESTS))
 
 from llm_categoriser.outputs import COMBINED_COLUMNS, DOCUMENT_COLUMNS  # noqa: E402
+from support.emulators.gemini import GeminiEmulator  # noqa: E402
 
 SAMPLE_DOCUMENTS = REPO / "Documents"
 SHARED_DOCUMENTS = REPO.parent / "shared" / "corpus" / "Documents"
@@ -1230,7 +1230,8 @@ def main(argv: list[str] | None = None) -> int:
             at = replay.index(flag)
             del replay[at : at + 2]
     print(
-        f"Replay: python tests/crash_harness.py {shlex.join(replay)} --seed {seed} [--modes M --only-trial N]"
+        f"Replay: python tests/support/crash_harness.py {shlex.join(replay)} --seed {seed} "
+        f"[--modes M --only-trial N]"
     )
     return 0 if report["totals"]["differences"] == 0 else 1
 

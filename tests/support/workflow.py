@@ -1,4 +1,4 @@
-"""Run the real workflow in a temporary folder and read what it did."""
+"""Run the real workflow in a folder and read what it did: the one runner of tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,31 +8,56 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from llm_categoriser.layout import CONFIG_FILE, SNAKEFILE
+from llm_categoriser.records import Manifest, read_record
+from llm_categoriser.settings import Settings, resolve
+
+REPO = SNAKEFILE.parent
+# Environment variables that would change a run's settings or reach a real service.
 ENV_SETTINGS = {"LLM_PRIMARY", "LLM_CATEGORISER_BATCH_SIZE", "GEMINI_API_KEY", "GOOGLE_API_KEY"}
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def default_settings() -> Settings:
+    """The settings of a work folder with the repository's config.yaml."""
+    return resolve({}, env={})
+
+
+def snakemake_command(
+    workdir: Path, *args: str, cores: int = 2, entry: Sequence[str] = tuple(SNAKEMAKE)
+) -> list[str]:
+    """The command that runs the workflow in ``workdir`` (``entry``: how Snakemake is started)."""
+    return [*entry, "--snakefile", str(SNAKEFILE), "--directory", str(workdir), "--cores", str(cores), *args]
+
+
+def clean_env(extra: dict[str, str] | None = None, drop: set[str] = ENV_SETTINGS) -> dict[str, str]:
+    """This process's environment without ``drop``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(extra or {})
+    return env
+
+
+def prepare(workdir: Path) -> None:
+    """Give ``workdir`` the repository's config.yaml unless it has one."""
+    if not (workdir / CONFIG_FILE).exists():
+        shutil.copy(REPO / CONFIG_FILE, workdir / CONFIG_FILE)
 
 
 def snakemake(
     workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    full_env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    full_env.update(env or {})
-    if not (workdir / "config.yaml").exists():
-        shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=workdir)
+    prepare(workdir)
+    proc = subprocess.run(
+        snakemake_command(workdir, *args),
+        capture_output=True,
+        text=True,
+        env=clean_env(env),
+        timeout=timeout,
+        cwd=workdir,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
@@ -41,7 +66,7 @@ def snakemake(
 
 
 def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a (dry) run: {rule: count}; empty when nothing is to be done."""
+    """The first 'Job stats' table of a (dry) run: {rule: count}; empty when nothing is to be done."""
     counts: dict[str, int] = {}
     in_table = False
     for line in output.splitlines():
@@ -55,6 +80,8 @@ def job_counts(output: str) -> dict[str, int]:
                     counts[match.group(1)] = int(match.group(2))
             elif line.strip() and not line.startswith("---"):
                 in_table = False
+                if counts:
+                    break
     return counts
 
 
@@ -65,16 +92,13 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def answer_times(work: Path) -> dict[Path, int]:
     """Modification time of every cached batch answer: a new or changed one was (re-)sent."""
-    return {p: p.stat().st_mtime_ns for p in (work / "data" / "cache").rglob("*.json")}
+    return {p: p.stat().st_mtime_ns for p in (work / default_settings().layout.cache_dir).rglob("*.json")}
 
 
 def parts_of(work: Path, subject: str, filename: str) -> int:
     """How many categorise jobs (parts) the plan gives a document."""
-    import json
-
-    stem = filename.removesuffix(".md")
-    manifest = work / "data" / "plan" / subject / stem / "manifest.json"
-    return len(json.loads(manifest.read_text(encoding="utf-8"))["parts"])
+    manifest = work / default_settings().layout.manifest(subject, filename.removesuffix(".md"))
+    return len(read_record(manifest, Manifest).parts)
 
 
 def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:

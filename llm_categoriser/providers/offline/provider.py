@@ -27,16 +27,10 @@ def flag_as_issue(batch: PlannedBatch, flag: PlannedFlag) -> Issue:
     return Issue(
         subject=batch.subject,
         filename=batch.filename,
-        page=flag.page,
-        rule_id=flag.rule_id,
-        type=flag.type,
-        issue=flag.issue,
-        message=flag.message,
-        suggestions=flag.suggestions,
         context=flag.highlighted_context,
-        pass_code=flag.pass_code,
         row=0,
         key=flag.key,
+        **flag.reported(),
     )
 
 

@@ -138,7 +138,7 @@ Counters: ``emu.stats()`` (``http_requests``, ``generate_content_calls``,
 
 Standalone (benchmarks)::
 
-    python tests/gemini_emulator.py --port 0 --latency 0.5 --auto-complete
+    python tests/support/emulators/gemini.py --port 0 --latency 0.5 --auto-complete
 
 prints the base URL as the first stdout line and serves until SIGINT/SIGTERM.
 Then ``GET <url>/_emulator/stats`` returns the counters,

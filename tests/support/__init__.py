@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: the workflow runner, emulators of external APIs, the crash harness."""
