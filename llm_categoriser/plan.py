@@ -41,6 +41,7 @@ from .records import (
     PlannedFlag,
     PlanStamp,
     PlanSummary,
+    RecordError,
     SkippedDocument,
     SkippedRow,
     fingerprint,
@@ -236,7 +237,7 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
     try:
         stamp = read_record(layout.plan_stamp, PlanStamp)
         summary = read_record(layout.plan_summary, PlanSummary)
-    except (OSError, ValueError):  # absent, or of another version (RecordError): re-plan
+    except (OSError, ValueError, RecordError):  # absent, or written by another version: re-plan
         return None
     if stamp.key != _stamp_key(settings):
         return None

@@ -140,3 +140,16 @@ def test_a_planning_file_of_an_older_shape_is_a_clear_error(tmp_path, templates)
         read_record(path, Manifest)
     message = str(caught.value)
     assert str(path) in message and "flags" in message and "delete the data/plan folder" in message
+
+
+def test_a_plan_written_by_an_older_version_is_made_again(tmp_path, templates):
+    settings = _settings(tmp_path)
+    build_plan(settings)
+    summary = Path(settings.layout.plan_summary)
+    old = json.loads(summary.read_text(encoding="utf-8"))
+    for doc in old["documents"]:
+        doc["issues"] = doc.pop("flags")  # the shape of an earlier version
+    summary.write_text(json.dumps(old), encoding="utf-8")
+    again = build_plan(settings)
+    assert not again.cached and again.flags == 2
+    assert build_plan(settings).cached
