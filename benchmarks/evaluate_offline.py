@@ -1,14 +1,19 @@
 #!/usr/bin/env python
-"""Measure the offline heuristic categoriser against the reference labels of the real corpus.
+"""Measure the offline provider against the reference labels of the real corpus.
 
 Usage::
 
-    python benchmarks/evaluate_offline.py [--corpus ../shared/corpus] [--json PATH]
+    python benchmarks/evaluate_offline.py [--corpus ../shared/corpus] [--json PATH] [--errors N]
 
-The corpus (``Documents/language-check-report.csv``, ``Documents/<Subject>/markdown/*.md`` and
-``labels/gemini.csv``) is read-only reference data that lives outside the repository; when it is
-absent the script says so and exits 0.  Subjects are split by their sorted position: even indices
-are the development half, odd indices the held-out half.
+It runs what a user runs: the product's planner builds the plan of the whole corpus (pages,
+hints, batches) in a temporary data folder, and every planned batch is categorised by the
+offline provider through the same prompt rendering and answer validation as a model's answer.
+The answers are then compared with ``labels/gemini.csv`` (one model's opinion, not ground
+truth).
+
+The subjects are split in two with a seeded shuffle (``--seed``, default 18): the rules are set
+on the first half ("dev") and measured on the other ("held-out"). The corpus is read-only
+reference data outside the repository; when it is absent the script says so and exits 0.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
+import random
 import sys
+import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,209 +34,250 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from llm_categoriser.categories import CATEGORY_NAMES  # noqa: E402
+from llm_categoriser.categorise import categorise_batch  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
-from llm_categoriser.providers.offline.rules import classify, document_hints  # noqa: E402
+from llm_categoriser.plan import batch_path, build_plan  # noqa: E402
+from llm_categoriser.providers.offline import OfflineProvider  # noqa: E402
+from llm_categoriser.report import load_report  # noqa: E402
+from llm_categoriser.settings import Settings  # noqa: E402
 
-PAGE_MARKER = re.compile(r"^\{(\d+)\}-+\s*$", re.MULTILINE)
-BUCKETS: tuple[tuple[int, int], ...] = ((0, 49), (50, 59), (60, 69), (70, 79), (80, 89), (90, 100))
+REAL_ERRORS = frozenset(
+    {
+        "SPELLING_ERROR",
+        "ABSOLUTE_GRAMMATICAL_ERROR",
+        "POSSIBLE_AMBIGUOUS_GRAMMATICAL_ERROR",
+        "CONSISTENCY_ERROR",
+        "AMBIGUOUS_PHRASING",
+        "FACTUAL_INACCURACY",
+    }
+)
+CONFIDENT = 75
+DEFAULT_SEED = 18
+BUCKETS: tuple[tuple[int, int], ...] = ((0, 49), (50, 59), (60, 69), (70, 74), (75, 84), (85, 94), (95, 100))
 
 
-def split_pages(text: str) -> dict[int | None, str]:
-    """Page number -> Markdown of that page (from its marker to the next); None for the preamble."""
-    pages: dict[int | None, str] = {}
-    markers = list(PAGE_MARKER.finditer(text))
-    start = markers[0].start() if markers else len(text)
-    if text[:start].strip():
-        pages[None] = text[:start]
-    for i, m in enumerate(markers):
-        end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
-        number = int(m.group(1))
-        pages[number] = pages.get(number, "") + text[m.start() : end]
-    return pages
+@dataclass(frozen=True)
+class Judged:
+    """One labelled flag: the offline answer next to the reference label."""
+
+    issue: Issue
+    category: str
+    confidence: int
+    reason: str
+    gold: str
+
+    @property
+    def real(self) -> bool:
+        return self.category in REAL_ERRORS
+
+    @property
+    def gold_real(self) -> bool:
+        return self.gold in REAL_ERRORS
 
 
-def identity(subject: str, filename: str, issue: str, context: str) -> tuple[str, str, str, str]:
+def split_subjects(subjects: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """(dev, held-out): a seeded shuffle of the sorted subjects, cut in half."""
+    order = sorted(subjects)
+    random.Random(seed).shuffle(order)
+    half = len(order) // 2
+    return sorted(order[:half]), sorted(order[half:])
+
+
+def label_identity(subject: str, filename: str, issue: str, context: str) -> tuple[str, str, str, str]:
     return (subject, filename, issue, context)
 
 
-def load_issues(report: Path) -> list[Issue]:
-    issues: list[Issue] = []
-    seen: Counter = Counter()
-    with report.open(newline="", encoding="utf-8") as fh:
-        for row_number, rec in enumerate(csv.DictReader(fh), start=1):
-            ident = identity(rec["Subject"], rec["Filename"], rec["Issue"], rec["Highlighted Context"])
-            occurrence = seen[ident]
-            seen[ident] += 1
-            page_raw = (rec.get("Page") or "").strip()
-            issues.append(
-                Issue(
-                    subject=rec["Subject"],
-                    filename=rec["Filename"],
-                    page=int(page_raw) if page_raw.lstrip("-").isdigit() else None,
-                    rule_id=rec.get("Rule ID") or "",
-                    type=rec.get("Type") or "",
-                    issue=rec.get("Issue") or "",
-                    message=rec.get("Message") or "",
-                    suggestions=rec.get("Suggestions") or "",
-                    context=rec.get("Highlighted Context") or "",
-                    pass_code=rec.get("Pass Code") or "",
-                    row=row_number,
-                    occurrence=occurrence,
-                    key="",
-                )
-            )
-    return issues
-
-
 def load_labels(path: Path) -> dict[tuple, str]:
+    """(subject, filename, issue, context, occurrence) -> category, as the labels were joined."""
     labels: dict[tuple, str] = {}
     seen: Counter = Counter()
     with path.open(newline="", encoding="utf-8") as fh:
         for rec in csv.DictReader(fh):
-            ident = identity(rec["Subject"], rec["Filename"], rec["Issue"], rec["Highlighted Context"])
+            ident = label_identity(rec["Subject"], rec["Filename"], rec["Issue"], rec["Highlighted Context"])
             labels[(*ident, seen[ident])] = rec["error_category"].strip()
             seen[ident] += 1
     return labels
 
 
-def agreement(pairs: list[tuple[str, str]]) -> float:
-    return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
+def run_offline(documents_dir: Path, data_dir: Path) -> tuple[dict[str, tuple[str, int, str]], dict]:
+    """Plan the corpus with the product's planner and answer every batch with the offline provider."""
+    settings = Settings(
+        documents_dir=str(documents_dir),
+        report=str(documents_dir / "language-check-report.csv"),
+        data_dir=str(data_dir),
+        provider="offline",
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    plan = build_plan(settings)
+    plan_seconds, plan_cpu = time.perf_counter() - t0, time.process_time() - c0
+    provider = OfflineProvider()
+    answers: dict[str, tuple[str, int, str]] = {}
+    t0, c0 = time.perf_counter(), time.process_time()
+    for doc in plan.documents:
+        for batch_id in doc.batch_ids:
+            path = batch_path(settings, doc.subject, doc.document, batch_id)
+            batch = json.loads(path.read_text(encoding="utf-8"))
+            result = categorise_batch(batch, provider, settings.max_retries)
+            for key, item in result.items.items():
+                if item.status not in ("ok", "repaired"):
+                    raise SystemExit(f"{doc.subject}/{doc.filename}: flag {key} {item.status}: {item.error}")
+                answers[key] = (item.error_category, int(item.confidence_score or 0), item.reasoning)
+    timing = {
+        "plan_seconds": plan_seconds,
+        "plan_cpu_seconds": plan_cpu,
+        "categorise_seconds": time.perf_counter() - t0,
+        "categorise_cpu_seconds": time.process_time() - c0,
+        "batches": plan.batches,
+        "documents": len(plan.documents),
+    }
+    return answers, timing
+
+
+def join(
+    issues: list[Issue], answers: dict[str, tuple[str, int, str]], labels: dict[tuple, str]
+) -> list[Judged]:
+    judged: list[Judged] = []
+    seen: Counter = Counter()
+    for issue in issues:
+        ident = label_identity(issue.subject, issue.filename, issue.issue, issue.context)
+        occurrence = seen[ident]
+        seen[ident] += 1
+        gold = labels.get((*ident, occurrence))
+        answer = answers.get(issue.key)
+        if gold is not None and answer is not None:
+            judged.append(Judged(issue, answer[0], answer[1], answer[2], gold))
+    return judged
+
+
+def ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def measure(rows: list[Judged]) -> dict[str, float | int]:
+    """Agreement, recall and precision of real errors, and the confident dismissals."""
+    kept = sum(1 for r in rows if r.real and r.gold_real)
+    dismissed = [r for r in rows if not r.real and r.confidence >= CONFIDENT]
+    return {
+        "flags": len(rows),
+        "agreement": ratio(sum(r.category == r.gold for r in rows), len(rows)),
+        "baseline_false_positive": ratio(sum(r.gold == "FALSE_POSITIVE" for r in rows), len(rows)),
+        "real_errors": sum(r.gold_real for r in rows),
+        "predicted_real": sum(r.real for r in rows),
+        "recall_real": ratio(kept, sum(r.gold_real for r in rows)),
+        "precision_real": ratio(kept, sum(r.real for r in rows)),
+        "confident_dismissals": len(dismissed),
+        "confident_dismissals_right": ratio(sum(not r.gold_real for r in dismissed), len(dismissed)),
+        "confident_dismissals_coverage": ratio(len(dismissed), len(rows)),
+    }
+
+
+def confidence_table(rows: list[Judged]) -> dict[str, dict[str, float | int]]:
+    """Per confidence band: how often the category agrees, and how often real/not real does."""
+    table = {}
+    for lo, hi in BUCKETS:
+        sel = [r for r in rows if lo <= r.confidence <= hi]
+        table[f"{lo}-{hi}"] = {
+            "count": len(sel),
+            "agreement": ratio(sum(r.category == r.gold for r in sel), len(sel)),
+            "real_or_not_right": ratio(sum(r.real == r.gold_real for r in sel), len(sel)),
+        }
+    return table
+
+
+def per_category(rows: list[Judged]) -> dict[str, dict[str, float | int]]:
+    out = {}
+    for name in CATEGORY_NAMES:
+        tp = sum(1 for r in rows if r.category == r.gold == name)
+        pred = sum(1 for r in rows if r.category == name)
+        supp = sum(1 for r in rows if r.gold == name)
+        out[name] = {
+            "precision": ratio(tp, pred),
+            "recall": ratio(tp, supp),
+            "predicted": pred,
+            "support": supp,
+        }
+    return out
+
+
+def print_report(numbers: dict) -> None:
+    t = numbers["timing"]
+    print(
+        f"flags labelled: {numbers['all']['flags']}  documents: {t['documents']}  batches: {t['batches']}\n"
+        f"plan: {t['plan_seconds']:.2f} s wall ({t['plan_cpu_seconds']:.2f} s CPU)  "
+        f"categorise: {t['categorise_seconds']:.2f} s wall ({t['categorise_cpu_seconds']:.2f} s CPU)"
+    )
+    print(f"split (seed {numbers['seed']}):")
+    print(f"  dev:      {', '.join(numbers['dev_subjects'])}")
+    print(f"  held-out: {', '.join(numbers['held_out_subjects'])}")
+    head = ("agree", "FP-only", "recall", "prec", "conf.dis", "right", "cover", "n")
+    print(f"\n{'':10s} " + " ".join(f"{h:>8s}" for h in head))
+    for name in ("all", "dev", "held_out"):
+        m = numbers[name]
+        cells = (
+            f"{m['agreement']:8.1%}",
+            f"{m['baseline_false_positive']:8.1%}",
+            f"{m['recall_real']:8.1%}",
+            f"{m['precision_real']:8.1%}",
+            f"{m['confident_dismissals']:8d}",
+            f"{m['confident_dismissals_right']:8.1%}",
+            f"{m['confident_dismissals_coverage']:8.1%}",
+            f"{m['flags']:8d}",
+        )
+        print(f"{name:10s} " + " ".join(cells))
+    for name in ("all", "held_out"):
+        print(f"\nconfidence ({name}) {'count':>7s} {'agree':>7s} {'real?':>7s}")
+        for band, b in numbers[f"confidence_{name}"].items():
+            print(f"{band:18s} {b['count']:7d} {b['agreement']:7.1%} {b['real_or_not_right']:7.1%}")
+    print(f"\n{'category (all)':40s} {'prec':>6s} {'recall':>6s} {'pred':>5s} {'supp':>5s}")
+    for name, c in numbers["per_category"].items():
+        print(f"{name:40s} {c['precision']:6.1%} {c['recall']:6.1%} {c['predicted']:5d} {c['support']:5d}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(REPO.parent / "shared" / "corpus"))
     parser.add_argument("--labels", default="labels/gemini.csv", help="relative to the corpus")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the subject split")
     parser.add_argument("--json", dest="json_path", default=None, help="write the numbers here")
     parser.add_argument("--errors", type=int, default=0, help="print this many disagreements")
-    parser.add_argument(
-        "--half",
-        choices=("dev", "held-out", "all"),
-        default="all",
-        help="which half the --errors sample is drawn from",
-    )
+    parser.add_argument("--half", choices=("dev", "held_out", "all"), default="dev", help="for --errors")
+    parser.add_argument("--data-dir", default=None, help="planning folder (default: a temporary one)")
     args = parser.parse_args(argv)
 
     corpus = Path(args.corpus)
-    report = corpus / "Documents" / "language-check-report.csv"
+    documents_dir = corpus / "Documents"
     labels_path = corpus / args.labels
-    if not report.is_file() or not labels_path.is_file():
+    if not (documents_dir / "language-check-report.csv").is_file() or not labels_path.is_file():
         print(f"corpus not found at {corpus}, skipping")
         return 0
 
-    issues = load_issues(report)
-    labels = load_labels(labels_path)
-    subjects = sorted({i.subject for i in issues})
-    dev_subjects = set(subjects[0::2])
-
-    documents: dict[tuple[str, str], str] = {}
-    pages: dict[tuple[str, str], dict[int | None, str]] = {}
-    for issue in issues:
-        doc_key = (issue.subject, issue.filename)
-        if doc_key in documents:
-            continue
-        path = corpus / "Documents" / issue.subject / "markdown" / issue.filename
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        documents[doc_key] = text
-        pages[doc_key] = split_pages(text)
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    hints = [document_hints(i, documents[(i.subject, i.filename)]) for i in issues]
-    hints_seconds = time.perf_counter() - t0
-    hints_cpu_seconds = time.process_time() - c0
-    for h in hints:
-        json.dumps(h)
-
-    t0 = time.perf_counter()
-    results = []
-    for issue, h in zip(issues, hints, strict=True):
-        page_text = pages[(issue.subject, issue.filename)].get(issue.page)
-        results.append(classify(issue, page_text, h))
-    classify_seconds = time.perf_counter() - t0
-
-    joined = []  # (issue, predicted, confidence, reason, gold)
-    for issue, (category, confidence, reason) in zip(issues, results, strict=True):
-        ident = identity(issue.subject, issue.filename, issue.issue, issue.context)
-        gold = labels.get((*ident, issue.occurrence))
-        if gold is not None:
-            joined.append((issue, str(category), confidence, reason, gold))
-
-    def pairs_for(pred) -> list[tuple[str, str]]:
-        return [(p, g) for i, p, _c, _r, g in joined if pred(i)]
-
-    all_pairs = pairs_for(lambda i: True)
-    dev_pairs = pairs_for(lambda i: i.subject in dev_subjects)
-    held_pairs = pairs_for(lambda i: i.subject not in dev_subjects)
-
-    def baseline_of(pairs: list[tuple[str, str]]) -> float:
-        return agreement([("FALSE_POSITIVE", g) for _p, g in pairs])
-
-    baseline = baseline_of(all_pairs)
-
-    print(f"issues: {len(issues)}  labelled: {len(joined)}  documents: {len(documents)}")
-    print(
-        f"hints time: {hints_seconds:.3f} s wall, {hints_cpu_seconds:.3f} s CPU"
-        f"  classify time: {classify_seconds:.3f} s"
-    )
-    print(f"dev subjects:      {', '.join(sorted(dev_subjects))}")
-    print(f"held-out subjects: {', '.join(s for s in subjects if s not in dev_subjects)}")
-    print(f"{'':20s} {'agreement':>9s} {'FP-only':>8s} {'n':>6s}")
-    for name, pairs in (("overall", all_pairs), ("dev", dev_pairs), ("held-out", held_pairs)):
-        print(f"{name:20s} {agreement(pairs):9.1%} {baseline_of(pairs):8.1%} {len(pairs):6d}")
-    print(f"always FALSE_POSITIVE baseline (overall): {baseline:.1%}")
-
-    per_category = {}
-    print(f"\n{'category':40s} {'prec':>6s} {'recall':>6s} {'pred':>5s} {'supp':>5s}")
-    for name in CATEGORY_NAMES:
-        tp = sum(1 for p, g in all_pairs if p == g == name)
-        pred = sum(1 for p, _g in all_pairs if p == name)
-        supp = sum(1 for _p, g in all_pairs if g == name)
-        prec = tp / pred if pred else 0.0
-        rec = tp / supp if supp else 0.0
-        per_category[name] = {"precision": prec, "recall": rec, "predicted": pred, "support": supp}
-        print(f"{name:40s} {prec:6.1%} {rec:6.1%} {pred:5d} {supp:5d}")
-
-    per_bucket = {}
-    print(f"\n{'confidence':12s} {'agree':>6s} {'count':>6s}")
-    for lo, hi in BUCKETS:
-        sel = [(p, g) for _i, p, c, _r, g in joined if lo <= c <= hi]
-        per_bucket[f"{lo}-{hi}"] = {"agreement": agreement(sel), "count": len(sel)}
-        print(f"{lo:3d}-{hi:<8d} {agreement(sel):6.1%} {len(sel):6d}")
+    with tempfile.TemporaryDirectory(prefix="evaluate-offline-") as tmp:
+        answers, timing = run_offline(documents_dir, Path(args.data_dir or tmp))
+    issues = load_report(documents_dir / "language-check-report.csv").issues
+    rows = join(issues, answers, load_labels(labels_path))
+    dev, held_out = split_subjects(sorted({i.subject for i in issues}), args.seed)
+    halves = {"all": rows, "dev": [r for r in rows if r.issue.subject in dev]}
+    halves["held_out"] = [r for r in rows if r.issue.subject in held_out]
+    numbers = {
+        "seed": args.seed,
+        "dev_subjects": dev,
+        "held_out_subjects": held_out,
+        **{name: measure(sel) for name, sel in halves.items()},
+        "confidence_all": confidence_table(rows),
+        "confidence_held_out": confidence_table(halves["held_out"]),
+        "per_category": per_category(rows),
+        "timing": timing,
+    }
+    print_report(numbers)
 
     if args.errors:
-        print("\nDisagreements (sample):")
-        shown = 0
-        for issue, p, c, _reason, g in joined:
-            in_dev = issue.subject in dev_subjects
-            if (args.half == "dev" and not in_dev) or (args.half == "held-out" and in_dev):
-                continue
-            if p != g:
-                print(f"- [{issue.rule_id}] {issue.issue!r} pred={p}({c}) gold={g} :: {issue.context}")
-                shown += 1
-                if shown >= args.errors:
-                    break
-
+        print(f"\nDisagreements on real/not real ({args.half}, sample):")
+        for r in [r for r in halves[args.half] if r.real != r.gold_real][: args.errors]:
+            i = r.issue
+            print(f"- [{i.rule_id}/{i.type}] {i.issue!r} -> {i.suggestions[:40]!r}")
+            print(f"    offline={r.category}({r.confidence}) gold={r.gold} :: {i.context}")
     if args.json_path:
-        Path(args.json_path).write_text(
-            json.dumps(
-                {
-                    "overall": agreement(all_pairs),
-                    "dev": agreement(dev_pairs),
-                    "held_out": agreement(held_pairs),
-                    "baseline_false_positive": baseline,
-                    "baseline_false_positive_dev": baseline_of(dev_pairs),
-                    "baseline_false_positive_held_out": baseline_of(held_pairs),
-                    "labelled": len(joined),
-                    "hints_seconds": hints_seconds,
-                    "hints_cpu_seconds": hints_cpu_seconds,
-                    "classify_seconds": classify_seconds,
-                    "per_category": per_category,
-                    "per_bucket": per_bucket,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        Path(args.json_path).write_text(json.dumps(numbers, indent=2), encoding="utf-8")
     return 0
 
 

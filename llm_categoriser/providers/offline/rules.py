@@ -32,12 +32,13 @@ features, never words or rows of that corpus.  Only the standard library is used
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ...categories import Category
 from ...models import Issue
@@ -139,6 +140,36 @@ _US_UK = tuple(
         (r"gram$", "gramme"),
     )
 )
+
+# --------------------------------------------------------------------------------------------
+# Word frequencies (wordfreq: English, and the languages the documents teach)
+# --------------------------------------------------------------------------------------------
+
+# wordfreq ships its lists in its wheel; "large" English (321,000 words, about 1.2 s and 30 MB
+# to load) so that rare but real words count as words, "small" lists for the other languages.
+# wordfreq has no Welsh list: Welsh is recognised by its orthography (``_welsh_score``).
+WORDFREQ_LISTS = {"en": "large", "fr": "small", "de": "small", "es": "small"}
+
+
+@cache
+def _frequencies(lang: str) -> dict[str, float]:
+    """wordfreq's frequency table of one language, loaded on first use (never at import)."""
+    import wordfreq
+
+    return wordfreq.get_frequency_dict(lang, wordlist=WORDFREQ_LISTS[lang])
+
+
+def zipf(word: str, lang: str = "en") -> float:
+    """Zipf frequency of a single word (log10 of uses per billion words; 0: not a known word).
+
+    About 7 for "the", 4 for "receive", 3 for "teh" (a typing slip common enough to be counted),
+    1 to 2 for rare or specialist words.
+    """
+    if lang not in WORDFREQ_LISTS or not word or " " in word:
+        return 0.0
+    freq = _frequencies(lang).get(word.lower().replace("’", "'"))
+    return round(math.log10(freq) + 9, 2) if freq else 0.0
+
 
 # --------------------------------------------------------------------------------------------
 # Text features
@@ -258,6 +289,25 @@ def _spelling_rule(rule_id: str) -> bool:
     return rule.startswith(("MORFOLOGIK", "HUNSPELL")) or rule.endswith("_SPELLING_RULE")
 
 
+def word_hints(issue: Issue, doc_lang: str = "en") -> dict[str, float]:
+    """How common the flagged word and its first suggestion are (``zipf``), independent of the document.
+
+    ``zipf``: the flagged word in English; ``sugg_zipf``: LanguageTool's first suggestion in
+    English; ``lang_zipf``: the flagged word in the document's other language, when it has one.
+    """
+    word = (issue.issue or "").strip()
+    hints: dict[str, float] = {}
+    if not word or " " in word:
+        return hints
+    hints["zipf"] = zipf(word)
+    first = _suggestion_list(issue.suggestions)[:1]
+    if first and " " not in first[0]:
+        hints["sugg_zipf"] = zipf(first[0])
+    if doc_lang in WORDFREQ_LISTS and doc_lang != "en":
+        hints["lang_zipf"] = zipf(word, doc_lang)
+    return hints
+
+
 def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | str | bool]:
     """Document-level evidence for one issue: a handful of JSON-serialisable values.
 
@@ -272,6 +322,7 @@ def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | 
     word = (issue.issue or "").strip()
     if not word:
         return hints
+    hints.update(word_hints(issue, prof.language))
     first = (issue.suggestions or "").split(", ", 1)[0].split(" (+", 1)[0].strip()
     if first and " " not in first:
         hints["sugg_freq"] = prof.count_any_case(first)
@@ -457,6 +508,12 @@ class _View:
     @property
     def around(self) -> str:
         return self.before[-70:] + " " + self.match + " " + self.after[:70]
+
+    def fhint(self, name: str) -> float:
+        try:
+            return float(self.hints.get(name, 0) or 0)
+        except (TypeError, ValueError):
+            return 0.0
 
     def hint(self, name: str) -> int:
         try:
@@ -689,7 +746,7 @@ def _spelling(v: _View) -> Result:
     sugg = v.suggestions
     freq = v.hint("freq")
     if v.math and not v.transcript:
-        return _r(FP, 85, "the flagged text is part of mathematical notation, not prose")
+        return _r(FP, 80, "the flagged text is part of mathematical notation, not prose")
     res = _fragment(v, word)
     if res:
         return res
@@ -717,28 +774,11 @@ def _spelling(v: _View) -> Result:
         return _r(PE, 72, f"{_q(word)} is {_q(glued)} with its hyphen lost, as happens in PDF conversion")
     welsh = _welsh_score(word)
     welsh_nearby = v.hints.get("doc_lang") == "cy" or v.local_language[0] == "cy"
+    typo = _typo(v)
+    if typo and welsh < 2:
+        return _r(SE, 40, f"{_q(word)} is one slip away from the common word {_q(typo)}, a typing error")
     if not word.isupper() and (welsh >= 2 or (welsh == 1 and welsh_nearby)):
         return _r(FP, 60, f"{_q(word)} looks like a correctly spelled Welsh word")
-    if len(sugg) == 1 and not v.more and len(word) >= 4 and _is_transposition(low, sugg[0].lower()):
-        return _r(SE, 80, f"{_q(word)} swaps two letters of {_q(sugg[0])}, a typing slip")
-    if sugg and len(word) >= 4 and freq <= 1 and not v.transcript:
-        close = [s for s in sugg[:3] if _damerau(low, s.lower()) == 1]
-        if close and _is_transposition(low, close[0].lower()):
-            return _r(SE, 80, f"{_q(word)} swaps two letters of {_q(close[0])}")
-    only = sugg[0] if sugg else ""
-    if (
-        len(sugg) == 1
-        and not v.more
-        and word.islower()
-        and only.islower()
-        and len(word) >= 5
-        and freq <= 1
-        and _damerau(low, only.lower()) == 1
-        and not v.in_table
-        and not v.foreign_document
-        and not v.transcript
-    ):
-        return _r(SE, 55, f"{_q(word)} is one letter away from {_q(only)}, the only correction offered")
     if word[:1].isupper() and freq >= 2:
         return _r(FP, 88, f"{_q(word)} is a proper noun or specialist term used repeatedly in the document")
     if freq >= 3:
@@ -749,7 +789,37 @@ def _spelling(v: _View) -> Result:
         return _r(
             FP, 45, f"{_q(word)} is probably a correct term, although table layouts can also split words"
         )
-    return _r(FP, 78, f"{_q(word)} is most likely a correct specialist, foreign or proper-noun term")
+    return _r(FP, 70, f"{_q(word)} is most likely a correct specialist, foreign or proper-noun term")
+
+
+def _typo(v: _View) -> str:
+    """The common word that the flagged word is one typing slip away from ("" if none).
+
+    A slip is one inserted, deleted, replaced or swapped letter (two for long words); the
+    suggestion must be a common English word, much more common than the flagged word, and the
+    flagged word must be rare in the document (a term used again and again is deliberate).
+    """
+    word, sugg = v.word, v.suggestions
+    if not sugg or not word.isalpha() or word.isupper() or v.transcript or v.foreign_document:
+        return ""
+    first = sugg[0]
+    if not first.replace("'", "").isalpha():
+        return ""
+    z_word, z_sugg = v.fhint("zipf"), v.fhint("sugg_zipf")
+    common = 3.5 if len(word) < 7 else 2.5  # a long word close to a real one is rarely a coincidence
+    if z_sugg < common or z_sugg - z_word < 2.0:
+        return ""
+    swapped = _is_transposition(word.lower(), first.lower())
+    if (len(word) <= 3 or v.in_table) and not swapped:
+        return ""  # short pieces and table cells are more often cut words than typing slips
+    limit = 2 if len(word) >= 8 else 1
+    if _damerau(word.lower(), first.lower()) > limit:
+        return ""
+    if re.search(r"[\w(\[‘'’/*]$", v.before) or re.match(r"^['’\w[]", v.after):
+        return ""  # glued to other text: a piece of a longer token, not a word on its own
+    if v.hint("freq") > (1 if word[:1].isupper() else 2):
+        return ""
+    return first
 
 
 # ---- compounds and hyphens --------------------------------------------------------------------
@@ -778,9 +848,9 @@ def _compound(v: _View) -> Result | None:
         return _r(PE, 40, f"the hyphen of {_q(target)} may have been lost in PDF conversion")
     if " " in word:
         return _r(
-            PE,
+            SE,
             35,
-            f"{_q(word)} is normally one word, {_q(target)}, so the space probably comes from conversion",
+            f"{_q(word)} is normally written as one word, {_q(target)}",
         )
     if "-" in word:
         return _r(FP, 55, f"the hyphenated form {_q(word)} is acceptable in British English")
@@ -855,13 +925,9 @@ def _comma(v: _View) -> Result | None:
     if v.foreign_context:
         return _r(FP, 55, "the punctuation belongs to a passage in another language")
     if v.rule.startswith("COMMA_COMPOUND_SENTENCE"):
-        if v.word.lower() == "and" or v.rule == "COMMA_COMPOUND_SENTENCE":
-            return _r(
-                SP, 40, "a comma before a coordinating conjunction joining clauses is a stylistic choice"
-            )
         return _r(
             PG,
-            42,
+            45,
             "a comma before the conjunction joining two independent clauses is advisable but debatable",
         )
     return None
@@ -883,7 +949,11 @@ def _grammar(v: _View) -> Result | None:
         )
     if _AGREEMENT.search(v.rule):
         return _r(AG, 52, "the subject and verb or article and noun do not agree")
-    return None
+    if v.math:
+        return None
+    return _r(
+        AG, 35, "LanguageTool's grammar rule applies to running prose here, so the wording is likely wrong"
+    )
 
 
 def _a_vs_an(v: _View) -> Result | None:
@@ -909,7 +979,30 @@ def _case(v: _View) -> Result | None:
 def _locale(v: _View) -> Result | None:
     if _is_us_spelling(v.match, v.suggestions):
         return _r(SE, 60, f"{_q(v.match)} is the American spelling; British English uses {_q(v.first)}")
-    return _r(FP, 60, f"{_q(v.match)} is acceptable in British English in this context")
+    if v.transcript or v.foreign_context or v.foreign_document or v.in_table or not v.first:
+        return _r(FP, 60, f"{_q(v.match)} is acceptable in British English in this context")
+    return _r(SE, 40, f"{_q(v.match)} is the American word; British English uses {_q(v.first)}")
+
+
+def _name_form_target(v: _View) -> str:
+    """The suggestion that writes the flagged word with other capitals or an apostrophe ("" if none)."""
+    word = v.word
+    for s in v.suggestions[:3]:
+        if s == word or not s[:1].isalpha():
+            continue
+        if s.lower() == word.lower() or (re.sub(r"['’]", "", s) == word and s[-1:].isalpha()):
+            return s
+    return ""
+
+
+def _name_form(v: _View) -> Result | None:
+    """Brand names, titles and contractions written with the wrong capitals or no apostrophe."""
+    target = _name_form_target(v)
+    if v.transcript or v.foreign_context or v.foreign_document or v.math or "http" in v.around:
+        return None
+    if len(v.word) < 4 and "'" not in target:
+        return None  # two or three letters are as often a code, symbol or foreign word as a name
+    return _r(SE, 55, f"{_q(v.word)} is normally written {_q(target)}")
 
 
 def _coherency(v: _View) -> Result | None:
@@ -927,12 +1020,27 @@ def _diacritic(v: _View) -> Result | None:
     return _r(FP, 60, f"{_q(v.match)} is an accepted English spelling without the accent of {_q(v.first)}")
 
 
+def _apostrophe(v: _View) -> Result | None:
+    if v.transcript or v.foreign_context or v.math or not re.search(r"['’]", v.first) or "'" in v.word:
+        return None
+    return _r(AG, 40, f"{_q(v.word)} needs an apostrophe to show possession, as in {_q(v.first)}")
+
+
+def _phrase(v: _View) -> Result | None:
+    """A multi-word expression that LanguageTool's phrase list says is misused ("with regards to")."""
+    if v.transcript or v.foreign_context or v.foreign_document or v.math or not v.first:
+        return None
+    if not v.word[:1].islower() or _squash(v.first) == _squash(v.word):
+        return None  # names keep their own spelling; spacing and hyphens are the compounds' business
+    return _r(AG, 45, f"{_q(v.word)} is a common misuse; the standard form is {_q(v.first)}")
+
+
 def _style(v: _View) -> Result | None:
     if v.transcript:
         return _r(FP, 82, "informal wording is expected in a transcript of spoken language")
     if v.foreign_context:
         return _r(FP, 60, "the flagged words belong to a passage in another language")
-    return _r(SP, 55, "LanguageTool suggests a more concise or formal wording, which is a matter of style")
+    return _r(SP, 50, "LanguageTool suggests a more concise or formal wording, which is a matter of style")
 
 
 def _fallback(v: _View) -> Result:
@@ -957,6 +1065,9 @@ _FAMILIES: tuple[tuple[Callable[[_View], bool], Callable[[_View], Result | None]
     (lambda v: "COMMA" in v.rule, _comma),
     (lambda v: v.rule in ("EN_A_VS_AN", "A_VS_AN"), _a_vs_an),
     (lambda v: "CASE" in v.rule or "CAPITALI" in v.rule or "UPPERCASE" in v.rule, _case),
+    (lambda v: bool(_name_form_target(v)), _name_form),
+    (lambda v: "APOSTROPHE" in v.rule and v.kind == "typographical", _apostrophe),
+    (lambda v: v.kind == "misspelling" and " " in v.word.strip(), _phrase),
     (lambda v: v.kind == "style", _style),
     (lambda v: v.kind == "grammar", _grammar),
 )
