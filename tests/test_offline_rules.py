@@ -1,7 +1,8 @@
 """Unit tests for the offline heuristic categoriser.
 
-All but the last test use small invented inputs; the last one runs the benchmark on the reference
-corpus and is skipped when ``../shared/corpus`` is absent.
+All but the last test use small invented inputs, most of them as tables of (flag, document,
+expected category); the last one runs the evaluation on the reference corpus and is skipped
+when ``../shared/corpus`` is absent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from llm_categoriser.categories import Category
 from llm_categoriser.models import Issue
-from llm_categoriser.providers.offline.rules import classify, document_hints
+from llm_categoriser.providers.offline.rules import classify, document_hints, word_hints, zipf
 
 SPELLING_RULE = "MORFOLOGIK_RULE_EN_GB"
 
@@ -62,154 +63,379 @@ ENGLISH_DOC = (
 )
 
 
-def test_ligature_artefact_is_parsing_error():
-    issue = make_issue(
-        "ﬁnancial",
-        "...Learners should consider the **ﬁnancial** impact of flooding on the town....",
-        suggestions="financial",
-    )
-    category, confidence, _reason = run(issue, ENGLISH_DOC + "The ﬁnancial impact of flooding.\n")
-    assert category is Category.PARSING_ERROR
-    assert confidence >= 80
+# Each row: an id, the flag, extra document text (after ENGLISH_DOC), the expected category.
+GRAMMAR = {"rule_id": "PLURAL_VERB", "type_": "grammar", "message": "The verb does not agree."}
+CASES = [
+    # conversion artefacts
+    (
+        "ligature",
+        make_issue("ﬁnancial", "...consider the **ﬁnancial** impact of flooding...", suggestions="financial"),
+        "The ﬁnancial impact of flooding.\n",
+        Category.PARSING_ERROR,
+    ),
+    ("mojibake", make_issue("Ã©tude", "...an **Ã©tude** of the river....", suggestions="étude"), "", None),
+    (
+        "broken hyphenation",
+        make_issue("assess- ment", "...The **assess- ment** will take place....", suggestions="assessment"),
+        "",
+        Category.PARSING_ERROR,
+    ),
+    (
+        "word split across table cells",
+        make_issue(
+            "scribe", "...|      | De | **scribe** the landscape | [4] |...", suggestions="scribe's, scribes"
+        ),
+        "\n| Describe the landscape | Describe the coast |\n" * 3,
+        Category.PARSING_ERROR,
+    ),
+    # Welsh, other languages, maths: not English spelling errors
+    (
+        "Welsh name",
+        make_issue(
+            "Llywodraeth",
+            "...with support from **Llywodraeth** Cymru, learners...",
+            suggestions="Government, Cymric",
+        ),
+        "",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "Welsh sentence",
+        make_issue(
+            "cwricwlwm",
+            "...mae'r **cwricwlwm** newydd yn cefnogi dysgwyr yn yr ysgol....",
+            suggestions="curriculum",
+        ),
+        "",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "Welsh in a table",
+        make_issue(
+            "Gweithgareddau",
+            "...| **Gweithgareddau** | Activities for the day |...",
+            suggestions="Government",
+        ),
+        "",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "Welsh word in a table is not a fragment",
+        make_issue("ysgol", "...| Cymraeg | English | | **ysgol** | school |...", suggestions="ysgols"),
+        "\n| ysgol | school |\n| ysgolion | schools |\n",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "French passage",
+        make_issue(
+            "piscine",
+            "...Le weekend, je vais à la **piscine** avec mes amis et nous mangeons au café....",
+            suggestions="piscina, piscines",
+            subject="French",
+        ),
+        "Je vais à la plage avec mes amis. Nous sommes dans le parc et il est très beau.\n" * 5,
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "maths notation",
+        make_issue(
+            "frac",
+            "...The gradient is $m = \\**frac**{y_2 - y_1}{x_2 - x_1}$ for any two points....",
+            suggestions="Frac, franc, Fran (+491 more)",
+        ),
+        "",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "repeated proper noun",
+        make_issue(
+            "Rhydaman", "...The river near **Rhydaman** floods most winters....", suggestions="Rhodamine"
+        ),
+        "Rhydaman is a town. The river near Rhydaman floods. Visit Rhydaman.\n",
+        Category.FALSE_POSITIVE,
+    ),
+    # spelling: typing slips whose suggestion is a common word
+    (
+        "teh",
+        make_issue("teh", "...The cat sat on **teh** mat....", suggestions="the"),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "recieve",
+        make_issue(
+            "recieve", "...Each learner will **recieve** a copy of the booklet....", suggestions="receive"
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "long word, two slips",
+        make_issue(
+            "enviromnent", "...protect the local **enviromnent** from flooding....", suggestions="environment"
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "American spelling",
+        make_issue(
+            "color", "...Use a different **color** for each type of land use....", suggestions="colour"
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    # other LanguageTool families
+    (
+        "repeated function word",
+        make_issue(
+            "the the",
+            "...Learners should describe **the the** processes that shape the coast....",
+            rule_id="ENGLISH_WORD_REPEAT_RULE",
+            type_="duplication",
+            message="Possible typo: you repeated a word.",
+            suggestions="the",
+        ),
+        "",
+        Category.ABSOLUTE_GRAMMATICAL_ERROR,
+    ),
+    (
+        "redundant phrase",
+        make_issue(
+            "outside of",
+            "...Fieldwork can take place **outside of** the school grounds....",
+            rule_id="OUTSIDE_OF",
+            type_="style",
+            message="This phrase is redundant. Consider using “outside”.",
+            suggestions="outside",
+        ),
+        "",
+        Category.STYLISTIC_PREFERENCE,
+    ),
+    (
+        "comma before a conjunction joining clauses",
+        make_issue(
+            "but",
+            "...The rivers flood every winter** but** the town is rarely damaged....",
+            rule_id="COMMA_COMPOUND_SENTENCE_2",
+            type_="uncategorized",
+            message="Use a comma before ‘but’ if it connects two independent clauses.",
+            suggestions=", but",
+        ),
+        "",
+        Category.POSSIBLE_AMBIGUOUS_GRAMMATICAL_ERROR,
+    ),
+    (
+        "grammar rule in running prose",
+        make_issue(
+            "rivers erodes",
+            "...The **rivers erodes** the valley floor....",
+            suggestions="rivers erode",
+            **GRAMMAR,
+        ),
+        "",
+        Category.ABSOLUTE_GRAMMATICAL_ERROR,
+    ),
+    (
+        "grammar rule in a transcript",
+        make_issue(
+            "we was",
+            "...um (.) so **we was** going (.) er down the river (.) um...",
+            suggestions="we were",
+            **GRAMMAR,
+        ),
+        "A: um (.) so we was going (.) er down the river (.) um yeah (.) er\n",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "brand written in lower case",
+        make_issue(
+            "youtube",
+            "...Learners watch the **youtube** video about coastal erosion....",
+            rule_id="YOUTUBE",
+            type_="uncategorized",
+            message="Did you mean “YouTube”?",
+            suggestions="YouTube",
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "missing apostrophe in a name",
+        make_issue(
+            "McDonalds",
+            "...Another example is **McDonalds** letting customers redeem points....",
+            rule_id="MCDONALDS",
+            type_="uncategorized",
+            message="Did you mean “McDonald's”?",
+            suggestions="McDonald's",
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "brand in a web address",
+        make_issue(
+            "youtube",
+            "...see https://www.**youtube**.com/watch?v=abc for the clip....",
+            rule_id="YOUTUBE",
+            type_="uncategorized",
+            message="Did you mean “YouTube”?",
+            suggestions="YouTube",
+        ),
+        "",
+        Category.FALSE_POSITIVE,
+    ),
+    (
+        "misused phrase",
+        make_issue(
+            "with regards to",
+            "...make decisions **with regards to** sources of finance....",
+            rule_id="IN_OR_WITH_REGARDS_TO_OF",
+            type_="misspelling",
+            message="Did you mean “with regard to”?",
+            suggestions="with regard to",
+        ),
+        "",
+        Category.ABSOLUTE_GRAMMATICAL_ERROR,
+    ),
+    (
+        "possessive without its apostrophe",
+        make_issue(
+            "businesses",
+            "...Environmental issues caused by **businesses** activity are studied....",
+            rule_id="POSSESSIVE_APOSTROPHE",
+            type_="typographical",
+            message="Possible missing apostrophe.",
+            suggestions="businesses', business's",
+        ),
+        "",
+        Category.ABSOLUTE_GRAMMATICAL_ERROR,
+    ),
+    (
+        "American word in British prose",
+        make_issue(
+            "vacation",
+            "...the idea of taking a **vacation** without leaving the country....",
+            rule_id="EN_GB_SIMPLE_REPLACE_VACATION",
+            type_="locale-violation",
+            message="“vacation” is American English.",
+            suggestions="holiday",
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+    (
+        "closed compound written as two words",
+        make_issue(
+            "sea bird",
+            "...Undisturbed, not even by a **sea bird**, I stand under the sun....",
+            rule_id="SEA_COMPOUNDS",
+            type_="grammar",
+            message="This word is normally spelled as one.",
+            suggestions="seabird",
+        ),
+        "",
+        Category.SPELLING_ERROR,
+    ),
+]
+CASES = [
+    (name, issue, extra, Category.PARSING_ERROR if expected is None else expected)
+    for name, issue, extra, expected in CASES
+]
 
 
-def test_mojibake_is_parsing_error():
-    issue = make_issue(
-        "Ã©tude",
-        "...an **Ã©tude** of the local river basin....",
-        suggestions="étude",
-    )
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.PARSING_ERROR
+@pytest.mark.parametrize(("issue", "extra", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_category(issue, extra, expected):
+    category, _confidence, _reason = run(issue, ENGLISH_DOC + extra)
+    assert category is expected
+
+
+# ---- word frequencies --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("word", "context"),
+    ("common", "rarer"),
+    [("the", "receive"), ("receive", "teh"), ("teh", "xqzvbw"), ("colour", "Rhydaman")],
+)
+def test_zipf_orders_words_by_how_common_they_are(common, rarer):
+    assert zipf(common) > zipf(rarer) >= 0.0
+
+
+@pytest.mark.parametrize(
+    ("word", "lang", "known"),
     [
-        ("Llywodraeth", "...with support from **Llywodraeth** Cymru, learners visited the river...."),
-        ("cwricwlwm", "...mae'r **cwricwlwm** newydd yn cefnogi dysgwyr yn yr ysgol...."),
-        ("Gweithgareddau", "...| **Gweithgareddau** | Activities for the fieldwork day |..."),
+        ("bonjour", "fr", True),
+        ("schmecken", "de", True),
+        ("playa", "es", True),
+        ("Bonjour", "fr", True),
+        ("xqzvbw", "fr", False),
+        ("two words", "en", False),
+        ("", "en", False),
+        ("ysgol", "cy", False),
     ],
 )
-def test_welsh_word_flagged_by_morfologik_is_not_a_spelling_error(word, context):
-    issue = make_issue(word, context, suggestions="Government, Cymric")
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
+def test_zipf_per_language(word, lang, known):
+    assert (zipf(word, lang) > 0) is known
+
+
+def test_word_hints_name_the_word_its_suggestion_and_the_document_language():
+    issue = make_issue("piscine", "...la **piscine**...", suggestions="piscina", subject="French")
+    english = word_hints(issue)
+    assert set(english) == {"zipf", "sugg_zipf"}
+    french = word_hints(issue, "fr")
+    assert french["lang_zipf"] > english["zipf"]
+    assert word_hints(make_issue("the the", "...**the the**...", suggestions="the")) == {}
+
+
+# ---- typing slips: the evidence that rules one out ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "suggestions", "context", "extra"),
+    [
+        ("teh", "the", "...The cat sat on **teh** mat....", "teh teh teh\n"),  # used again and again
+        ("MALF", "HALF, MALE", "...| 4   | **MALF**   | RACTICE |...", ""),  # a capitalised heading piece
+        ("cate", "came, late", "...| Hot | **cate** | sold the |...", ""),  # a table cell
+        ("ren", "men, run", "...close to their stepchild(**ren**). In many...", ""),  # glued to a word
+        ("lov", "love", "...hope of thee, **lov**'d boy....", ""),  # an elision
+        ("te", "the, to", "...A no **te** on terminology....", ""),  # too short for anything but a swap
+        ("Rhydaman", "Rhodamine", "...The river near **Rhydaman** floods....", ""),  # suggestion not common
+    ],
+)
+def test_not_a_typing_slip(word, suggestions, context, extra):
+    issue = make_issue(word, context, suggestions=suggestions)
+    category, _confidence, _reason = run(issue, ENGLISH_DOC + extra)
     assert category is not Category.SPELLING_ERROR
-    assert category is Category.FALSE_POSITIVE
 
 
-def test_welsh_word_in_a_table_is_not_taken_for_a_fragment():
-    document = ENGLISH_DOC + "\n| ysgol | school |\n| ysgolion | schools |\n"
-    issue = make_issue("ysgol", "...| Cymraeg | English | | **ysgol** | school |...", suggestions="ysgols")
-    category, _confidence, _reason = run(issue, document)
-    assert category is Category.FALSE_POSITIVE
-
-
-def test_clear_misspelling_with_single_close_suggestion_is_spelling_error():
-    issue = make_issue(
-        "recieve",
-        "...Each learner will **recieve** a copy of the fieldwork booklet before the visit....",
-        suggestions="receive",
-    )
-    category, confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.SPELLING_ERROR
-    assert confidence >= 50
-
-
-def test_american_spelling_is_spelling_error():
-    issue = make_issue(
-        "color",
-        "...Use a different **color** for each type of land use on the map....",
-        suggestions="colour",
-    )
-    category, _confidence, reason = run(issue, ENGLISH_DOC)
-    assert category is Category.SPELLING_ERROR
-    assert "colour" in reason
-
-
-def test_broken_hyphenation_is_parsing_error():
-    issue = make_issue(
-        "assess- ment",
-        "...The **assess- ment** will take place in the summer term....",
-        suggestions="assessment",
-    )
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.PARSING_ERROR
-
-
-def test_word_split_across_table_cells_is_parsing_error():
-    document = ENGLISH_DOC + "\n| Describe the landscape | Describe the coast |\n" * 3
-    issue = make_issue(
-        "scribe",
-        "...|      | De | **scribe** the landscape | [4] |...",
-        suggestions="scribe's, scribes",
-    )
-    category, _confidence, _reason = run(issue, document)
-    assert category is Category.PARSING_ERROR
-
-
-def test_repeated_proper_noun_is_false_positive():
-    document = ENGLISH_DOC + "Rhydaman is a town. The river near Rhydaman floods. Visit Rhydaman.\n"
-    issue = make_issue(
-        "Rhydaman",
-        "...The river near **Rhydaman** floods most winters....",
-        suggestions="Rhodamine",
-    )
-    category, _confidence, _reason = run(issue, document)
-    assert category is Category.FALSE_POSITIVE
-
-
-def test_maths_notation_is_false_positive():
-    issue = make_issue(
-        "frac",
-        "...The gradient is $m = \\**frac**{y_2 - y_1}{x_2 - x_1}$ for any two points....",
-        suggestions="Frac, franc, Fran (+491 more)",
-    )
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.FALSE_POSITIVE
-
-
-def test_foreign_language_passage_is_false_positive():
-    issue = make_issue(
-        "piscine",
-        "...Le weekend, je vais à la **piscine** avec mes amis et nous mangeons au café....",
-        suggestions="piscina, piscines",
-        subject="French",
-    )
-    french_doc = (
-        ENGLISH_DOC + "Je vais à la plage avec mes amis. Nous sommes dans le parc et il est très beau.\n" * 5
-    )
+def test_typing_slip_in_a_foreign_language_document_is_not_an_english_spelling_error():
+    french_doc = "Je vais à la plage avec mes amis. Nous sommes dans le parc et il est très beau.\n" * 20
+    issue = make_issue("tres", "...il est **tres** beau....", suggestions="trees", subject="French")
     category, _confidence, _reason = run(issue, french_doc)
+    assert category is not Category.SPELLING_ERROR
+
+
+# ---- confidence: a dismissal is confident only on strong evidence --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("issue", "extra", "confident"),
+    [
+        (
+            make_issue("Quorvex", "...the **Quorvex** valley...", suggestions="Convex"),
+            "Quorvex is a town. The river near Quorvex floods. Visit Quorvex.\n",
+            True,
+        ),
+        (make_issue("Rhydaman", "...near **Rhydaman** floods...", suggestions="Rhodamine"), "", False),
+        (make_issue("Quorvex", "...the **Quorvex** valley...", suggestions="Convex"), "", False),
+    ],
+    ids=["term used throughout the document", "single use of an unknown word", "another unknown word"],
+)
+def test_dismissal_confidence_follows_the_evidence(issue, extra, confident):
+    category, confidence, _reason = run(issue, ENGLISH_DOC + extra)
     assert category is Category.FALSE_POSITIVE
-
-
-def test_repeated_function_word_in_prose_is_grammatical_error():
-    issue = make_issue(
-        "the the",
-        "...Learners should describe the the processes that shape the coast....",
-        rule_id="ENGLISH_WORD_REPEAT_RULE",
-        type_="duplication",
-        message="Possible typo: you repeated a word.",
-        suggestions="the",
-    )
-    issue = issue.model_copy(
-        update={"context": "...Learners should describe **the the** processes that shape the coast...."}
-    )
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.ABSOLUTE_GRAMMATICAL_ERROR
-
-
-def test_redundant_phrase_is_stylistic_preference():
-    issue = make_issue(
-        "outside of",
-        "...Fieldwork can take place **outside of** the school grounds....",
-        rule_id="OUTSIDE_OF",
-        type_="style",
-        message="This phrase is redundant. Consider using “outside”.",
-        suggestions="outside",
-    )
-    category, _confidence, _reason = run(issue, ENGLISH_DOC)
-    assert category is Category.STYLISTIC_PREFERENCE
+    assert (confidence >= 75) is confident
 
 
 SAMPLES = [
@@ -292,14 +518,18 @@ def test_hints_are_cached_per_document():
 
 @pytest.mark.corpus
 @pytest.mark.slow
-def test_agreement_on_reference_corpus(shared_corpus, tmp_path, monkeypatch):
+def test_evaluation_on_reference_corpus(shared_corpus, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import evaluate_offline
 
     out = tmp_path / "numbers.json"
     assert evaluate_offline.main(["--corpus", str(shared_corpus), "--json", str(out)]) == 0
     numbers = json.loads(out.read_text(encoding="utf-8"))
-    assert numbers["overall"] >= 0.60
-    assert numbers["overall"] > numbers["baseline_false_positive"] + 0.1
-    buckets = [b for b in numbers["per_bucket"].values() if b["count"] >= 50]
-    assert buckets[0]["agreement"] < buckets[-1]["agreement"]
+    held_out = numbers["held_out"]
+    assert held_out["flags"] > 2000
+    assert held_out["confident_dismissals_right"] >= 0.95
+    assert held_out["confident_dismissals_coverage"] >= 0.30
+    assert held_out["recall_real"] >= 0.55 and held_out["precision_real"] >= 0.40
+    assert numbers["all"]["agreement"] > numbers["all"]["baseline_false_positive"] + 0.1
+    bands = [b for b in numbers["confidence_all"].values() if b["count"] >= 50]
+    assert bands[0]["agreement"] < bands[-1]["agreement"]

@@ -10,10 +10,12 @@ languages, spoken-language transcripts, proper nouns, maths notation and US spel
 Two entry points are called by the pipeline:
 
 * ``document_hints`` runs at planning time, once per issue, with the whole document, and returns a
-  handful of JSON-serialisable values.  The expensive part, a token count of the document, is built
-  once per document and cached (about 0.4 s of CPU for 15 MB of Markdown), so each further call costs
-  microseconds.
-* ``classify`` is deterministic and returns ``(category, confidence, reason)``.
+  handful of JSON-serialisable values: how often the word occurs in the document, and how common
+  the word and its suggestion are in English (and in the document's other language) according to
+  wordfreq's lists.  The token count of a document is built once and cached, and wordfreq's lists
+  are loaded on first use, so each further call costs microseconds.
+* ``classify`` is deterministic and returns ``(category, confidence, reason)``; it needs no
+  word list of its own.
 
 How the rules are ordered:
 
@@ -21,13 +23,18 @@ How the rules are ordered:
    ``assess- ment``, ``Blu -ray``, soft hyphens, Markdown/HTML markup): PARSING_ERROR.
 2. One handler per family of LanguageTool rules, chosen from the rule id and issue type: spelling
    (MORFOLOGIK/Hunspell), word coherency, locale, diacritics, compounds and hyphens, repetitions,
-   unpaired quotes, spacing and punctuation, commas, a/an, capitalisation, style, grammar.
+   unpaired quotes, spacing and punctuation, commas, a/an, capitalisation, names written with the
+   wrong capitals or without their apostrophe, possessive apostrophes, misused phrases, style,
+   grammar.
 3. A default per issue type.
 
-Confidence is calibrated: each branch's confidence was set to about its agreement with reference
-labels on a development half of a real corpus (other subjects held out), so that higher confidence
-means more often right.  The rules themselves only use rule families, issue types and text
-features, never words or rows of that corpus.  Only the standard library is used.
+A flag that LanguageTool raises as an error is kept as one unless the evidence rules it out (a
+conversion artefact, another language, a transcript, maths, a term used throughout the document,
+a word that is not a slip of a common word); a dismissal gets a confidence of 75 or more only on
+strong evidence.  Confidences were set on one half of the reference corpus's subjects and are
+measured on the other half (``benchmarks/evaluate_offline.py``, docs/BENCHMARKS.md).  The rules
+use rule families, issue types, text features and general word frequencies, never words or rows
+of that corpus.
 """
 
 from __future__ import annotations
