@@ -178,6 +178,12 @@ CASES = [
         Category.SPELLING_ERROR,
     ),
     (
+        "two swapped letters of the only correction, in a name used throughout",
+        make_issue("Audery", "...To show how **Audery** likes to get a sly dig in....", suggestions="Audrey"),
+        "Audery walks slowly. Audery holds Angela's hand.\n",
+        Category.SPELLING_ERROR,
+    ),
+    (
         "American spelling",
         make_issue(
             "color", "...Use a different **color** for each type of land use....", suggestions="colour"
@@ -394,11 +400,12 @@ def test_word_hints_name_the_word_its_suggestion_and_the_document_language():
 @pytest.mark.parametrize(
     ("word", "suggestions", "context", "extra"),
     [
-        ("teh", "the", "...The cat sat on **teh** mat....", "teh teh teh\n"),  # used again and again
+        ("teh", "the", "...The cat sat on **teh** mat....", "teh " * 6),  # used again and again
         ("MALF", "HALF, MALE", "...| 4   | **MALF**   | RACTICE |...", ""),  # a capitalised heading piece
         ("cate", "came, late", "...| Hot | **cate** | sold the |...", ""),  # a table cell
         ("ren", "men, run", "...close to their stepchild(**ren**). In many...", ""),  # glued to a word
         ("lov", "love", "...hope of thee, **lov**'d boy....", ""),  # an elision
+        ("stringa", "string, strings", "...instring(x,**stringa**,stringb) len(string)...", ""),  # code
         ("te", "the, to", "...A no **te** on terminology....", ""),  # too short for anything but a swap
         ("Rhydaman", "Rhodamine", "...The river near **Rhydaman** floods....", ""),  # suggestion not common
     ],

@@ -152,10 +152,11 @@ _US_UK = tuple(
 # Word frequencies (wordfreq: English, and the languages the documents teach)
 # --------------------------------------------------------------------------------------------
 
-# wordfreq ships its lists in its wheel; "large" English (321,000 words, about 1.2 s and 30 MB
-# to load) so that rare but real words count as words, "small" lists for the other languages.
+# wordfreq ships its lists in its wheel.  The "small" lists (the words used at least once per
+# million, about 30,000 per language) load in a fraction of a second; the "large" English list
+# would cost over a second and 30 MB per process for no measurable gain (docs/BENCHMARKS.md).
 # wordfreq has no Welsh list: Welsh is recognised by its orthography (``_welsh_score``).
-WORDFREQ_LISTS = {"en": "large", "fr": "small", "de": "small", "es": "small"}
+WORDFREQ_LISTS = {"en": "small", "fr": "small", "de": "small", "es": "small"}
 
 
 @cache
@@ -800,11 +801,12 @@ def _spelling(v: _View) -> Result:
 
 
 def _typo(v: _View) -> str:
-    """The common word that the flagged word is one typing slip away from ("" if none).
+    """The word that the flagged word is one typing slip away from ("" if none).
 
-    A slip is one inserted, deleted, replaced or swapped letter (two for long words); the
-    suggestion must be a common English word, much more common than the flagged word, and the
-    flagged word must be rare in the document (a term used again and again is deliberate).
+    A slip is one inserted, deleted, replaced or swapped letter (two for long words).  The
+    suggestion must be a common English word much more common than the flagged word, or the only
+    correction LanguageTool offers; the flagged word must stand on its own (not glued to code or
+    to other letters) and be rare in the document (a term used again and again is deliberate).
     """
     word, sugg = v.word, v.suggestions
     if not sugg or not word.isalpha() or word.isupper() or v.transcript or v.foreign_document:
@@ -812,19 +814,27 @@ def _typo(v: _View) -> str:
     first = sugg[0]
     if not first.replace("'", "").isalpha():
         return ""
-    z_word, z_sugg = v.fhint("zipf"), v.fhint("sugg_zipf")
-    common = 3.5 if len(word) < 7 else 2.5  # a long word close to a real one is rarely a coincidence
-    if z_sugg < common or z_sugg - z_word < 2.0:
+    low, first_low = word.lower(), first.lower()
+    swapped = _is_transposition(low, first_low)
+    distance = _damerau(low, first_low)
+    if distance > (2 if len(word) >= 8 else 1):
         return ""
-    swapped = _is_transposition(word.lower(), first.lower())
+    z_word, z_sugg = v.fhint("zipf"), v.fhint("sugg_zipf")
+    common = z_sugg >= (3.5 if len(word) < 7 else 3.0) and z_sugg - z_word >= 2.0
+    only = len(sugg) == 1 and not v.more and word.islower() and len(word) >= 5 and distance == 1
+    # two swapped letters of the one correction offered: a slip, even in a name used throughout
+    only_swap = swapped and len(sugg) == 1 and not v.more and len(word) >= 4
+    if only_swap and not re.search(r"[\w(\[‘'’/*,]$", v.before):
+        return first
+    if not (common or only):
+        return ""
     if (len(word) <= 3 or v.in_table) and not swapped:
         return ""  # short pieces and table cells are more often cut words than typing slips
-    limit = 2 if len(word) >= 8 else 1
-    if _damerau(word.lower(), first.lower()) > limit:
-        return ""
-    if re.search(r"[\w(\[‘'’/*]$", v.before) or re.match(r"^['’\w[]", v.after):
+    if word[:1].isupper() and not swapped and len(word) < 6 and not _sentence_start(v.before):
+        return ""  # a short capitalised word mid-sentence is more often a name than a slip
+    if re.search(r"[\w(\[‘'’/*,]$", v.before) or re.match(r"^['’\w[]", v.after):
         return ""  # glued to other text: a piece of a longer token, not a word on its own
-    if v.hint("freq") > (1 if word[:1].isupper() else 2):
+    if v.hint("freq") > (3 if swapped else 1 if word[:1].isupper() else 2):
         return ""
     return first
 
@@ -997,7 +1007,9 @@ def _name_form_target(v: _View) -> str:
     for s in v.suggestions[:3]:
         if s == word or not s[:1].isalpha():
             continue
-        if s.lower() == word.lower() or (re.sub(r"['’]", "", s) == word and s[-1:].isalpha()):
+        if s.lower() == word.lower():
+            return s
+        if re.sub(r"['’]", "", s) == word and word[:1].isupper() and not _sentence_start(v.before):
             return s
     return ""
 
