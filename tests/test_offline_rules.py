@@ -434,10 +434,25 @@ def test_typing_slip_in_a_foreign_language_document_is_not_an_english_spelling_e
             "Quorvex is a town. The river near Quorvex floods. Visit Quorvex.\n",
             True,
         ),
+        (
+            make_issue(
+                "piscine",
+                "...| Places | | **piscine** | swimming pool |...",
+                suggestions="piscina",
+                subject="French",
+            ),
+            "Je vais à la plage avec mes amis. Nous sommes dans le parc et il est très beau.\n" * 20,
+            True,
+        ),
         (make_issue("Rhydaman", "...near **Rhydaman** floods...", suggestions="Rhodamine"), "", False),
         (make_issue("Quorvex", "...the **Quorvex** valley...", suggestions="Convex"), "", False),
     ],
-    ids=["term used throughout the document", "single use of an unknown word", "another unknown word"],
+    ids=[
+        "term used throughout the document",
+        "common word of the language the document teaches",
+        "single use of an unknown word",
+        "another unknown word",
+    ],
 )
 def test_dismissal_confidence_follows_the_evidence(issue, extra, confident):
     category, confidence, _reason = run(issue, ENGLISH_DOC + extra)

@@ -156,6 +156,7 @@ _US_UK = tuple(
 # million, about 30,000 per language) load in a fraction of a second; the "large" English list
 # would cost over a second and 30 MB per process for no measurable gain (docs/BENCHMARKS.md).
 # wordfreq has no Welsh list: Welsh is recognised by its orthography (``_welsh_score``).
+LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "cy": "Welsh"}
 WORDFREQ_LISTS = {"en": "small", "fr": "small", "de": "small", "es": "small"}
 
 
@@ -777,6 +778,9 @@ def _spelling(v: _View) -> Result:
         return _r(FP, 62, f"{_q(word)} is an accepted closed compound of {_q(joined[0])}")
     if v.foreign_context:
         return _r(FP, 70, f"{_q(word)} is part of a passage in another language, where it is correct")
+    if v.fhint("lang_zipf") > 0 and v.fhint("zipf") == 0:
+        language = LANGUAGE_NAMES.get(str(v.hints.get("doc_lang")), "another language")
+        return _r(FP, 80, f"{_q(word)} is a common word of {language}, the language this document teaches")
     glued = _glued_prefix(v, low)
     if glued:
         return _r(PE, 72, f"{_q(word)} is {_q(glued)} with its hyphen lost, as happens in PDF conversion")
@@ -784,7 +788,7 @@ def _spelling(v: _View) -> Result:
     welsh_nearby = v.hints.get("doc_lang") == "cy" or v.local_language[0] == "cy"
     typo = _typo(v)
     if typo and welsh < 2:
-        return _r(SE, 40, f"{_q(word)} is one slip away from the common word {_q(typo)}, a typing error")
+        return _r(SE, 40, f"{_q(word)} is one typing slip away from {_q(typo)}")
     if not word.isupper() and (welsh >= 2 or (welsh == 1 and welsh_nearby)):
         return _r(FP, 60, f"{_q(word)} looks like a correctly spelled Welsh word")
     if word[:1].isupper() and freq >= 2:
