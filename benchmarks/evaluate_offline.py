@@ -35,11 +35,12 @@ if str(REPO) not in sys.path:
 
 from llm_categoriser.categories import CATEGORY_NAMES  # noqa: E402
 from llm_categoriser.categorise import categorise_batch  # noqa: E402
+from llm_categoriser.lt_report import load_report  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
-from llm_categoriser.plan import batch_path, build_plan  # noqa: E402
-from llm_categoriser.providers.offline import OfflineProvider  # noqa: E402
-from llm_categoriser.report import load_report  # noqa: E402
-from llm_categoriser.settings import Settings  # noqa: E402
+from llm_categoriser.plan import build_plan  # noqa: E402
+from llm_categoriser.providers import make_provider  # noqa: E402
+from llm_categoriser.records import PlannedBatch, read_record  # noqa: E402
+from llm_categoriser.settings import resolve  # noqa: E402
 
 REAL_ERRORS = frozenset(
     {
@@ -101,22 +102,18 @@ def load_labels(path: Path) -> dict[tuple, str]:
 
 def run_offline(documents_dir: Path, data_dir: Path) -> tuple[dict[str, tuple[str, int, str]], dict]:
     """Plan the corpus with the product's planner and answer every batch with the offline provider."""
-    settings = Settings(
-        documents_dir=str(documents_dir),
-        report=str(documents_dir / "language-check-report.csv"),
-        data_dir=str(data_dir),
-        provider="offline",
-    )
+    config = {"documents_dir": str(documents_dir), "data_dir": str(data_dir), "provider": "offline"}
+    settings = resolve(config, env={})  # the built-in defaults, whatever the environment says
     t0, c0 = time.perf_counter(), time.process_time()
     plan = build_plan(settings)
     plan_seconds, plan_cpu = time.perf_counter() - t0, time.process_time() - c0
-    provider = OfflineProvider()
+    provider = make_provider(settings)
+    layout = settings.layout
     answers: dict[str, tuple[str, int, str]] = {}
     t0, c0 = time.perf_counter(), time.process_time()
     for doc in plan.documents:
         for batch_id in doc.batch_ids:
-            path = batch_path(settings, doc.subject, doc.document, batch_id)
-            batch = json.loads(path.read_text(encoding="utf-8"))
+            batch = read_record(layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
             result = categorise_batch(batch, provider, settings.max_retries)
             for key, item in result.items.items():
                 if item.status not in ("ok", "repaired"):

@@ -31,8 +31,8 @@ How the rules are ordered:
 A flag that LanguageTool raises as an error is kept as one unless the evidence rules it out (a
 conversion artefact, another language, a transcript, maths, a term used throughout the document,
 a word that is not a slip of a common word); a dismissal gets a confidence of 75 or more only on
-strong evidence.  Confidences were set on one half of the reference corpus's subjects and are
-measured on the other half (``benchmarks/evaluate_offline.py``, docs/BENCHMARKS.md).  The rules
+strong evidence (docs/DESIGN.md §21).  Confidences were set on one half of the reference corpus's
+subjects and are measured on the other half (``benchmarks/evaluate_offline.py``).  The rules
 use rule families, issue types, text features and general word frequencies, never words or rows
 of that corpus.
 """
@@ -152,10 +152,9 @@ _US_UK = tuple(
 # Word frequencies (wordfreq: English, and the languages the documents teach)
 # --------------------------------------------------------------------------------------------
 
-# wordfreq ships its lists in its wheel.  The "small" lists (the words used at least once per
-# million, about 30,000 per language) load in a fraction of a second; the "large" English list
-# would cost over a second and 30 MB per process for no measurable gain (docs/BENCHMARKS.md).
-# wordfreq has no Welsh list: Welsh is recognised by its orthography (``_welsh_score``).
+# wordfreq ships its lists in its wheel; the "small" lists (words used at least once per million)
+# load in a fraction of a second (docs/DESIGN.md §21).  wordfreq has no Welsh list: Welsh is
+# recognised by its orthography (``_welsh_score``).
 LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "cy": "Welsh"}
 WORDFREQ_LISTS = {"en": "small", "fr": "small", "de": "small", "es": "small"}
 
