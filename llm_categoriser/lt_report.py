@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .encoding import decode_utf8
 from .errors import ReportError, UnsafePathError
 from .models import REPORT_COLUMNS, REQUIRED_COLUMNS, Issue
 from .paths import check_name
@@ -55,14 +56,13 @@ def _read_text(path: Path) -> str:
         ) from None
     except OSError as exc:
         raise ReportError(f"{path}: cannot read the report ({exc.strerror}).") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+    text, bad = decode_utf8(data)
+    if bad is not None:
         raise ReportError(
-            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}). "
+            f"{path}: not UTF-8 ({bad.describe()}). "
             f"Re-save the report as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
-        ) from None
+        )
+    return text
 
 
 def _parse_page(raw: str) -> int | None:

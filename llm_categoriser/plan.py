@@ -10,6 +10,7 @@ its fingerprint decides whether an existing result is still valid.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -20,7 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsafePathError
+from .encoding import decode_utf8, decode_utf8_lenient
+from .errors import ConfigError, UnsafePathError
 from .layout import PACKAGE_DIR, Layout
 from .lt_report import LoadedReport, load_report
 from .models import Issue
@@ -120,7 +122,55 @@ def request_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
+def _closest(wanted: str, known: Iterable[str]) -> list[str]:
+    """Up to three known names nearest to ``wanted`` (compared as the filters compare them)."""
+    by_form: dict[str, str] = {}
+    for name in sorted(known):
+        by_form.setdefault(normalise_filter(name), name)
+    found = difflib.get_close_matches(normalise_filter(wanted), list(by_form), n=3, cutoff=0.5)
+    return [by_form[form] for form in found]
+
+
+def _unmatched(key: str, what: str, wanted: Iterable[str], known: set[str], hint: str = "") -> list[str]:
+    """One line per entry of filter ``key`` that names nothing in ``known``."""
+    forms = {normalise_filter(name) for name in known}
+    lines = []
+    for entry in wanted:
+        if normalise_filter(entry) in forms:
+            continue
+        near = _closest(entry, known)
+        if near:
+            suggestion = "closest: " + ", ".join(repr(n) for n in near)
+        else:
+            listed = sorted(known)
+            suggestion = "known: " + (", ".join(repr(n) for n in listed[:10]) or "none")
+            suggestion += f" and {len(listed) - 10} more" if len(listed) > 10 else ""
+        lines.append(f"config key {key}: {entry!r} matches no {what}{hint}; {suggestion}")
+    return lines
+
+
+def check_filters(report: LoadedReport, settings: Settings) -> None:
+    """Every entry of the subjects and documents filters must select something (ConfigError).
+
+    A typo would otherwise select nothing, or less than meant, and the run would look finished.
+    """
+    subjects = {normalise_filter(s) for s in settings.subjects}
+    all_subjects = {i.subject for i in report.issues}
+    problems = _unmatched("subjects", "subject of the report", settings.subjects, all_subjects)
+    in_scope = [i for i in report.issues if not subjects or normalise_filter(i.subject) in subjects]
+    names = {i.filename for i in in_scope} | {i.document for i in in_scope}
+    hint = " of the selected subjects" if subjects else " of the report"
+    problems += _unmatched("documents", "document", settings.documents, names, hint)
+    if problems:
+        raise ConfigError(
+            "Nothing to do for part of the selection (nothing was changed):\n  "
+            + "\n  ".join(problems)
+            + "\nFilters ignore case, and spaces, hyphens and underscores match each other."
+        )
+
+
 def _selected(report: LoadedReport, settings: Settings) -> dict[tuple[str, str], list[Issue]]:
+    check_filters(report, settings)
     subjects = {normalise_filter(s) for s in settings.subjects}
     documents = {normalise_filter(d) for d in settings.documents}
     grouped: dict[tuple[str, str], list[Issue]] = {}
@@ -143,13 +193,11 @@ def _read_markdown(path: Path, plan: Plan, label: str) -> tuple[str | None, str]
         return None, f"Markdown file {path} not found"
     except OSError as exc:
         return None, f"cannot read the Markdown file {path} ({exc.strerror})"
-    try:
-        return data.decode("utf-8-sig"), ""
-    except UnicodeDecodeError as exc:
-        plan.warnings.append(
-            f"{label}: {path} is not UTF-8 (byte offset {exc.start}); undecodable bytes replaced"
-        )
-        return data.decode("utf-8", errors="replace"), ""
+    text, bad = decode_utf8(data)
+    if bad is not None:
+        plan.warnings.append(f"{label}: {path} is not UTF-8 ({bad.describe()}); undecodable bytes replaced")
+        return decode_utf8_lenient(data), ""
+    return text, ""
 
 
 def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | None:
@@ -269,6 +317,12 @@ def build_plan(
     progress: Callable[[str], None] | None = None,
 ) -> Plan:
     started = time.perf_counter()
+    if not Path(settings.documents_dir).is_dir():
+        raise ConfigError(
+            f"documents folder {settings.documents_dir} not found (config key documents_dir): it "
+            f"holds <Subject>/markdown/*.md and receives the reports. Run in the project folder "
+            f"or set documents_dir (config.yaml or --config documents_dir=PATH)."
+        )
     if report is None:
         cached = _load_cached_plan(settings)
         if cached is not None:

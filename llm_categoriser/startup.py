@@ -15,6 +15,7 @@ from typing import IO, Any
 from .atomic import sweep_stale_temp_files
 from .layout import INSTANCE_LOCK, SNAKEMAKE_LOCKS
 from .plan import Plan, build_plan
+from .providers import check_ready
 from .settings import Settings, resolve
 
 log = logging.getLogger("llm_categoriser")
@@ -68,6 +69,7 @@ def start(config: MutableMapping[str, Any], main_process: bool) -> tuple[Setting
     """Resolve the settings (validated once), claim the workspace, plan; CategoriserError if bad."""
     setup_logging()
     settings = resolve(config)
+    check_ready(settings)
     claim = claim_workspace(settings) if main_process else None
     plan = build_plan(settings)
     report_plan(plan, settings)

@@ -12,7 +12,6 @@ from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
 from llm_categoriser.startup import start
 from llm_categoriser.targets import Targets
-from snakemake.exceptions import WorkflowError
 
 gc.freeze()  # see the end of this file
 
@@ -20,7 +19,8 @@ try:
     coerce_booleans(config)
     SETTINGS, PLAN, _WORKSPACE_CLAIM = start(config, workflow.is_main_process)
 except CategoriserError as exc:
-    raise WorkflowError(str(exc)) from None
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 LAYOUT = SETTINGS.layout
 TARGETS = Targets(PLAN, SETTINGS)

@@ -7,6 +7,7 @@ SDK: a provider's client is built only when a job needs it.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -25,6 +26,7 @@ __all__ = [
     "ProviderError",
     "ProviderSpec",
     "Request",
+    "check_ready",
     "get_provider",
     "make_backend",
     "make_provider",
@@ -48,3 +50,17 @@ def make_provider(settings: Settings) -> Provider:
 def make_backend(settings: Settings) -> BatchBackend:
     """The configured provider's batch API."""
     return get_provider(settings.provider).make_batch_backend(settings)
+
+
+def check_ready(settings: Settings) -> None:
+    """ProviderError while the run is planned, before any job starts, when the provider cannot
+    run at all: it needs an API key and none of its key variables is set."""
+    spec = get_provider(settings.provider)
+    if not spec.key_variables or any(os.environ.get(v, "").strip() for v in spec.key_variables):
+        return
+    first, *others = spec.key_variables
+    also = f" (or {', '.join(others)})" if others else ""
+    raise ProviderError(
+        f"provider {spec.name} needs an API key: export {first}=...{also} in the shell that runs "
+        f"snakemake, or use the offline provider (--config provider=offline)."
+    )
