@@ -50,3 +50,11 @@ def copy_sample(dest: Path) -> Path:
         ignore=shutil.ignore_patterns("document_reports", "combined-report.csv", "run-summary.json"),
     )
     return target
+
+
+@pytest.fixture(autouse=True)
+def _forget_fatal_provider_answers() -> None:
+    """A fatal answer stops later calls of the same process with the same key and model."""
+    from llm_categoriser.providers.gemini import forget_fatal_answers
+
+    forget_fatal_answers()

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from ...errors import ProviderError
 from ...settings import Settings
 from ..base import DEAD_STATES, Answer, Created, Request, Status
 from .client import GeminiProvider, api_key, dumps, generation_config, response_text, rest_request
@@ -107,20 +108,23 @@ class GeminiBatchBackend:
             )
             file_name = uploaded.name
             src, transport = file_name, "file"
+
+        def create() -> Any:
+            return self.client.batches.create(
+                model=self.model, src=src, config={"display_name": display_name}
+            )
+
         try:
-            job = self.client.batches.create(model=self.model, src=src, config={"display_name": display_name})
+            job = self._sync.call("batches.create", create, retry=False)
+        except ProviderError:  # an answer no retry can fix (unknown model, invalid key)
+            raise
         except Exception:
             # never retry create blindly: the job may exist although the answer was lost
             time.sleep(1.0)
             live = self.find_live(display_name, refresh=True)
             if live:
                 return Created(live, transport, size, adopted=True, file_name=file_name)
-            job = self._sync.call(
-                "batches.create",
-                lambda: self.client.batches.create(
-                    model=self.model, src=src, config={"display_name": display_name}
-                ),
-            )
+            job = self._sync.call("batches.create", create)
         self._remember(display_name, job.name)
         return Created(job.name, transport, size, adopted=False, file_name=file_name)
 

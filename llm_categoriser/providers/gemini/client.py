@@ -11,6 +11,7 @@ built, inside the job, and is scrubbed from every message this module produces.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -130,12 +131,22 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return info
 
 
-def fatal_message(info: ErrorInfo) -> ProviderError | None:
-    """The error that stops this provider: fatal (invalid key) or exhausted (daily quota)."""
+MODEL_CALLS = ("generateContent", "batches.create")
+
+
+def fatal_message(info: ErrorInfo, what: str = "", model: str = "") -> ProviderError | None:
+    """The error that stops this provider: fatal (invalid key, unknown model) or exhausted (daily quota)."""
+    if info.code == 404 and what in MODEL_CALLS:
+        return ProviderError(
+            f"Gemini has no model {model!r} (HTTP 404 {info.status}: {info.message[:160]}). Check the "
+            f"setting model (config.yaml or --config model=NAME), e.g. gemini-2.5-flash, then rerun.",
+            kind="fatal",
+        )
     if info.invalid_key:
         return ProviderError(
-            f"Gemini rejected the API key (HTTP {info.code} {info.status}). Check GEMINI_API_KEY "
-            f"(or GOOGLE_API_KEY): create a key at Google AI Studio and export it, then rerun.",
+            f"Gemini rejected the API key (HTTP {info.code} {info.status}). Check the setting "
+            f"GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment: create a key at Google AI "
+            f"Studio and export it, then rerun.",
             kind="fatal",
         )
     if info.code == 429 and info.daily_quota:
@@ -235,18 +246,52 @@ class GeminiProvider:
     def __repr__(self) -> str:  # never show the key
         return f"GeminiProvider(model={self.model!r})"
 
-    def call(self, what: str, fn: Any) -> Any:
-        """Run ``fn`` with retries on transient errors; ProviderError on fatal ones."""
+    def call(self, what: str, fn: Any, retry: bool = True) -> Any:
+        """Run ``fn`` with retries on transient errors; ProviderError on fatal ones.
+
+        A fatal answer (invalid key, unknown model, spent daily quota) stops every later call
+        of this process with the same endpoint, key and model, without a request; until one
+        call has succeeded, calls go one at a time, so a run of parallel jobs meets such an
+        answer once, not once per job. ``retry=False`` makes one attempt and re-raises any
+        error that is not fatal.
+        """
+        gate = _gate(self.model, self._key)
+        if gate.key_works and (gate.model_works or what not in MODEL_CALLS):
+            return self._call(what, fn, gate, retry)
+        with gate.lock:
+            return self._call(what, fn, gate, retry)
+
+    def _call(self, what: str, fn: Any, gate: _Gate, retry: bool) -> Any:
+        if gate.fatal is not None:
+            raise ProviderError(str(gate.fatal), kind=gate.fatal.kind)
+        if retry:
+            result = self._attempts(what, fn)
+        else:
+            try:
+                result = fn()
+            except Exception as exc:
+                self.fail_if_fatal(exc, what)
+                raise
+        gate.key_works = True
+        gate.model_works = gate.model_works or what in MODEL_CALLS
+        return result
+
+    def fail_if_fatal(self, exc: BaseException, what: str) -> None:
+        """Raise ProviderError (and stop later calls) if ``exc`` is an answer no retry can fix."""
+        fatal = fatal_message(error_info(exc), what, self.model)
+        if fatal is not None:
+            _gate(self.model, self._key).fatal = fatal
+            raise fatal from None
+
+    def _attempts(self, what: str, fn: Any) -> Any:
         attempts = self.settings.max_request_attempts
         last = ""
         for attempt in range(1, attempts + 1):
             try:
                 return fn()
             except Exception as exc:
+                self.fail_if_fatal(exc, what)
                 info = error_info(exc)
-                fatal = fatal_message(info)
-                if fatal:
-                    raise fatal from None
                 last = redact(f"HTTP {info.code} {info.status}: {info.message}".strip(), self._key)
                 if info.code is None:
                     last = redact(f"{info.status}: {info.message}", self._key)
@@ -275,6 +320,33 @@ class GeminiProvider:
             notes=notes,
             error="" if text else f"empty answer ({finish})",
         )
+
+
+@dataclass
+class _Gate:
+    """Per process, endpoint, key and model: a fatal answer seen, and what has worked so far."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    key_works: bool = False  # a call succeeded
+    model_works: bool = False  # a call that names the model succeeded
+    fatal: ProviderError | None = None
+
+
+_gates: dict[tuple[str, str, str], _Gate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(model: str, key: str) -> _Gate:
+    base = os.environ.get("GOOGLE_GEMINI_BASE_URL", "")
+    scope = (base, hashlib.sha256(key.encode()).hexdigest(), model)
+    with _gates_lock:
+        return _gates.setdefault(scope, _Gate())
+
+
+def forget_fatal_answers() -> None:
+    """Forget the fatal answers seen by this process (tests that reuse a key and model)."""
+    with _gates_lock:
+        _gates.clear()
 
 
 class TransientFailure(Exception):
