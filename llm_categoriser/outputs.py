@@ -248,10 +248,23 @@ def format_summary(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def print_summary(summary_json: str | Path) -> None:
-    """Print the run summary at the end of a run (the workflow's ``onsuccess``)."""
+def print_summary(summary_json: str | Path, sources: Iterable[str | Path] = ()) -> None:
+    """Print the run summary at the end of a run (the workflow's ``onsuccess``).
+
+    Only a summary at least as new as every one of ``sources`` (the document CSVs it is made
+    from) is printed: a run that stopped before ``combine`` (``--until merge``) must not show
+    the summary of an earlier run as its own.
+    """
     try:
         summary = read_record(summary_json, RunSummary)
+        written = Path(summary_json).stat().st_mtime_ns
     except (FileNotFoundError, ValueError):
+        return
+    newer = [p for p in sources if Path(p).exists() and Path(p).stat().st_mtime_ns > written]
+    if newer:
+        print(
+            f"{summary_json} was not rebuilt in this run ({len(newer)} document report(s) are newer, "
+            f"e.g. {newer[0]}); run without --until to update it and the combined report."
+        )
         return
     print(format_summary(summary))

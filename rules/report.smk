@@ -41,4 +41,4 @@ rule combine:
 onsuccess:
     from llm_categoriser.outputs import print_summary
 
-    print_summary(LAYOUT.summary)
+    print_summary(LAYOUT.summary, TARGETS.document_csvs())
