@@ -55,6 +55,6 @@ def copy_sample(dest: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _forget_fatal_provider_answers() -> None:
     """A fatal answer stops later calls of the same process with the same key and model."""
-    from llm_categoriser.providers.gemini import forget_fatal_answers
+    from llm_categoriser.providers.gemini.client import forget_fatal_answers
 
     forget_fatal_answers()
