@@ -13,6 +13,7 @@ outputs and logs. A run's folders:
 * ``<data_dir>/results/<subject>/<document>/part-<n>.json``: sync mode, one per part;
 * ``<data_dir>/jobs/<job>/``: one remote job (``handle.json``, ``state.json``,
   ``attempts.json``, ``results.json``);
+* ``<data_dir>/ledger/<provider>/<name>.json``: every remote job ever created (``remote_ledger.py``);
 * ``<data_dir>/cache/<xx>/<fingerprint>.json``: answers kept per batch fingerprint;
 * ``<data_dir>/merged/<subject>/<document>.json``: per-document statistics;
 * ``<data_dir>/logs/<rule>/...``: one log per job.
@@ -64,6 +65,8 @@ TEMPLATES = {
     "job_state": "{data}/jobs/{job}/state.json",
     "attempts": "{data}/jobs/{job}/attempts.json",
     "job_results": "{data}/jobs/{job}/results.json",
+    "ledger_dir": "{data}/ledger",
+    "ledger_job": "{data}/ledger/{provider}/{entry}.json",
     "cache_dir": "{data}/cache",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
@@ -137,6 +140,8 @@ class Layout:
     job_state = _path("job_state", "job")
     attempts = _path("attempts", "job")
     job_results = _path("job_results", "job")
+    ledger_dir = _fixed("ledger_dir")
+    ledger_job = _path("ledger_job", "provider", "entry")
     cache_dir = _fixed("cache_dir")
     document_stats = _path("document_stats", "subject", "document")
 

@@ -129,6 +129,14 @@ class SkippedRow(Record):
     reason: str
 
 
+class ReportDocument(Record):
+    """A document of the report, and whether the subjects/documents filters selected it."""
+
+    subject: str
+    document: str
+    selected: bool
+
+
 class PlanSummary(Record):
     """``plan/plan.json``: the documents planned, and what was skipped or warned about."""
 
@@ -139,6 +147,9 @@ class PlanSummary(Record):
     skipped_rows: list[SkippedRow]
     warnings: list[str]
     report: str
+    report_documents: list[ReportDocument] = Field(
+        default_factory=list, description="a filtered run: every document of the report, in order"
+    )
 
 
 class PlanStamp(Record):
@@ -288,6 +299,46 @@ class RemoteJobResults(ResultSet):
     state: str
     handle_created_at: str = ""
     fetched_at: str
+
+
+LedgerStatus = Literal["live", "completed", "dead", "superseded", "cancelled"]
+
+
+class JobProgress(Record):
+    """How many of a remote job's requests its provider reports done."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+class LedgerJob(Record):
+    """``ledger/<provider>/<name>.json``: one remote batch job, from its creation to its end.
+
+    ``status``: ``live`` (carries batches of the plan; fetch it), ``completed`` (fetched),
+    ``dead`` (FAILED or EXPIRED), ``cancelled`` (by ``batch-cancel``), ``superseded`` (its job
+    id was submitted again with other content, and it was cancelled then).
+    """
+
+    fix: ClassVar[str] = (
+        "it records a remote job: if it is damaged, cancel that job in the provider's console "
+        "and delete the file"
+    )
+    provider: str
+    name: str = Field(description="the provider's name of the job, e.g. batches/abc123")
+    job: str = Field(description="the plan's job id that submitted it")
+    display_name: str = ""
+    model: str
+    settings: dict[str, Any] = Field(description="the run settings the job was created with")
+    batches: list[RemoteBatch]
+    created_at: str
+    adopted: bool = False
+    status: LedgerStatus = "live"
+    state: str = "PENDING"
+    checked_at: str = ""
+    progress: JobProgress | None = None
+    note: str = ""
 
 
 # --------------------------------------------------------------------------

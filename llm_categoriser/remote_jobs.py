@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import remote_ledger
 from .answers import load_answer, save_answer
 from .categorise import categorise_batch
 from .layout import Layout
@@ -164,6 +165,7 @@ def submit(
     if not to_send:
         handle.state = "CACHED"
         logger.info("%s: all %d batch(es) already answered; nothing to submit", job, len(refs))
+        remote_ledger.supersede(layout, job, (), "all its batches are answered", settings, logger)
         write_record(handle_file, handle)
         return handle
     attempts = read_attempts(layout, job)
@@ -188,6 +190,8 @@ def submit(
         created.payload_bytes,
     )
     handle.adopted = created.adopted
+    remote_ledger.record_created(layout, handle, settings)  # before the handle: never unrecorded
+    remote_ledger.supersede(layout, job, (created.name,), "replaced by " + created.name, settings, logger)
     write_record(handle_file, handle)
     logger.info(
         "%s: %s %s with %d request(s) (%s, %d bytes), attempt %d",
@@ -299,6 +303,7 @@ def fetch(
         if remote in PENDING_STATES:
             message = "\n".join(describe(handle, remote, status.create_time))
             state("pending", remote, message)
+            remote_ledger.mark(layout, handle, "live", remote)
             raise PendingJob(message)
         if remote in DEAD_STATES or remote != "SUCCEEDED":
             _record_death(layout, handle, remote, status.error)
@@ -316,6 +321,8 @@ def fetch(
                 + f"; {what}."
             )
             state("dead", remote, message)
+            dead = "cancelled" if remote in ("CANCELLED", "CANCELLING") else "dead"
+            remote_ledger.mark(layout, handle, dead, remote, status.error)
             raise DeadJob(message)
         requests = [first_request(batches[r.fingerprint]) for r in to_answer]
         answers = backend.results(handle.name, requests)
@@ -341,6 +348,7 @@ def fetch(
     )
     write_record(results_file, record)
     state("completed", remote)
+    remote_ledger.mark(layout, handle, "completed", remote)
     saved = sum(len(r.items) for r in results)
     logger.info("Saved %d result(s) to %s", saved, results_file)
     return FetchOutcome(handle, results, remote)

@@ -107,6 +107,9 @@ class BatchBackend(Protocol):
     def results(self, name: str, requests: list[Request]) -> dict[str, Answer]: ...
     def cancel(self, name: str) -> None: ...
 
+    # Optional: ``progress(name) -> dict[str, int] | None`` with the counts ``total``,
+    # ``succeeded``, ``failed`` and ``pending`` of the job's requests (``batch-list --refresh``).
+
     @property
     def sync_provider(self) -> Provider:
         """Asks again, synchronously, for flags that failed inside a finished job."""

@@ -147,6 +147,20 @@ class GeminiBatchBackend:
         created = job.create_time.isoformat() if getattr(job, "create_time", None) else None
         return Status(state, error, created)
 
+    def progress(self, name: str) -> dict[str, int] | None:
+        """Requests done so far, from the raw job (the SDK drops ``batchStats``)."""
+        raw = self._sync.call("batches.get", lambda: self._raw(name))
+        stats = (raw.get("metadata") or {}).get("batchStats")
+        if not isinstance(stats, dict):
+            return None
+        fields = {
+            "total": "requestCount",
+            "succeeded": "successfulRequestCount",
+            "failed": "failedRequestCount",
+            "pending": "pendingRequestCount",
+        }
+        return {ours: int(stats.get(theirs) or 0) for ours, theirs in fields.items()}
+
     def results(self, name: str, requests: list[Request]) -> dict[str, Answer]:
         job = self._sync.call("batches.get", lambda: self.client.batches.get(name=name))
         dest = job.dest

@@ -1,0 +1,116 @@
+"""Every remote job is in the ledger: setting changes, fetches and cancels never lose one.
+
+The Gemini emulator runs with the real SDK; the CLI runs in-process (Snakemake as its
+subprocess), as a user would type it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from conftest import REPO, copy_sample
+from support.emulators.gemini import GeminiEmulator
+from support.workflow import read_rows
+
+from llm_categoriser.cli import main
+
+pytestmark = pytest.mark.slow
+ENV_SETTINGS = ("LLM_PRIMARY", "LLM_CATEGORISER_BATCH_SIZE", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+SELECTION = ("--subjects", "Music", "Geography")
+
+
+def cli(work: Path, verb: str, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([verb, "--directory", str(work), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def listing(work: Path, *args: str) -> list[dict]:
+    code, out, err = cli(work, "batch-list", "--json", *args)
+    assert code == 0, out + err
+    return json.loads(out)
+
+
+@pytest.fixture
+def gemini(tmp_path: Path) -> Iterator[tuple[Path, GeminiEmulator]]:
+    copy_sample(tmp_path)
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    with GeminiEmulator() as emu, pytest.MonkeyPatch.context() as patch:
+        for name in ENV_SETTINGS:
+            patch.delenv(name, raising=False)
+        patch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+        patch.setenv("GEMINI_API_KEY", "fake-ledger-key")
+        yield tmp_path, emu
+
+
+def live_remote(emu: GeminiEmulator) -> set[str]:
+    return {n for n in emu.job_names() if emu.job_state(n) not in ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")}
+
+
+def test_a_setting_change_leaves_no_remote_job_out_of_the_ledger(gemini) -> None:
+    work, emu = gemini
+    code, out, err = cli(work, "batch-create", "--provider", "gemini", *SELECTION)
+    assert code == 0, out + err
+    first = set(emu.job_names())
+    assert len(first) == 2
+    code, out, err = cli(
+        work, "batch-create", "--provider", "gemini", *SELECTION, "--config", "temperature=0.5"
+    )
+    assert code == 0, out + err
+    assert len(emu.job_names()) == 4  # the new settings need new jobs
+    jobs = listing(work)
+    assert {j["name"] for j in jobs} == set(emu.job_names())  # nothing the ledger does not show
+    old = [j for j in jobs if j["name"] in first]
+    assert {j["status"] for j in old} == {"superseded"}
+    # superseded jobs are cancelled when replaced: only the new ones still run
+    assert live_remote(emu) == set(emu.job_names()) - first
+    assert all(j["settings"]["temperature"] == 0.2 for j in old)
+
+    # every ledger job can be reached by its name; --all cancels every live one
+    name = sorted(first)[0]
+    code, out, err = cli(work, "batch-cancel", "--job-names", name)
+    assert code == 0 and "unknown" not in err, out + err
+    code, out, err = cli(work, "batch-cancel", "--all")
+    assert code == 0, out + err
+    assert live_remote(emu) == set()
+    assert {j["state"] for j in listing(work, "--refresh")} == {"CANCELLED"}
+
+
+def test_fetch_uses_the_provider_and_settings_of_the_created_jobs(gemini) -> None:
+    work, emu = gemini
+    code, out, err = cli(work, "batch-create", "--provider", "gemini", *SELECTION, "--config", "temperature=0.4")
+    assert code == 0, out + err
+    created = emu.batch_creations
+    code, out, err = cli(work, "batch-fetch")  # no --provider, no --config: the ledger knows
+    assert code == 75, out + err  # pending
+    assert emu.batch_creations == created
+    emu.complete_all()
+    code, out, err = cli(work, "batch-fetch")
+    assert code == 0, out + err
+    assert emu.batch_creations == created
+    rows = read_rows(work / "Documents" / "combined-report.csv")
+    assert rows and {r["provider"] for r in rows} == {"gemini"}
+    assert {r["subject"] for r in rows} == {"Music", "Geography"}
+    listed = listing(work)
+    assert {j["status"] for j in listed} == {"completed"}
+    assert {j["provider"] for j in listed} == {"gemini"}
+
+
+def test_list_refresh_asks_the_provider_for_state_and_progress(gemini) -> None:
+    work, emu = gemini
+    code, out, err = cli(work, "batch-create", "--provider", "gemini", *SELECTION)
+    assert code == 0, out + err
+    assert {j["state"] for j in listing(work)} == {"PENDING"}
+    emu.complete_all()
+    refreshed = listing(work, "--refresh")
+    assert {j["state"] for j in refreshed} == {"SUCCEEDED"}
+    assert all(j["progress"]["succeeded"] == j["progress"]["total"] > 0 for j in refreshed)
+    code, out, err = cli(work, "batch-list", "--refresh")
+    assert code == 0 and "SUCCEEDED" in out
