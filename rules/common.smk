@@ -3,6 +3,7 @@
 import atexit
 import gc
 import sys
+import time
 
 sys.path.insert(0, workflow.basedir)
 
@@ -15,6 +16,7 @@ from llm_categoriser.targets import Targets
 
 gc.freeze()  # see the end of this file
 
+RUN_STARTED = time.time()
 try:
     coerce_booleans(config)
     SETTINGS, PLAN, _WORKSPACE_CLAIM = start(config, workflow.is_main_process)

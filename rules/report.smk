@@ -34,6 +34,8 @@ rule combine:
         "../environment.yml"
     params:
         batch_mode=SETTINGS.mode == "batch",
+        # a filtered run also combines the other documents' CSVs (README "Everyday use")
+        combined=TARGETS.combined_files(),
     script:
         "../scripts/combine.py"
 
@@ -42,3 +44,9 @@ onsuccess:
     from llm_categoriser.outputs import print_summary
 
     print_summary(LAYOUT.summary, TARGETS.document_csvs())
+
+
+onerror:
+    from llm_categoriser.run_outcome import end_of_failed_run
+
+    end_of_failed_run(LAYOUT, log, RUN_STARTED)
