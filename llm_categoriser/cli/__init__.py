@@ -12,7 +12,7 @@ import sys
 
 from ..errors import CategoriserError
 from .arguments import build_parser
-from .verbs import EXIT_FAILED, EXIT_OK
+from .verbs import EXIT_FAILED, EXIT_OK, refuse_state_files
 from .workspace import CliError
 
 __all__ = ["build_parser", "main"]
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "batch_size", None) is not None and not 1 <= args.batch_size <= 100:
         parser.error("--batch-size must be a whole number from 1 to 100")
     try:
+        refuse_state_files(args)
         return int(args.handler(args))
     except (CliError, CategoriserError) as exc:
         print(f"error: {exc}", file=sys.stderr)

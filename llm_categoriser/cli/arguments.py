@@ -9,8 +9,20 @@ from ..providers import PROVIDERS
 from . import verbs
 from .job_records import STATUSES
 
+EXIT_CODES = """exit status:
+  0   done: nothing pending, nothing failed
+  2   failed: bad input or settings, a job failed, or a provider refused (see the message)
+  75  pending: batch jobs are still running remotely; rerun the same command later
+  130 interrupted"""
+
 # (verb, handler, help, description), in the order of the help text.
 VERBS = (
+    (
+        "run",
+        verbs.cmd_run,
+        "categorise now, one request per batch (synchronous mode)",
+        "Run the whole workflow in synchronous mode on the selection (snakemake all).",
+    ),
     (
         "batch-create",
         verbs.cmd_batch_create,
@@ -20,21 +32,23 @@ VERBS = (
     (
         "batch-list",
         verbs.cmd_batch_list,
-        "list the batch jobs and their status",
-        "List the batch jobs of the data folder (its jobs/*/ files) and their status.",
+        "list every remote batch job and its status",
+        "List every remote batch job of the ledger (superseded ones included) and the planned jobs "
+        "not submitted yet, with their status.",
     ),
     (
         "batch-fetch",
         verbs.cmd_batch_fetch,
         "fetch finished jobs and write their documents",
-        "Fetch finished batch jobs and write the documents they carry (snakemake --keep-going). "
-        "Exit code 0: nothing pending or failed; 1: some jobs are still pending; 2: failures.",
+        "Fetch finished batch jobs and write the documents they carry (snakemake --keep-going), "
+        "with the provider and settings the open jobs were created with unless --provider or "
+        "--config is given.",
     ),
     (
         "batch-cancel",
         verbs.cmd_batch_cancel,
         "cancel remote batch jobs",
-        "Cancel the remote jobs named in the job handles.",
+        "Cancel remote jobs of the ledger, each with its own provider and settings.",
     ),
 )
 
@@ -61,28 +75,50 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="settings passed to Snakemake's --config (mode=batch is always added)",
+        help="settings passed to Snakemake's --config (the verbs add mode=batch, run adds mode=sync)",
     )
     group.add_argument("--provider", choices=list(PROVIDERS), help="the model provider")
     group.add_argument("--subjects", nargs="+", metavar="SUBJECT", help="only these subjects")
     group.add_argument("--documents", nargs="+", metavar="DOCUMENT", help="only these documents")
     group.add_argument("--batch-size", type=int, metavar="N", help="flags per batch (1-100)")
+    # The earlier tool's state files: refused with what replaced them (verbs.refuse_state_files).
+    group.add_argument("--tracking-file", metavar="FILE", help=argparse.SUPPRESS)
+    group.add_argument("--state-file", metavar="FILE", help=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="llm_categoriser",
-        description="Categorise LanguageTool flags with an LLM in batch mode, over the Snakemake workflow.",
+        description="Categorise LanguageTool flags with an LLM, over the Snakemake workflow.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="VERB")
     parsers = []
     for name, handler, short, long in VERBS:
-        parsers.append(commands.add_parser(name, parents=[common], help=short, description=long))
+        parsers.append(
+            commands.add_parser(
+                name,
+                parents=[common],
+                help=short,
+                description=long,
+                epilog=EXIT_CODES,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
         parsers[-1].set_defaults(handler=handler)
-    create, listing, fetch, cancel = parsers
-    for verb in (create, fetch):
+    run, create, listing, fetch, cancel = parsers
+    for verb in (run, create, fetch):
         verb.add_argument("--verbose", action="store_true", help="show Snakemake's output")
+    create.add_argument(
+        "--force",
+        action="store_true",
+        help="submit new jobs even where jobs were submitted; the earlier ones are cancelled (superseded)",
+    )
 
     listing.add_argument("--status", choices=STATUSES, help="only jobs with this status")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--refresh", action="store_true", help="ask each job's provider for its remote state and progress"
+    )
     listing.add_argument("--verbose", action="store_true", help="also list the issue ids of each document")
 
     which = fetch.add_mutually_exclusive_group()
@@ -99,5 +135,5 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--job-names", nargs="+", metavar="NAME", help="these jobs (job ids or remote batches/... names)"
     )
-    target.add_argument("--all", action="store_true", help="every job that is still pending")
+    target.add_argument("--all", action="store_true", help="every ledger job that has not ended")
     return parser

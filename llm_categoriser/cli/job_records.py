@@ -27,7 +27,7 @@ from ..records import (
 )
 from .workspace import CliError, Workspace
 
-STATUSES = ("pending", "completed", "failed")
+STATUSES = ("pending", "completed", "failed", "superseded", "cancelled")
 R = TypeVar("R", bound=Record)
 
 

@@ -57,6 +57,15 @@ def job_row(info: JobInfo, records: JobRecords, verbose: bool) -> dict[str, Any]
     return row
 
 
+def progress_cell(progress: dict[str, int] | None) -> str:
+    """'3/5' requests done (', 1 failed'), or '-' when the provider was not asked."""
+    if not progress or not progress.get("total"):
+        return "-"
+    done = progress["succeeded"] + progress["failed"]
+    failed = f", {progress['failed']} failed" if progress["failed"] else ""
+    return f"{done}/{progress['total']}{failed}"
+
+
 def table_lines(rows: Sequence[dict[str, Any]], verbose: bool) -> tuple[list[str], list[list[str]]]:
     """The header and lines of the ``batch-list`` table: one line per document of a job."""
     header = [
@@ -64,6 +73,8 @@ def table_lines(rows: Sequence[dict[str, Any]], verbose: bool) -> tuple[list[str
         "STATUS",
         "PROVIDER",
         "REMOTE NAME",
+        "STATE",
+        "DONE",
         "CREATED",
         "SUBJECT",
         "DOCUMENT",
@@ -79,6 +90,8 @@ def table_lines(rows: Sequence[dict[str, Any]], verbose: bool) -> tuple[list[str
             row["status"],
             row["provider"] or "-",
             row["name"] or "-",
+            row.get("state") or "-",
+            progress_cell(row.get("progress")),
             row["created_at"] or "-",
         ]
         docs = row["documents"] or [{"subject": "-", "document": "-", "batch_indexes": [], "issues": 0}]

@@ -18,14 +18,31 @@ import os
 import sys
 from typing import Any
 
+from .. import remote_ledger, run_outcome
+from ..outputs import format_summary
 from ..providers import get_provider
-from ..records import PlanSummary, RemoteJobState
+from ..records import LedgerJob, PlanSummary, RemoteJobState, RunSummary
+from . import ledger_jobs
 from .job_records import STATUSES, JobInfo, JobRecords, read_optional
 from .present import job_row, print_table, table_lines
 from .snakemake_run import RunResult, report_run_failure, run_snakemake
-from .workspace import Workspace, open_workspace
+from .workspace import CliError, Workspace, open_workspace
 
-EXIT_OK, EXIT_PENDING, EXIT_FAILED = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 2, run_outcome.EXIT_PENDING
+
+
+def refuse_state_files(args: argparse.Namespace) -> None:
+    """The earlier tool kept its jobs in a tracking or state file; the ledger replaced both."""
+    for option, value in (("--tracking-file", args.tracking_file), ("--state-file", args.state_file)):
+        if value is not None:
+            raise CliError(
+                f"{option} is no longer used: every remote job is recorded in the ledger "
+                f"(<data_dir>/ledger/<provider>/, one JSON file per job, kept across reruns and "
+                f"setting changes). For the same effect, `batch-list --json` prints every job "
+                f"(add --refresh for its remote state), and `batch-fetch` / `batch-cancel --job-names "
+                f"NAME` take the names it shows; for a separate set of jobs use another data folder "
+                f"(--config data_dir=PATH)."
+            )
 
 
 def filters(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -54,15 +71,75 @@ def plan_summary(ws: Workspace) -> PlanSummary | None:
     return read_optional(ws.path(ws.layout.plan_summary), PlanSummary)
 
 
+def planning_errors(run: RunResult) -> list[str]:
+    """The error the workflow printed while planning (bad settings, filters, key): from its
+    ``error:`` line to the end, as the workflow stops right after it."""
+    lines = run.output.splitlines()
+    starts = [n for n, line in enumerate(lines) if line.startswith("error: ")]
+    return lines[starts[0] :] if starts else []
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Categorise the selection now, in synchronous mode (the earlier tool's plain run)."""
+    ws = open_workspace(args, filters(args), mode="sync")
+    run = run_snakemake(ws, [])
+    errors = planning_errors(run)
+    if run.returncode != 0:
+        for line in errors:
+            print(line, file=sys.stderr)
+        if not errors:
+            report_run_failure(run, "run")
+        return EXIT_FAILED
+    summary = read_optional(ws.path(ws.layout.summary), RunSummary)
+    if summary is not None:
+        print(format_summary(summary))
+    return EXIT_OK
+
+
+def supersede_for_force(ws: Workspace) -> int:
+    """``batch-create --force``: cancel the open jobs of the selection's job ids and remove their
+    handles, so that the run submits new ones (the ledger keeps the old ones as superseded)."""
+    dry = run_snakemake(ws, [], "--until", "submit", "--dry-run")
+    if dry.returncode != 0:
+        for line in planning_errors(dry):
+            print(line, file=sys.stderr)
+        if not planning_errors(dry):
+            report_run_failure(dry, "batch-create --force")
+        raise CliError("the selection could not be planned; nothing was submitted")
+    records = JobRecords(ws)
+    layout = ledger_jobs.ledger_layout(ws)
+    backends: remote_ledger.Backends = {}
+    count = 0
+    for job in records.specs:
+        info = records.load(job)
+        if info.handle is not None and info.handle.name:
+            # a handle written before the ledger existed is recorded before it is superseded
+            remote_ledger.save(layout, ledger_jobs.entry_for_handle(ws, info.handle))
+        for entry in remote_ledger.read_all(layout):
+            if entry.job == job and entry.status == "live":
+                outcome = remote_ledger.cancel(
+                    layout, entry, "superseded", "superseded: batch-create --force", backends
+                )
+                print(f"{ledger_jobs.entry_label(entry)}: superseded by --force, {outcome}")
+                count += 1
+        ws.path(ws.layout.handle(job)).unlink(missing_ok=True)
+    return count
+
+
 def cmd_batch_create(args: argparse.Namespace) -> int:
     ws = open_workspace(args, filters(args))
+    if args.force:
+        supersede_for_force(ws)
     before = identities(JobRecords(ws), JobRecords(ws).on_disk())
     run = run_snakemake(ws, [], "--until", "submit", "--keep-going")
     records = JobRecords(ws)
     infos = [records.load(job) for job in records.specs]
     errors = {i.job: state for i in infos if (state := this_run(i.state, run)) and state.status == "error"}
     if run.returncode != 0 and not errors:
-        report_run_failure(run, "batch-create")  # the workflow did not start: the plan is not this run's
+        for line in planning_errors(run):
+            print(line, file=sys.stderr)
+        if not planning_errors(run):  # the workflow did not start: the plan is not this run's
+            report_run_failure(run, "batch-create")
         return EXIT_FAILED
     summary = plan_summary(ws)
     jobs_of: dict[tuple[str, str], list[str]] = {}
@@ -111,27 +188,63 @@ def cmd_batch_create(args: argparse.Namespace) -> int:
     return EXIT_FAILED if run.returncode != 0 or missing else EXIT_OK
 
 
+def refresh_entries(ws: Workspace, entries: list[LedgerJob]) -> None:
+    """``batch-list --refresh``: ask each job's own provider for its state and progress."""
+    layout = ledger_jobs.ledger_layout(ws)
+    backends: remote_ledger.Backends = {}
+    for entry in entries:
+        if entry.status in remote_ledger.FINAL and entry.state in ("SUCCEEDED", "CANCELLED"):
+            continue
+        try:
+            remote_ledger.refresh(layout, entry, backends)
+        except Exception as exc:  # one job's failure must not stop the others
+            print(f"{ledger_jobs.entry_label(entry)}: could not refresh: {type(exc).__name__}: {exc}")
+
+
+def list_rows(ws: Workspace, verbose: bool) -> list[dict[str, Any]]:
+    """Every job: the current submission of each job id (with its ledger record), then every
+    other ledger job (superseded, cancelled, dead, or of a job id no longer planned)."""
+    records = JobRecords(ws)
+    entries = ledger_jobs.read_ledger(ws)
+    by_name = {(e.provider, e.name): e for e in entries}
+    rows, shown = [], set()
+    for job in records.on_disk():
+        info = records.load(job)
+        row = job_row(info, records, verbose)
+        entry = by_name.get((info.provider, info.name)) if info.handle else None
+        if entry is not None:
+            shown.add((entry.provider, entry.name))
+            row = ledger_jobs.with_ledger(row, entry)
+        rows.append(row)
+    rows += [ledger_jobs.ledger_row(e, verbose) for e in entries if (e.provider, e.name) not in shown]
+    return rows
+
+
 def cmd_batch_list(args: argparse.Namespace) -> int:
     ws = open_workspace(args, need_report=False)
-    records = JobRecords(ws)
-    rows = [job_row(records.load(job), records, args.verbose) for job in records.on_disk()]
+    if args.refresh:
+        refresh_entries(ws, ledger_jobs.read_ledger(ws))
+    rows = list_rows(ws, args.verbose)
     total = len(rows)
     if args.status:
         rows = [r for r in rows if r["status"] == args.status]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
-    folder = ws.path(ws.layout.remote_jobs_dir)
+    folder = ws.path(ws.layout.ledger_dir)
     if not rows:
         what = f"{args.status} batch jobs" if args.status else "batch jobs"
         print(f"No {what} in {folder}" + (f" ({total} job(s) with another status)." if total else "."))
         return EXIT_OK
     print_table(*table_lines(rows, args.verbose))
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
-    print(f"\n{len(rows)} job(s): " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("pending", "completed", "failed"))
+    print(f"\n{len(rows)} job(s): {shown}.")
     for row in rows:
         if row.get("error"):
             print(f"{row['job']} failed: {row['error']}")
+        elif row.get("note") and row["status"] in ("superseded", "cancelled"):
+            print(f"{row['name']}: {row['note']}")
     return EXIT_OK
 
 
@@ -154,8 +267,35 @@ def fetch_line(info: JobInfo, run: RunResult) -> tuple[str, str | None]:
     return f"Pending: {info.job} {info.name or '(not submitted)'}: not fetched in this run", None
 
 
-def cmd_batch_fetch(args: argparse.Namespace) -> int:
+def fetch_workspace(args: argparse.Namespace) -> Workspace:
+    """The workspace with the settings the open jobs were created with.
+
+    Unless ``--provider`` or ``--config`` says otherwise, a fetch plans with the provider and
+    settings recorded on the newest open ledger job (or on the jobs named), so it finds the
+    handles it submitted: it never plans with the current default, which would submit new jobs
+    or answer with another provider.
+    """
     ws = open_workspace(args, filters(args))
+    if args.provider or args.config:
+        return ws
+    entries = ledger_jobs.read_ledger(ws)
+    if args.job_names:
+        named, _ = ledger_jobs.find_entries(entries, args.job_names)
+        entries = named or entries
+    entry = ledger_jobs.newest_open_settings(entries)
+    if entry is None:
+        return ws
+    given = [key for key, _ in filters(args)]
+    ws = open_workspace(args, [*ledger_jobs.settings_pairs(entry, given), *filters(args)])
+    print(
+        f"Fetching with the settings of {entry.name} (created {entry.created_at}): provider "
+        f"{entry.provider}, model {entry.model}"
+    )
+    return ws
+
+
+def cmd_batch_fetch(args: argparse.Namespace) -> int:
+    ws = fetch_workspace(args)
     records = JobRecords(ws)
     selected: list[str] | None = None
     targets = ["all"]
@@ -218,50 +358,86 @@ def cmd_batch_fetch(args: argparse.Namespace) -> int:
     return EXIT_PENDING if counts["pending"] else EXIT_OK
 
 
-def cmd_batch_cancel(args: argparse.Namespace) -> int:
-    ws = open_workspace(args, need_report=False)
+def cancel_targets(ws: Workspace, args: argparse.Namespace) -> list[LedgerJob | str]:
+    """The ledger jobs to cancel, in the order named, and what to say about named jobs that
+    have nothing to cancel."""
+    entries = ledger_jobs.read_ledger(ws)
     records = JobRecords(ws)
+    chosen: list[LedgerJob | str] = []
     if args.all:
-        infos = [records.load(job) for job in records.on_disk()]
-        infos = [i for i in infos if i.status == "pending" and i.handle is not None]
+        for info in (records.load(job) for job in records.on_disk()):
+            entry = ledger_jobs.info_entry(ws, info) if info.status == "pending" else None
+            if entry is not None:
+                chosen.append(entry)
+        chosen += [e for e in entries if remote_ledger.is_open(e) and e.status == "live"]
     else:
-        infos = [records.load(job) for job in records.resolve_names(args.job_names)]
-    if not infos:
-        print(f"No pending batch jobs to cancel in {ws.path(ws.layout.remote_jobs_dir)}.")
+        found, rest = ledger_jobs.find_entries(entries, args.job_names)
+        jobs = records.resolve_names(rest) if rest else []  # unknown names: CliError
+        by_name = {e.name: e for e in found} | {e.display_name: e for e in found if e.display_name}
+        for name in args.job_names:
+            if name in by_name:
+                chosen.append(by_name[name])
+                continue
+            job = records.resolve_names([name])[0]
+            if job not in jobs:
+                continue
+            jobs.remove(job)
+            info = records.load(job)
+            label = f"{info.job} ({info.name})" if info.name else info.job
+            entry = ledger_jobs.info_entry(ws, info)
+            if info.handle is None:
+                chosen.append(f"{label}: no job handle; nothing to cancel")
+            elif entry is None:
+                chosen.append(f"{label}: no remote job (state {info.remote_state}); nothing to cancel")
+            elif info.status == "completed":
+                chosen.append(f"{label}: already fetched ({info.results_path}); not cancelled")
+            else:
+                chosen.append(entry)
+    unique: dict[tuple[str, str] | str, LedgerJob | str] = {}
+    for item in chosen:
+        unique.setdefault(item if isinstance(item, str) else (item.provider, item.name), item)
+    return list(unique.values())
+
+
+def cmd_batch_cancel(args: argparse.Namespace) -> int:
+    """Cancel ledger jobs, each with its own provider and the settings it was created with."""
+    ws = open_workspace(args, need_report=False)
+    targets = cancel_targets(ws, args)
+    if not targets:
+        print(f"No pending batch jobs to cancel in {ws.path(ws.layout.ledger_dir)}.")
         return EXIT_OK
-    backends: dict[str, Any] = {}
+    layout = ledger_jobs.ledger_layout(ws)
+    backends: remote_ledger.Backends = {}
     failed = cancelled_remote = 0
-    for info in infos:
-        label = f"{info.job} ({info.name})" if info.name else info.job
-        if info.handle is None:
-            print(f"{label}: no job handle; nothing to cancel")
+    for entry in targets:
+        if isinstance(entry, str):
+            print(entry)
             continue
-        if not info.handle.name:
-            print(f"{label}: no remote job (state {info.remote_state}); nothing to cancel")
+        label = ledger_jobs.entry_label(entry)
+        if entry.status in remote_ledger.FINAL or not remote_ledger.is_open(entry):
+            print(f"{label}: already ended ({entry.status}, state {entry.state}); nothing to cancel")
             continue
-        if info.status == "completed":
-            print(f"{label}: already fetched ({info.results_path}); not cancelled")
-            continue
-        spec = get_provider(info.provider)
-        try:
-            if info.provider not in backends:
-                backends[info.provider] = spec.make_batch_backend(
-                    ws.settings.model_copy(update={"provider": info.provider})
-                )
-            backends[info.provider].cancel(info.handle.name)
-        except Exception as exc:  # one job's failure must not stop the others
-            failed += 1
-            print(f"{label}: could not cancel: {type(exc).__name__}: {exc}")
-            continue
+        spec = get_provider(entry.provider)
         if not spec.runs_remotely:
+            try:
+                remote_ledger.backend_for(entry, backends).cancel(entry.name)
+            except Exception as exc:  # one job's failure must not stop the others
+                failed += 1
+                print(f"{label}: could not cancel: {type(exc).__name__}: {exc}")
+                continue
             note = "nothing runs remotely, the next fetch still answers it"
             print(f"{label}: cancelled ({spec.name} job: {note})")
+            continue
+        status = "superseded" if entry.status == "superseded" else "cancelled"
+        outcome = remote_ledger.cancel(layout, entry, status, "cancelled by batch-cancel", backends)
+        print(f"{label}: {outcome}")
+        if outcome.startswith("could not"):
+            failed += 1
         else:
             cancelled_remote += 1
-            print(f"{label}: cancellation requested")
     if cancelled_remote:
         print(
-            f"The next batch-fetch records the cancelled job(s) as dead; a later run resubmits them "
-            f"(up to max_job_attempts = {ws.settings.max_job_attempts})."
+            f"The next batch-fetch records the cancelled job(s) as dead; a later run resubmits the "
+            f"ones still planned (up to max_job_attempts = {ws.settings.max_job_attempts})."
         )
     return EXIT_FAILED if failed else EXIT_OK

@@ -69,7 +69,10 @@ class Workspace:
 
 
 def open_workspace(
-    args: argparse.Namespace, extra: Sequence[tuple[str, str]] = (), need_report: bool = True
+    args: argparse.Namespace,
+    extra: Sequence[tuple[str, str]] = (),
+    need_report: bool = True,
+    mode: str = "batch",
 ) -> Workspace:
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -94,7 +97,7 @@ def open_workspace(
     if args.provider:
         pairs.append(("provider", args.provider))
     pairs.extend(extra)
-    pairs.append(("mode", "batch"))
+    pairs.append(("mode", mode))
     for key, value in pairs:
         config[key] = parse_config_value(value)
     try:
