@@ -44,6 +44,7 @@ from .records import (
     PlanStamp,
     PlanSummary,
     RecordError,
+    ReportDocument,
     SkippedDocument,
     SkippedRow,
     fingerprint,
@@ -70,6 +71,7 @@ class Plan:
     skipped_rows: list[SkippedRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     jobs: JobGroups = field(default_factory=dict)
+    report_documents: list[ReportDocument] = field(default_factory=list)
     files_written: int = 0
     seconds: float = 0.0
     cached: bool = False
@@ -296,6 +298,7 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
         skipped_documents=summary.skipped_documents,
         skipped_rows=summary.skipped_rows,
         warnings=summary.warnings,
+        report_documents=summary.report_documents,
     )
     # One directory listing per document rather than a stat per file (docs/DESIGN.md §9).
     for doc in plan.documents:
@@ -333,6 +336,12 @@ def build_plan(
     plan = Plan(skipped_rows=list(report.skipped), warnings=list(report.warnings))
     req = request_settings(settings)
     grouped = _selected(report, settings)
+    if settings.subjects or settings.documents:
+        chosen = {(subject, issues[0].document) for (subject, _), issues in grouped.items()}
+        everything = dict.fromkeys((i.subject, i.document) for i in report.issues)
+        plan.report_documents = [
+            ReportDocument(subject=s, document=d, selected=(s, d) in chosen) for s, d in everything
+        ]
     layout = settings.layout
     hints = get_provider(settings.provider).document_hints
     markdown_files: dict[str, list[int] | None] = {}
@@ -375,6 +384,7 @@ def build_plan(
         skipped_rows=plan.skipped_rows,
         warnings=plan.warnings,
         report=str(settings.report),
+        report_documents=plan.report_documents,
     )
     plan.files_written += write_record_if_changed(layout.plan_summary, summary)
     write_record_if_changed(layout.plan_stamp, PlanStamp(key=key, files=markdown_files))

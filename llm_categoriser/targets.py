@@ -6,6 +6,8 @@ the plan computed at start-up (docs/DESIGN.md §9).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .plan import Plan, split_parts
 from .records import DocumentPlan
 from .settings import Settings
@@ -43,3 +45,23 @@ class Targets:
 
     def document_stats(self) -> list[str]:
         return [self.layout.document_stats(d.subject, d.document) for d in self.plan.documents]
+
+    def combined_files(self) -> tuple[list[str], list[str]]:
+        """The CSVs and statistics the combined report and the summary are made from, in report
+        order: this run's documents and, in a filtered run, every document outside its selection
+        that has both from an earlier run, so a filtered run never shrinks the combined report."""
+        planned = {(d.subject, d.document) for d in self.plan.documents}
+        order = [(d.subject, d.document, d.selected) for d in self.plan.report_documents] or [
+            (d.subject, d.document, True) for d in self.plan.documents
+        ]
+        csvs: list[str] = []
+        stats: list[str] = []
+        for subject, document, selected in order:
+            csv = self.layout.document_csv(subject, document)
+            stat = self.layout.document_stats(subject, document)
+            if (subject, document) in planned or (
+                not selected and Path(csv).is_file() and Path(stat).is_file()
+            ):
+                csvs.append(csv)
+                stats.append(stat)
+        return csvs, stats

@@ -7,9 +7,10 @@ from llm_categoriser.outputs import combine
 snakemake = globals()["snakemake"]
 with open(snakemake.log[0], "w", encoding="utf-8") as log:
     sys.stderr = log
+    csvs, stats = snakemake.params.combined
     summary = combine(
-        snakemake.input.csvs,
-        snakemake.input.stats,
+        csvs,
+        stats,
         snakemake.input.plan,
         snakemake.output.csv,
         snakemake.output.summary,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from conftest import copy_sample
-from gemini_emulator import Endpoint, Fault, GeminiEmulator
-from workflow_helpers import snakemake
+from support.emulators.gemini import Endpoint, Fault, GeminiEmulator
+from support.workflow import read_rows, snakemake
 
 pytestmark = pytest.mark.slow
 FAKE_KEY = "AIzaSy-RUN-ERRORS-fake-0d1e"
@@ -139,3 +140,17 @@ def test_until_merge_does_not_print_an_earlier_summary(finished: Path) -> None:
     assert "run-summary.json was not rebuilt in this run" in out
     proc = snakemake(finished)
     assert "Categorised 197 flag(s) in 8 document(s)" in proc.stdout + proc.stderr
+
+
+def test_a_filtered_run_never_shrinks_the_combined_report(finished: Path) -> None:
+    before = read_rows(finished / COMBINED)
+    music = next((finished / "Documents" / "Music" / "markdown").glob("*.md"))
+    music.write_text(music.read_text(encoding="utf-8") + "\nAnother line.\n", encoding="utf-8")
+    proc = snakemake(finished, "--config", 'subjects=["Music"]')
+    out = proc.stdout + proc.stderr
+    after = read_rows(finished / COMBINED)
+    assert len(after) == len(before) == 197, out[-2000:]
+    assert {r["subject"] for r in after} == {r["subject"] for r in before}
+    summary = json.loads((finished / SUMMARY).read_text(encoding="utf-8"))
+    assert summary["documents"] == 8 and summary["issues"] == 197
+    assert "Categorised 197 flag(s) in 8 document(s)" in out
