@@ -51,7 +51,9 @@ def gemini(tmp_path: Path) -> Iterator[tuple[Path, GeminiEmulator]]:
 
 
 def live_remote(emu: GeminiEmulator) -> set[str]:
-    return {n for n in emu.job_names() if emu.job_state(n) not in ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")}
+    return {
+        n for n in emu.job_names() if emu.job_state(n) not in ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
+    }
 
 
 def test_a_setting_change_leaves_no_remote_job_out_of_the_ledger(gemini) -> None:
@@ -85,7 +87,9 @@ def test_a_setting_change_leaves_no_remote_job_out_of_the_ledger(gemini) -> None
 
 def test_fetch_uses_the_provider_and_settings_of_the_created_jobs(gemini) -> None:
     work, emu = gemini
-    code, out, err = cli(work, "batch-create", "--provider", "gemini", *SELECTION, "--config", "temperature=0.4")
+    code, out, err = cli(
+        work, "batch-create", "--provider", "gemini", *SELECTION, "--config", "temperature=0.4"
+    )
     assert code == 0, out + err
     created = emu.batch_creations
     code, out, err = cli(work, "batch-fetch")  # no --provider, no --config: the ledger knows
