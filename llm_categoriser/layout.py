@@ -67,6 +67,8 @@ TEMPLATES = {
     "job_results": "{data}/jobs/{job}/results.json",
     "ledger_dir": "{data}/ledger",
     "ledger_job": "{data}/ledger/{provider}/{entry}.json",
+    "ledger_jobs": "{data}/ledger/*/*.json",
+    "job_states": "{data}/jobs/*/state.json",
     "cache_dir": "{data}/cache",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
@@ -142,6 +144,8 @@ class Layout:
     job_results = _path("job_results", "job")
     ledger_dir = _fixed("ledger_dir")
     ledger_job = _path("ledger_job", "provider", "entry")
+    ledger_jobs_glob = _fixed("ledger_jobs")
+    job_states_glob = _fixed("job_states")
     cache_dir = _fixed("cache_dir")
     document_stats = _path("document_stats", "subject", "document")
 

@@ -16,6 +16,7 @@ own provider and the settings it was created with (docs/DESIGN.md, README "Batch
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import re
@@ -70,10 +71,7 @@ def save(layout: Layout, entry: LedgerJob) -> None:
 
 def read_all(layout: Layout) -> list[LedgerJob]:
     """Every ledger job, oldest first; a damaged file is an error that names it."""
-    folder = Path(layout.ledger_dir)
-    if not folder.is_dir():
-        return []
-    entries = [read_record(path, LedgerJob) for path in sorted(folder.glob("*/*.json"))]
+    entries = [read_record(path, LedgerJob) for path in sorted(glob.glob(layout.ledger_jobs_glob))]
     return sorted(entries, key=lambda e: (e.created_at, e.name))
 
 

@@ -10,6 +10,7 @@ It ends with a short block (job, documents, remote state, age) and exit status 7
 
 from __future__ import annotations
 
+import glob
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ def failed_jobs(log_text: str) -> list[FailedJob]:
 def pending_states(layout: Layout, since: float) -> dict[str, RemoteJobState]:
     """The remote jobs a fetch found still pending in this run (states written since ``since``)."""
     states: dict[str, RemoteJobState] = {}
-    for path in sorted(Path(layout.remote_jobs_dir).glob("*/state.json")):
+    for path in sorted(glob.glob(layout.job_states_glob)):
         try:
             state = read_record(path, RemoteJobState)
         except (OSError, RecordError):
