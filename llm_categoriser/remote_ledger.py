@@ -11,7 +11,7 @@ recorded). The pipeline never deletes a ledger file: settings changes and reruns
 A job is *superseded* when its job id is submitted again with other content (a setting such as
 ``temperature`` changed, the report changed, or ``batch-create --force``): its answers would
 answer requests the plan no longer makes, so it is cancelled at once with the backend of its
-own provider and the settings it was created with (docs/DESIGN.md, README "Batch mode").
+own provider and the settings it was created with (docs/DESIGN.md §22).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How a run that did not complete ended: pending remote jobs, or a failure.
+"""How a run that did not complete ended: pending remote jobs, or a failure (docs/DESIGN.md §23).
 
 Snakemake ends every run in which a job failed with exit status 1, and a fetch that finds its
 remote job still running is such a job. The workflow's ``onerror`` handler (and the

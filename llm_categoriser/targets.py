@@ -49,7 +49,8 @@ class Targets:
     def combined_files(self) -> tuple[list[str], list[str]]:
         """The CSVs and statistics the combined report and the summary are made from, in report
         order: this run's documents and, in a filtered run, every document outside its selection
-        that has both from an earlier run, so a filtered run never shrinks the combined report."""
+        that has both from an earlier run, so a filtered run never shrinks the combined report
+        (docs/DESIGN.md §25)."""
         planned = {(d.subject, d.document) for d in self.plan.documents}
         order = [(d.subject, d.document, d.selected) for d in self.plan.report_documents] or [
             (d.subject, d.document, True) for d in self.plan.documents

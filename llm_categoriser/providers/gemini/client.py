@@ -252,8 +252,8 @@ class GeminiProvider:
         A fatal answer (invalid key, unknown model, spent daily quota) stops every later call
         of this process with the same endpoint, key and model, without a request; until one
         call has succeeded, calls go one at a time, so a run of parallel jobs meets such an
-        answer once, not once per job. ``retry=False`` makes one attempt and re-raises any
-        error that is not fatal.
+        answer once, not once per job (docs/DESIGN.md §24). ``retry=False`` makes one attempt
+        and re-raises any error that is not fatal.
         """
         gate = _gate(self.model, self._key)
         if gate.key_works and (gate.model_works or what not in MODEL_CALLS):
