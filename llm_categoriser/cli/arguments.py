@@ -33,8 +33,8 @@ VERBS = (
         "batch-list",
         verbs.cmd_batch_list,
         "list every remote batch job and its status",
-        "List every remote batch job of the ledger (superseded ones included) and the planned jobs "
-        "not submitted yet, with their status.",
+        "List every remote batch job of the ledger (superseded ones included) and the jobs of the "
+        "data folder, with their status.",
     ),
     (
         "batch-fetch",
