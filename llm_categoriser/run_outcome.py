@@ -22,6 +22,7 @@ from .records import RecordError, RemoteJobState, read_record
 EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 1, 75
 _RULE_ERROR = re.compile(r"^Error in rule (?P<rule>\w+):")
 _OUTPUT = re.compile(r"^\s+output: (?P<paths>.+)$")
+_PROVIDER_ERROR = re.compile(r"^ProviderError in file [^\n]*:\n(?P<message>[^\n]+)$", re.MULTILINE)
 
 
 @dataclass
@@ -61,12 +62,19 @@ def pending_block(states: dict[str, RemoteJobState]) -> list[str]:
     return lines
 
 
+def provider_errors(log_text: str) -> list[str]:
+    """The messages of the provider errors that stopped jobs (an invalid key, an unknown model),
+    once each: Snakemake shows each job's with frames of traceback, the run ends with them plain."""
+    found = (m.group("message").strip() for m in _PROVIDER_ERROR.finditer(log_text))
+    return [f"error: {message}" for message in dict.fromkeys(found)]
+
+
 def classify(layout: Layout, log_text: str, since: float) -> tuple[int, list[str]]:
     """(exit status, lines to print) of a run in which some job failed."""
     failed = failed_jobs(log_text)
     states = pending_states(layout, since)
     if not states:
-        return EXIT_FAILED, []
+        return EXIT_FAILED, provider_errors(log_text)
     pending_outputs = {layout.job_results(job) for job in states}
     only_pending = bool(failed) and all(
         job.rule == "fetch" and set(job.outputs) <= pending_outputs for job in failed
@@ -74,7 +82,7 @@ def classify(layout: Layout, log_text: str, since: float) -> tuple[int, list[str
     lines = pending_block(states)
     if not only_pending:
         lines.append("Other jobs failed too: see the errors above.")
-        return EXIT_FAILED, lines
+        return EXIT_FAILED, lines + provider_errors(log_text)
     return EXIT_PENDING, lines
 
 

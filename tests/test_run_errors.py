@@ -116,6 +116,9 @@ def test_a_model_that_does_not_exist_stops_after_its_first_answer(tmp_path: Path
     model_calls = counts.get(Endpoint.GENERATE_CONTENT, 0) + counts.get(Endpoint.BATCH_GENERATE_CONTENT, 0)
     assert model_calls == 1, counts
     assert "Gemini has no model 'gemini-2.5-flsh'" in out and "setting model" in out, out[-3000:]
+    # the run ends with the message once, in one plain line
+    plain = [line for line in out.splitlines() if line.startswith("error: Gemini has no model")]
+    assert len(plain) == 1 and "setting model" in plain[0], out[-3000:]
     assert not (tmp_path / COMBINED).exists()
 
 

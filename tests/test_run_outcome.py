@@ -64,3 +64,10 @@ def test_onerror_exits_75_with_the_block(layout: Layout, tmp_path: Path, capsys)
 def test_failed_jobs_reads_rules_and_outputs() -> None:
     jobs = failed_jobs(LOG.format(output="a.json, b.json"))
     assert [(j.rule, j.outputs) for j in jobs] == [("fetch", ["a.json", "b.json"])]
+
+
+def test_a_provider_error_ends_the_run_in_one_plain_line(layout: Layout) -> None:
+    message = "Gemini has no model 'x' (HTTP 404 NOT_FOUND). Check the setting model (...)."
+    job = f'RuleException:\nProviderError in file "rules/categorise.smk", line 24:\n{message}\n  File ...\n'
+    status, lines = classify(layout, (job + "Error in rule categorise:\n") * 2, time.time())
+    assert (status, lines) == (EXIT_FAILED, [f"error: {message}"])
