@@ -118,3 +118,21 @@ def test_list_refresh_asks_the_provider_for_state_and_progress(gemini) -> None:
     assert all(j["progress"]["succeeded"] == j["progress"]["total"] > 0 for j in refreshed)
     code, out, err = cli(work, "batch-list", "--refresh")
     assert code == 0 and "SUCCEEDED" in out
+
+
+def test_a_superseded_job_that_could_not_be_cancelled_stays_reachable(gemini) -> None:
+    work, emu = gemini
+    code, out, err = cli(work, "batch-create", "--provider", "gemini", *SELECTION)
+    assert code == 0, out + err
+    first = set(emu.job_names())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("GEMINI_API_KEY")  # an offline run in a shell without the key
+        code, out, err = cli(work, "batch-create", "--provider", "offline", *SELECTION)
+    assert code == 0, out + err
+    assert live_remote(emu) == first  # could not be cancelled without the key...
+    jobs = {j["name"]: j for j in listing(work)}
+    assert {jobs[n]["status"] for n in first} == {"superseded"}
+    assert all("not cancelled" in jobs[n]["note"] for n in first)
+    code, out, err = cli(work, "batch-cancel", "--all")  # ...and is reached later, with the key
+    assert code == 0, out + err
+    assert live_remote(emu) == set()

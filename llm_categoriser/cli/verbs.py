@@ -369,7 +369,7 @@ def cancel_targets(ws: Workspace, args: argparse.Namespace) -> list[LedgerJob | 
             entry = ledger_jobs.info_entry(ws, info) if info.status == "pending" else None
             if entry is not None:
                 chosen.append(entry)
-        chosen += [e for e in entries if remote_ledger.is_open(e) and e.status == "live"]
+        chosen += [e for e in entries if remote_ledger.is_open(e)]
     else:
         found, rest = ledger_jobs.find_entries(entries, args.job_names)
         jobs = records.resolve_names(rest) if rest else []  # unknown names: CliError
