@@ -196,6 +196,20 @@ def per_category(rows: list[Judged]) -> dict[str, dict[str, float | int]]:
     return out
 
 
+def confusion(rows: list[Judged]) -> dict[str, dict[str, int]]:
+    """Offline category -> reference category -> flags, for the categories either side uses."""
+    used = [name for name in CATEGORY_NAMES if any(name in (r.category, r.gold) for r in rows)]
+    counts = Counter((r.category, r.gold) for r in rows)
+    return {pred: {gold: counts[(pred, gold)] for gold in used} for pred in used}
+
+
+def print_confusion(title: str, table: dict[str, dict[str, int]]) -> None:
+    short = {name: "".join(word[0] for word in name.split("_")) for name in table}
+    print(f"\n{title:38s} " + " ".join(f"{short[g]:>5s}" for g in table))
+    for pred, row in table.items():
+        print(f"{pred:38s} " + " ".join(f"{n:5d}" for n in row.values()))
+
+
 def print_report(numbers: dict) -> None:
     t = numbers["timing"]
     print(
@@ -225,6 +239,7 @@ def print_report(numbers: dict) -> None:
         print(f"\nconfidence ({name}) {'count':>7s} {'agree':>7s} {'real?':>7s}")
         for band, b in numbers[f"confidence_{name}"].items():
             print(f"{band:18s} {b['count']:7d} {b['agreement']:7.1%} {b['real_or_not_right']:7.1%}")
+    print_confusion("confusion (dev): offline \\ reference", numbers["confusion_dev"])
     print(f"\n{'category (all)':40s} {'prec':>6s} {'recall':>6s} {'pred':>5s} {'supp':>5s}")
     for name, c in numbers["per_category"].items():
         print(f"{name:40s} {c['precision']:6.1%} {c['recall']:6.1%} {c['predicted']:5d} {c['support']:5d}")
@@ -263,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "confidence_all": confidence_table(rows),
         "confidence_held_out": confidence_table(halves["held_out"]),
         "per_category": per_category(rows),
+        "confusion_dev": confusion(halves["dev"]),
         "timing": timing,
     }
     print_report(numbers)

@@ -423,6 +423,46 @@ def test_typing_slip_in_a_foreign_language_document_is_not_an_english_spelling_e
     assert category is not Category.SPELLING_ERROR
 
 
+# ---- a word that is no English word, in a table cell ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "suggestions", "context", "expected"),
+    [
+        # lower case, five letters or more, unknown to wordfreq: letters mangled by conversion
+        (
+            "ortunities",
+            "fortuities",
+            "...| 28 | | **ortunities** for integration of learning |...",
+            Category.PARSING_ERROR,
+        ),
+        (
+            "bleffing",
+            "bluffing",
+            "...| Stage 2 | **bleffing** the mixture | 10 min |...",
+            Category.PARSING_ERROR,
+        ),
+        # a capitalised or camel-cased term, a known word, a short piece: not this signal
+        ("Quorvex", "Convex", "...| Stage 2 | **Quorvex** valley | 10 min |...", Category.FALSE_POSITIVE),
+        ("myVariable", "my Variable", "...| Variable names | **myVariable** | |...", Category.FALSE_POSITIVE),
+        ("qvb", "qv", "...| Stage 2 | **qvb** | 10 min |...", Category.FALSE_POSITIVE),
+    ],
+)
+def test_unknown_word_in_a_table(word, suggestions, context, expected):
+    issue = make_issue(word, context, suggestions=suggestions)
+    category, _confidence, _reason = run(issue, ENGLISH_DOC)
+    assert category is expected
+
+
+def test_unknown_word_in_a_table_needs_the_frequency_hint():
+    issue = make_issue(
+        "ortunities", "...| 28 | | **ortunities** for integration |...", suggestions="fortuities"
+    )
+    hints = {k: v for k, v in document_hints(issue, ENGLISH_DOC).items() if k != "zipf"}
+    category, _confidence, _reason = classify(issue, ENGLISH_DOC, hints)
+    assert category is Category.FALSE_POSITIVE
+
+
 # ---- confidence: a dismissal is confident only on strong evidence --------------------------------
 
 

@@ -797,10 +797,25 @@ def _spelling(v: _View) -> Result:
             FP, 85, f"{_q(word)} is used consistently throughout the document, so it is a deliberate term"
         )
     if v.in_table:
+        if _unknown_lower_word(v, word):
+            return _r(
+                PE,
+                50,
+                f"{_q(word)} is not an English word but most likely letters mangled by table conversion",
+            )
         return _r(
             FP, 45, f"{_q(word)} is probably a correct term, although table layouts can also split words"
         )
     return _r(FP, 70, f"{_q(word)} is most likely a correct specialist, foreign or proper-noun term")
+
+
+def _unknown_lower_word(v: _View, word: str) -> bool:
+    """A lower-case word of five letters or more that wordfreq does not know in English.
+
+    In a table cell such a word is more often letters that conversion cut, merged or misread
+    than a term: terms and names are capitalised, camel-cased or hyphenated.
+    """
+    return word.isalpha() and word.islower() and len(word) >= 5 and "zipf" in v.hints and v.fhint("zipf") == 0
 
 
 def _typo(v: _View) -> str:
