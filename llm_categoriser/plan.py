@@ -421,11 +421,10 @@ def _plan_document(
     document = issues[0].document
     specs = make_batches(
         f"{subject}/{filename}",
-        [Planned(i.key, pages_of[i.key]) for i in issues],
+        [Planned(i.key, pages_of[i.key], i.context) for i in issues],
         page_chars,
         settings.batch_size,
         settings.max_batch_chars,
-        settings.anchor_pages,
     )
     by_key = {i.key: i for i in issues}
     batch_of: dict[str, str] = {}

@@ -42,7 +42,6 @@ class Settings(BaseModel):
     thinking_budget: int | None
     max_page_chars: int
     max_batch_chars: int
-    anchor_pages: int
     max_cell_chars: int
     min_request_interval: float
     request_timeout: float

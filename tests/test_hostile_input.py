@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import HEADER, copy_sample, write_doc, write_report
 from support.emulators.gemini import Fault, GeminiEmulator, default_answer, parse_issue_rows
-from support.workflow import ENV_SETTINGS, REPO, SNAKEMAKE, read_rows, snakemake
+from support.workflow import ENV_SETTINGS, REPO, SNAKEMAKE, planned_batches, read_rows, snakemake
 from test_categorise import BATCH, Scripted, ok
 
 from llm_categoriser.atomic import atomic_write_text
@@ -811,7 +811,7 @@ def test_second_run_on_the_same_directory_is_refused_and_nothing_is_corrupted(wo
         expected = [i["key"] for i in json.loads(manifest.read_text(encoding="utf-8"))["flags"]]
         assert [r["issue_key"] for r in read_rows(path)] == expected
     assert not [p for p in work.rglob("*.tmp")]
-    assert emu.generate_content_calls == 34  # the refused run sent nothing
+    assert emu.generate_content_calls == planned_batches(work)  # the refused run sent nothing
     assert_no_secret(work, [out, err, refused], FAKE_KEY)
 
 

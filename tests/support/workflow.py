@@ -104,3 +104,8 @@ def parts_of(work: Path, subject: str, filename: str) -> int:
 def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
     """The answers written since ``before``: the batches sent to the provider again."""
     return sorted(p.name for p, t in after.items() if before.get(p) != t)
+
+
+def planned_batches(work: Path) -> int:
+    """How many batches (one request each, when every answer is valid) the plan holds."""
+    return sum(1 for _ in (work / "data" / "plan").glob("*/*/batches/*.json"))
