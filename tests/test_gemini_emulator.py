@@ -685,3 +685,33 @@ def test_standalone_server() -> None:
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0
     assert json.loads(stderr.strip().splitlines()[-1])["http_requests"] == 3
+
+
+def test_requests_per_minute_limit_answers_429_with_the_time_until_a_slot_frees() -> None:
+    with GeminiEmulator(requests_per_minute=2, rate_window=0.5) as emulator:
+        client = make_client(emulator)
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+        client.models.generate_content(model=MODEL, contents=PROMPT)
+        with pytest.raises(errors.ClientError) as caught:
+            client.models.generate_content(model=MODEL, contents=PROMPT)
+        assert caught.value.code == 429
+        violation = error_detail(caught.value, "QuotaFailure")["violations"][0]
+        assert violation["quotaId"] == "GenerateRequestsPerMinutePerProjectPerModel"
+        delay = float(error_detail(caught.value, "RetryInfo")["retryDelay"].rstrip("s"))
+        assert 0 < delay <= 0.5
+        time.sleep(delay + 0.01)
+        client.models.generate_content(model=MODEL, contents=PROMPT)  # the window moved on
+        stats = emulator.stats()
+        assert stats["rate_limited"] == 1 and stats["answered"] == 3
+
+
+def test_latency_is_a_base_plus_a_time_per_flag() -> None:
+    with GeminiEmulator(latency=0.05, latency_per_item=0.1) as emulator:
+        client = make_client(emulator)
+        started = time.monotonic()
+        client.models.generate_content(model=MODEL, contents=make_prompt((1, "a")))
+        one = time.monotonic() - started
+        started = time.monotonic()
+        client.models.generate_content(model=MODEL, contents=PROMPT)  # three flags
+        three = time.monotonic() - started
+        assert one >= 0.15 and three >= 0.35

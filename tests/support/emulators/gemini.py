@@ -130,6 +130,16 @@ API keys: no key -> 403 ``PERMISSION_DENIED``; a key in ``invalid_api_keys``
 (default ``{"invalid"}``) or, if ``api_keys`` is given, any key not in it ->
 400 ``INVALID_ARGUMENT`` with ``ErrorInfo.reason == "API_KEY_INVALID"``.
 
+Latency and rate limit (a realistic API): each successful ``generateContent``
+answer waits ``latency`` seconds plus ``latency_per_item`` per flag row of its
+prompt. With ``requests_per_minute=N``, at most N ``generateContent`` calls are
+accepted per ``rate_window`` seconds (sliding, 60 by default); beyond that the
+call gets the per-minute 429 ``RESOURCE_EXHAUSTED`` above, whose ``RetryInfo``
+says when the oldest accepted call leaves the window. Refused calls do not
+count. ``stats()["rate_limited"]`` counts them; ``answered`` and
+``answered_span`` (seconds from the first successful answer to the last) give
+the throughput.
+
 Counters: ``emu.stats()`` (``http_requests``, ``generate_content_calls``,
 ``batch_creations``, ``endpoint_counts``, ``path_counts``,
 ``max_inline_batch_bytes``, ``uploaded_file_sizes``, ...), ``emu.requests``
@@ -780,6 +790,9 @@ class GeminiEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
+        latency_per_item: float = 0.0,
+        requests_per_minute: int | None = None,
+        rate_window: float = 60.0,
         batch_mode: str = "manual",
         complete_after_polls: int | None = 2,
         complete_after_seconds: float | None = None,
@@ -798,6 +811,9 @@ class GeminiEmulator:
         self.host = host
         self._requested_port = port
         self.latency = latency
+        self.latency_per_item = latency_per_item
+        self.requests_per_minute = requests_per_minute
+        self.rate_window = rate_window
         self.batch_mode = batch_mode
         self.complete_after_polls = complete_after_polls
         self.complete_after_seconds = complete_after_seconds
@@ -987,6 +1003,9 @@ class GeminiEmulator:
             self._endpoint_counts: Counter[str] = Counter()
             self._status_counts: Counter[int] = Counter()
             self._faults_served: Counter[str] = Counter()
+            self._accepted: deque[float] = deque()  # generateContent starts inside the rate window
+            self._rate_limited = 0
+            self._answered_at: list[float] = []
             self._requests.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -1014,6 +1033,9 @@ class GeminiEmulator:
                 "endpoint_counts": dict(self._endpoint_counts),
                 "status_counts": {str(k): v for k, v in self._status_counts.items()},
                 "faults_served": dict(self._faults_served),
+                "rate_limited": self._rate_limited,
+                "answered": len(self._answered_at),
+                "answered_span": (self._answered_at[-1] - self._answered_at[0]) if self._answered_at else 0.0,
                 "jobs": {name: job.state for name, job in self._jobs.items()},
             }
 
@@ -1356,12 +1378,40 @@ class GeminiEmulator:
         request = _parse_json_body(body)
         if not request.get("contents"):
             raise _ApiError(400, "* GenerateContentRequest.contents: contents is not specified\n")
+        self._check_rate(route.model)
         fault = self._take_fault(route.endpoint, path, http=False)
         response = self._generate_response(route.model, request, fault.fault if fault else None)
-        latency = self.latency  # only successful answers are delayed
+        # only successful answers are delayed: a base latency plus a time per flag of the prompt
+        latency = self.latency
+        if self.latency_per_item > 0:
+            latency += self.latency_per_item * len(parse_issue_rows(_prompt_text(request)))
         if latency > 0:
             time.sleep(latency)
+        with self._lock:
+            self._answered_at.append(time.monotonic())
         return _json_response(response)
+
+    def _check_rate(self, model: str) -> None:
+        """``requests_per_minute``: at most that many generateContent starts per ``rate_window``
+        seconds (60 by default); beyond, 429 with the time until a slot frees as RetryInfo."""
+        limit = self.requests_per_minute
+        if not limit:
+            return
+        now = time.monotonic()
+        with self._lock:
+            while self._accepted and self._accepted[0] <= now - self.rate_window:
+                self._accepted.popleft()
+            if len(self._accepted) >= limit:
+                self._rate_limited += 1
+                delay = self._accepted[0] + self.rate_window - now
+                retry = f"{max(delay, 0.001):.3f}s"
+                raise self._quota_error(False, model, retry_delay=retry, quota_value=limit)
+            self._accepted.append(now)
+
+    def answered_at(self) -> list[float]:
+        """``time.monotonic()`` of every successful generateContent answer, in order."""
+        with self._lock:
+            return list(self._answered_at)
 
     # -- batches -----------------------------------------------------------
 
@@ -1838,6 +1888,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per generateContent call")
+    parser.add_argument("--latency-per-item", type=float, default=0.0, help="seconds more per flag")
+    parser.add_argument("--requests-per-minute", type=int, default=None, help="429 beyond this per window")
+    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds (default 60)")
     parser.add_argument(
         "--auto-complete",
         action="store_true",
@@ -1856,6 +1909,9 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         latency=args.latency,
+        latency_per_item=args.latency_per_item,
+        requests_per_minute=args.requests_per_minute,
+        rate_window=args.rate_window,
         batch_mode=mode,
         complete_after_polls=args.complete_after_polls,
         complete_after_seconds=args.complete_after_seconds,

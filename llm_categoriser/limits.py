@@ -1,0 +1,178 @@
+"""How fast requests to a model's API may go: one limiter per API, shared by every job of a process.
+
+Snakemake runs the ``run:`` jobs of one process as threads, and each ``categorise`` job sends
+its batches from a small thread pool, so the limiter is what bounds the whole run: at most
+``max_concurrent`` requests in flight, ``requests_per_minute`` and ``tokens_per_minute`` in
+any 60 seconds (a burst up to those is allowed, as the APIs allow it). A 429 answer pauses
+every sender of the process until the provider's retry delay has passed and paces the starts
+at half the rate of the last ten seconds (multiplicative decrease, at most once a second);
+each success raises the pace by a step (additive increase) until it reaches
+``requests_per_minute / 60`` a second, where pacing stops again. Providers call
+:meth:`RequestLimiter.slot` around every HTTP attempt and :meth:`RequestLimiter.rate_limited`
+when the API says 429; nothing here knows a provider.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+WINDOW = 60.0  # seconds: the APIs count requests and tokens per minute
+DECREASE = 0.5  # pace after a 429, as a share of the pace before
+COOLDOWN = 1.0  # seconds: 429s closer together than this are one congestion event
+INCREASE_STEPS = 50  # successes needed to climb from zero back to the configured pace
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent: int
+    requests_per_minute: float
+    tokens_per_minute: float | None = None
+    min_interval: float = 0.0
+
+    def share(self, processes: int) -> Limits:
+        """This process's part when ``processes`` processes use the same API at once."""
+        if processes <= 1:
+            return self
+        return Limits(
+            max(1, self.max_concurrent // processes),
+            self.requests_per_minute / processes,
+            self.tokens_per_minute / processes if self.tokens_per_minute else None,
+            self.min_interval * processes,
+        )
+
+
+@dataclass
+class LimiterStats:
+    requests: int = 0
+    tokens: int = 0
+    rate_limited: int = 0
+    waited: float = 0.0  # seconds spent waiting for a slot, summed over requests
+    peak_in_flight: int = 0
+
+
+class RequestLimiter:
+    def __init__(
+        self,
+        limits: Limits,
+        clock: Callable[[], float] = time.monotonic,
+        window: float = WINDOW,
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._window = window
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._starts: deque[tuple[float, int]] = deque()  # (start, tokens) within the window
+        self._window_tokens = 0
+        self._next_start = 0.0
+        self._paused_until = 0.0
+        self._last_decrease = float("-inf")
+        self._max_pace = limits.requests_per_minute / window  # requests per second
+        self._pace: float | None = None  # not paced until the API says 429
+        self.stats = LimiterStats()
+
+    @property
+    def pace(self) -> float | None:
+        """Requests per second the limiter currently allows (None: not paced)."""
+        return self._pace
+
+    def _wait_needed(self, now: float, tokens: int) -> float:
+        limits = self.limits
+        while self._starts and self._starts[0][0] <= now - self._window:
+            self._window_tokens -= self._starts.popleft()[1]
+        waits = [self._paused_until - now, self._next_start - now]
+        if self._in_flight >= limits.max_concurrent:
+            waits.append(self._window)  # woken by a release
+        rpm = limits.requests_per_minute
+        if len(self._starts) >= rpm:
+            waits.append(self._starts[int(len(self._starts) - rpm)][0] + self._window - now)
+        tpm = limits.tokens_per_minute
+        if tpm and self._starts and self._window_tokens + tokens > tpm:
+            # wait until enough of the window's tokens have expired (a request larger than the
+            # whole budget goes alone, once the window is empty)
+            excess, expire_at = self._window_tokens + tokens - tpm, now
+            for start, used in self._starts:
+                excess -= used
+                expire_at = start + self._window
+                if excess <= 0:
+                    break
+            waits.append(expire_at - now)
+        return max(waits)
+
+    def _admit(self, tokens: int) -> None:
+        started = self._clock()
+        with self._cond:
+            while True:
+                now = self._clock()
+                wait = self._wait_needed(now, tokens)
+                if wait <= 0:
+                    break
+                self._cond.wait(timeout=wait)
+            self._in_flight += 1
+            self._starts.append((now, tokens))
+            self._window_tokens += tokens
+            spacing = max(self.limits.min_interval, 1 / self._pace if self._pace else 0.0)
+            self._next_start = max(self._next_start, now) + spacing if spacing else now
+            self.stats.requests += 1
+            self.stats.tokens += tokens
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
+            self.stats.waited += now - started
+
+    def _release(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self, tokens: int = 0) -> Iterator[None]:
+        """Hold one request slot for an HTTP attempt estimated at ``tokens`` input tokens."""
+        self._admit(tokens)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def rate_limited(self, retry_after: float) -> None:
+        """The API answered 429: pause every sender for ``retry_after`` seconds and slow down."""
+        with self._cond:
+            now = self._clock()
+            self.stats.rate_limited += 1
+            self._paused_until = max(self._paused_until, now + max(0.0, retry_after))
+            if now - self._last_decrease >= COOLDOWN:
+                span = self._window / 6  # ten seconds of a minute
+                recent = sum(1 for start, _ in self._starts if start > now - span) / span
+                current = self._pace or min(self._max_pace, max(recent, 1 / self._window))
+                self._pace = max(1 / self._window, current * DECREASE)  # never below one a minute
+                self._last_decrease = now
+                self._next_start = max(self._next_start, now)
+
+    def succeeded(self) -> None:
+        """A request was answered: raise the pace by one step; at the configured rate, stop pacing."""
+        with self._cond:
+            if self._pace is not None:
+                self._pace += self._max_pace / INCREASE_STEPS
+                if self._pace >= self._max_pace:
+                    self._pace = None
+
+
+_registry_lock = threading.Lock()
+_registry: dict[tuple[str, ...], RequestLimiter] = {}
+
+
+def shared_limiter(api: tuple[str, ...], limits: Limits) -> RequestLimiter:
+    """The process's limiter for ``api`` (for example provider, model and endpoint).
+
+    Every job of the process that talks to the same API with the same limits shares one
+    limiter; a change of limits (a new run in the same process, in tests) gets a new one.
+    """
+    key = (*api, repr(limits))
+    with _registry_lock:
+        limiter = _registry.get(key)
+        if limiter is None:
+            limiter = _registry[key] = RequestLimiter(limits)
+        return limiter

@@ -1,0 +1,114 @@
+"""The request limiter: concurrency, requests and tokens per window, 429 pauses and AIMD pacing.
+
+Windows are shortened (``window=``) so that the tests take a fraction of a second; the checks are
+on what happened (how many started in any window, how many were in flight), never on how fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+from llm_categoriser.limits import Limits, RequestLimiter, shared_limiter
+
+
+def run_threads(limiter: RequestLimiter, count: int, tokens: int = 0, hold: float = 0.0) -> list[float]:
+    starts: list[float] = []
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, peak
+
+    def one() -> None:
+        with limiter.slot(tokens):
+            with lock:
+                starts.append(time.monotonic())
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight[1], in_flight[0])
+            time.sleep(hold)
+            with lock:
+                in_flight[0] -= 1
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run_threads.peak = in_flight[1]  # type: ignore[attr-defined]
+    return sorted(starts)
+
+
+def most_in_any_window(starts: list[float], window: float) -> int:
+    return max(sum(1 for t in starts if s <= t < s + window) for s in starts)
+
+
+def test_concurrency_is_bounded_and_reached():
+    limiter = RequestLimiter(Limits(max_concurrent=3, requests_per_minute=10_000))
+    run_threads(limiter, 12, hold=0.05)
+    assert run_threads.peak == 3  # type: ignore[attr-defined]
+    assert limiter.stats.peak_in_flight == 3 and limiter.stats.requests == 12
+
+
+def test_requests_per_window_are_bounded():
+    window = 0.4
+    limiter = RequestLimiter(Limits(max_concurrent=50, requests_per_minute=5), window=window)
+    starts = run_threads(limiter, 12)
+    assert most_in_any_window(starts, window * 0.99) <= 5
+    assert starts[-1] - starts[0] >= 2 * window * 0.99  # 12 requests need three windows
+
+
+def test_tokens_per_window_are_bounded():
+    window = 0.4
+    limiter = RequestLimiter(
+        Limits(max_concurrent=50, requests_per_minute=1000, tokens_per_minute=100), window=window
+    )
+    starts = run_threads(limiter, 6, tokens=40)
+    assert most_in_any_window(starts, window * 0.99) <= 2  # 2 x 40 fits in 100, 3 x 40 does not
+    assert limiter.stats.tokens == 240
+
+
+def test_a_request_larger_than_the_token_budget_still_goes_alone():
+    limits = Limits(max_concurrent=5, requests_per_minute=100, tokens_per_minute=10)
+    limiter = RequestLimiter(limits, window=0.2)
+    starts = run_threads(limiter, 2, tokens=50)
+    assert len(starts) == 2 and starts[1] - starts[0] >= 0.2 * 0.99
+
+
+def test_a_429_pauses_every_sender_and_paces_them():
+    limiter = RequestLimiter(Limits(max_concurrent=10, requests_per_minute=600), window=1.0)
+    run_threads(limiter, 5)
+    assert limiter.pace is None  # no pacing before the API complains
+    limiter.rate_limited(0.3)
+    paused_at = time.monotonic()
+    starts = run_threads(limiter, 4)
+    assert starts[0] - paused_at >= 0.3 * 0.99
+    assert limiter.pace is not None and limiter.pace < 600
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.99 / limiter.pace - 0.01  # paced, not a burst
+    assert limiter.stats.rate_limited == 1
+
+
+def test_429s_in_one_burst_decrease_once_and_successes_restore_full_speed():
+    limiter = RequestLimiter(Limits(max_concurrent=10, requests_per_minute=600), window=60.0)
+    limiter.rate_limited(0.0)
+    first = limiter.pace
+    for _ in range(5):
+        limiter.rate_limited(0.0)  # the same congestion event
+    assert limiter.pace == first
+    for _ in range(60):
+        limiter.succeeded()
+    assert limiter.pace is None
+
+
+def test_shares_divide_the_limits():
+    limits = Limits(32, requests_per_minute=2000, tokens_per_minute=3_000_000, min_interval=0.1)
+    assert limits.share(1) == limits
+    assert limits.share(4) == Limits(8, 500, 750_000, 0.4)
+    assert limits.share(100).max_concurrent == 1
+
+
+def test_one_limiter_per_api_and_limits_in_a_process():
+    limits = Limits(max_concurrent=4, requests_per_minute=100)
+    a = shared_limiter(("gemini", "m", "url"), limits)
+    assert shared_limiter(("gemini", "m", "url"), limits) is a
+    assert shared_limiter(("gemini", "other", "url"), limits) is not a
+    assert shared_limiter(("gemini", "m", "url"), Limits(max_concurrent=5, requests_per_minute=100)) is not a
