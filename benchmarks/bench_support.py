@@ -353,10 +353,31 @@ def snakemake(
 class Emulator:
     """``tests/support/emulators/gemini.py`` as a separate process (its own CPU, as a real API would be)."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(
+        self,
+        latency: float,
+        per_item: float = 0.0,
+        requests_per_minute: int | None = None,
+        rate_window: float = 60.0,
+    ) -> None:
+        """``latency`` s per answer plus ``per_item`` s per flag; with ``requests_per_minute``,
+        at most that many calls per ``rate_window`` s, 429 beyond (see the emulator's docstring)."""
         self.latency = latency
+        limit = [] if requests_per_minute is None else ["--requests-per-minute", str(requests_per_minute)]
         self.proc = subprocess.Popen(
-            [PYTHON, str(EMULATOR), "--port", "0", "--latency", str(latency)],
+            [
+                PYTHON,
+                str(EMULATOR),
+                "--port",
+                "0",
+                "--latency",
+                str(latency),
+                "--latency-per-item",
+                str(per_item),
+                "--rate-window",
+                str(rate_window),
+                *limit,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -17,10 +17,14 @@ through ``benchmarks/snakemake_timed.py`` (the same ``snakemake.cli.main`` with 
 Sections (``--only`` takes their names):
 
 ``offline``  full sync run with the offline provider: cold, no-op rerun, one-issue edit
-``gemini``   the same with provider gemini against the emulator, at 0 s and 0.5 s latency
+``gemini``   the same with provider gemini against the emulator, at 0 s and 0.5 s latency (the
+             README's default command, ``--cores 2``), against the earlier tool's times
+``requests`` requests at batch_size 10, and the batches every single-flag edit, insertion and
+             deletion of the corpus re-sends (in-process, ``bench_packing.py``)
+``limit``    a realistic API: base latency plus a time per flag, and a requests-per-minute
+             limit answered with 429s; the run's throughput against that limit
 ``batch``    batch lifecycle: submit run (fails while pending), complete_all, fetch + merge run
 ``prompts``  prompt characters per flag and per page, against the earlier tool's estimate
-``ratio``    sync gemini at 0.5 s latency: --cores 8 --resources api=8 vs --cores 1 api=1
 ``scale``    synthetic ×1/×4/×16 corpora: DAG building, no-op and full offline run
 ``memory``   peak RSS: the Snakemake process (all runs), job subprocesses, standalone jobs
 
@@ -74,8 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="full offline runs at the larger scales: auto = when predicted under --full-limit-min",
     )
     parser.add_argument("--full-limit-min", type=float, default=25.0)
-    parser.add_argument("--ratio-batches", type=int, default=150, help="batches in the concurrency subset")
-    parser.add_argument("--ratio-latency", type=float, default=0.5)
+    parser.add_argument("--limit-batches", type=int, default=150, help="batches in the rate-limit subset")
+    parser.add_argument("--limit-rpm", type=int, default=240, help="the emulated API's requests per minute")
+    parser.add_argument("--limit-window", type=float, default=15.0, help="seconds over which it counts them")
+    parser.add_argument("--limit-latency", type=float, default=0.5, help="seconds per answer")
+    parser.add_argument("--limit-per-item", type=float, default=0.05, help="seconds more per flag")
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -146,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     started = time.perf_counter()
-    order = [
-        s for s in ("offline", "gemini", "batch", "prompts", "ratio", "scale", "memory") if s in args.only
-    ]
+    order = [s for s in SECTIONS if s in args.only]
     if "scale" in order and "offline" not in order:
         order.insert(0, "offline")  # x1 of the scale section and the fabricated states reuse it
     try:

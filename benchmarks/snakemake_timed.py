@@ -32,7 +32,9 @@ phase of the run, measured by wrapping Snakemake's own methods:
 ``BENCH_PROFILE=<path>`` additionally runs the whole thing under ``cProfile`` and dumps the stats
 there: the main thread (parsing, planning, DAG, scheduling) to ``<path>``, and, with
 ``BENCH_PROFILE_THREADS=1``, every other thread (the jobs of ``run:`` rules execute in Snakemake's
-worker threads with ``force-use-threads``) to ``<path>.threads``, merged.
+worker threads with ``force-use-threads``) to ``<path>.threads``, merged. ``BENCH_PROFILE_CPU=1``
+times each function by its thread's CPU time instead of the wall clock (a loaded machine or
+threads waiting on the network then do not distort where the CPU goes).
 """
 
 from __future__ import annotations
@@ -128,9 +130,10 @@ def main() -> None:
     import cProfile
     import threading
 
+    timer = time.thread_time if os.environ.get("BENCH_PROFILE_CPU") else time.perf_counter
     if os.environ.get("BENCH_PROFILE_THREADS"):
-        _profile_threads(profile_path + ".threads", threading, cProfile)
-    profiler = cProfile.Profile()
+        _profile_threads(profile_path + ".threads", threading, cProfile, timer)
+    profiler = cProfile.Profile(timer)
 
     def dump() -> None:
         profiler.disable()
@@ -149,7 +152,7 @@ def _run_main(entry) -> None:
         _timings["main_end"] = time.perf_counter() - _T0
 
 
-def _profile_threads(path: str, threading, cProfile) -> None:
+def _profile_threads(path: str, threading, cProfile, timer) -> None:
     """Profile the body of every thread started from now on; merge them into ``path`` at exit."""
     import pstats
 
@@ -158,7 +161,7 @@ def _profile_threads(path: str, threading, cProfile) -> None:
     original_run = threading.Thread.run
 
     def run(self):
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(timer)
         profiler.enable()
         try:
             return original_run(self)

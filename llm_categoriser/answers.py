@@ -43,5 +43,5 @@ def save_answer(layout: Layout, result: BatchResult) -> bool:
     """Keep ``result`` (atomically) if it is complete; return whether it was kept."""
     if not is_complete(result):
         return False
-    write_record(layout.cached_answer(result.fingerprint), result)
+    write_record(layout.cached_answer(result.fingerprint), result, durable=False)
     return True

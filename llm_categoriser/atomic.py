@@ -1,8 +1,12 @@
 """Crash-safe file writes: a reader never sees a half-written file.
 
-Every output goes to a temporary file in the same folder, is flushed and fsync'ed, and is
-then renamed over the target (atomic on POSIX). ``write_if_changed`` leaves an identical file
-untouched so that its modification time, which drives Snakemake's reruns, does not move.
+Every output goes to a temporary file in the same folder, is flushed (and fsync'ed when
+``durable``), and is then renamed over the target (atomic on POSIX): a killed process leaves
+the old file or the new one, never a mix. ``durable=False`` skips the fsync for state that is
+checked when it is read back and can be made again (the plan, the answer cache, job results:
+docs/DESIGN.md §27); an fsync costs milliseconds, and thousands of them dominated a run.
+``write_if_changed`` leaves an identical file untouched so that its modification time, which
+drives Snakemake's reruns, does not move.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -32,7 +36,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, _MODE)  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, target)
     except BaseException:
@@ -41,8 +46,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
 
 
 def dumps_json(data: Any) -> str:
@@ -54,7 +59,7 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     atomic_write_text(path, dumps_json(data))
 
 
-def write_if_changed(path: str | os.PathLike[str], text: str) -> bool:
+def write_if_changed(path: str | os.PathLike[str], text: str, durable: bool = True) -> bool:
     """Write ``text`` unless the file already holds exactly that; return True if written."""
     target = Path(path)
     data = text.encode("utf-8")
@@ -63,7 +68,7 @@ def write_if_changed(path: str | os.PathLike[str], text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data, durable)
     return True
 
 

@@ -6,9 +6,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from .answers import load_answer, save_answer
 from .layout import Layout
+from .limits import RequestLimiter, estimate_tokens
 from .prompts import Templates, load_templates, render_user
 from .providers.base import Answer, Provider, Request
 from .records import BatchResult, FlagResult, PlannedBatch
@@ -61,8 +63,13 @@ def categorise_batch(
     templates: Templates | None = None,
     logger: logging.Logger | None = None,
     first_answer: Answer | None = None,
+    limiter: RequestLimiter | None = None,
 ) -> BatchResult:
-    """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call."""
+    """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call.
+
+    With a ``limiter``, every request holds one of its slots while it is sent (concurrency,
+    requests and tokens per minute: ``limits.py``).
+    """
     logger = logger or log
     templates = templates or load_templates()
     by_local = {flag.local_id: flag for flag in batch.flags}
@@ -85,7 +92,13 @@ def categorise_batch(
             batch=batch,
             local_ids=set(pending),
         )
-        answer = first_answer if attempt == 1 and first_answer is not None else provider.generate(request)
+        if attempt == 1 and first_answer is not None:
+            answer = first_answer
+        elif limiter is None:
+            answer = provider.generate(request)
+        else:
+            with limiter.slot(estimate_tokens(request.system, request.user)):
+                answer = provider.generate(request)
         requests += 1
         input_tokens += answer.input_tokens
         output_tokens += answer.output_tokens
@@ -128,29 +141,37 @@ def categorise_part(
     max_retries: int,
     reuse: bool = True,
     logger: logging.Logger | None = None,
+    limiter: RequestLimiter | None = None,
 ) -> tuple[list[BatchResult], int]:
-    """Categorise ``batches`` one after another; return their results and how many were reused.
+    """Categorise ``batches``; return their results (in order) and how many were reused.
 
     A batch with a complete answer in the cache (``answers.py``) is not sent again when
-    ``reuse``; every new complete answer is saved there atomically before the next batch is
-    sent, so a crash loses at most the batch in flight. ``provider`` makes the provider, once,
-    for the first batch that needs the model.
+    ``reuse``; every new complete answer is saved there atomically as soon as it arrives, so a
+    crash loses at most the requests in flight. ``provider`` makes the provider, once, when a
+    batch needs the model. With a ``limiter`` the batches go out concurrently, from a pool of
+    its ``max_concurrent`` threads (the limiter, shared by every job of the process, bounds
+    what is really in flight); without one, one after another.
     """
     logger = logger or log
-    results: list[BatchResult] = []
-    reused = 0
-    made: Provider | None = None
-    for batch in batches:
+    results: list[BatchResult | None] = [None] * len(batches)
+    waiting: list[int] = []
+    for index, batch in enumerate(batches):
         saved = load_answer(layout, batch.fingerprint, logger) if reuse else None
         if saved is not None:
-            results.append(saved)
-            reused += 1
-            continue
+            results[index] = saved
+        else:
+            waiting.append(index)
+    reused = len(batches) - len(waiting)
+    if not waiting:
+        return [r for r in results if r is not None], reused
+    made = provider()
+    templates = load_templates()
+
+    def one(index: int) -> BatchResult:
+        batch = batches[index]
         started = time.perf_counter()
-        made = made or provider()
-        result = categorise_batch(batch, made, max_retries, logger=logger)
+        result = categorise_batch(batch, made, max_retries, templates, logger, limiter=limiter)
         save_answer(layout, result)
-        results.append(result)
         logger.info(
             "%s: %d flag(s) %s, %d request(s) in %.2f s",
             batch.batch_id,
@@ -159,4 +180,18 @@ def categorise_part(
             result.requests,
             time.perf_counter() - started,
         )
-    return results, reused
+        return result
+
+    workers = min(len(waiting), limiter.limits.max_concurrent if limiter else 1)
+    if workers <= 1:
+        for index in waiting:
+            results[index] = one(index)
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="categorise")
+        try:
+            for index, result in zip(waiting, pool.map(one, waiting), strict=True):
+                results[index] = result
+        finally:
+            # a fatal error (an invalid key) stops the job: nothing more is sent
+            pool.shutdown(wait=True, cancel_futures=True)
+    return [r for r in results if r is not None], reused

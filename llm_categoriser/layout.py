@@ -2,15 +2,16 @@
 
 Paths are relative to the working directory, as Snakemake sees them. Each ``Layout`` method
 fills a template; ``Layout.pattern`` gives the same template with the rule wildcards
-(``{subject}``, ``{document}``, ``{part}``, ``{job}``) left in, for the rules' inputs,
+(``{subject}``, ``{document}``, ``{job}``) left in, for the rules' inputs,
 outputs and logs. A run's folders:
 
 * ``<documents_dir>/<subject>/markdown/<filename>``: the documents (input);
 * ``<documents_dir>/<subject>/document_reports/<document>.csv``, ``combined-report.csv``,
   ``run-summary.json``: the outputs;
 * ``<data_dir>/plan/``: the plan (``plan.json``, ``stamp.json``, per document
-  ``manifest.json`` and ``batches/<batch>.json``, ``jobs/<job>.json`` for batch mode);
-* ``<data_dir>/results/<subject>/<document>/part-<n>.json``: sync mode, one per part;
+  ``manifest.json`` and ``batches/<batch>.json``, ``jobs/<job>.json`` for each job: a group of
+  batches that one categorise job sends in sync mode, one remote job carries in batch mode);
+* ``<data_dir>/results/<job>.json``: sync mode, one per job;
 * ``<data_dir>/jobs/<job>/``: one remote job (``handle.json``, ``state.json``,
   ``attempts.json``, ``results.json``);
 * ``<data_dir>/ledger/<provider>/<name>.json``: every remote job ever created (``remote_ledger.py``);
@@ -41,7 +42,7 @@ INSTANCE_LOCK = f"{STATE_DIR}/llm-categoriser.instance"
 SNAKEMAKE_LOCKS = f"{STATE_DIR}/locks"
 
 # The wildcards of the rules and what each may match.
-WILDCARDS = {"subject": r"[^/]+", "document": r"[^/]+", "part": r"[0-9]+", "job": r"[^/]+"}
+WILDCARDS = {"subject": r"[^/]+", "document": r"[^/]+", "job": r"[^/]+"}
 
 # {docs} and {data} are filled from the settings; the other fields are rule wildcards.
 TEMPLATES = {
@@ -58,7 +59,7 @@ TEMPLATES = {
     "batch": "{data}/plan/{subject}/{document}/batches/{batch}.json",
     "job_specs_dir": "{data}/plan/jobs",
     "job_spec": "{data}/plan/jobs/{job}.json",
-    "part_result": "{data}/results/{subject}/{document}/part-{part}.json",
+    "job_result": "{data}/results/{job}.json",
     "remote_jobs_dir": "{data}/jobs",
     "remote_job_dir": "{data}/jobs/{job}",
     "handle": "{data}/jobs/{job}/handle.json",
@@ -72,7 +73,7 @@ TEMPLATES = {
     "cache_dir": "{data}/cache",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
-    "log_categorise": "{data}/logs/categorise/{subject}/{document}/part-{part}.log",
+    "log_categorise": "{data}/logs/categorise/{job}.log",
     "log_submit": "{data}/logs/submit/{job}.log",
     "log_fetch": "{data}/logs/fetch/{job}.log",
     "log_merge": "{data}/logs/merge/{subject}/{document}.log",
@@ -135,7 +136,7 @@ class Layout:
     job_specs_dir = _fixed("job_specs_dir")
     job_spec = _path("job_spec", "job")
     # results and remote jobs
-    part_result = _path("part_result", "subject", "document", "part")
+    job_result = _path("job_result", "job")
     remote_jobs_dir = _fixed("remote_jobs_dir")
     remote_job_dir = _path("remote_job_dir", "job")
     handle = _path("handle", "job")

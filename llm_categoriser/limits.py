@@ -1,15 +1,20 @@
-"""How fast requests to a model's API may go: one limiter per API, shared by every job of a process.
+"""How fast requests to a model's API may go: one limiter per API, shared by every job of a process
+(docs/DESIGN.md §26).
 
 Snakemake runs the ``run:`` jobs of one process as threads, and each ``categorise`` job sends
 its batches from a small thread pool, so the limiter is what bounds the whole run: at most
 ``max_concurrent`` requests in flight, ``requests_per_minute`` and ``tokens_per_minute`` in
 any 60 seconds (a burst up to those is allowed, as the APIs allow it). A 429 answer pauses
 every sender of the process until the provider's retry delay has passed and paces the starts
-at half the rate of the last ten seconds (multiplicative decrease, at most once a second);
+at half the rate of the last ten seconds (multiplicative decrease, at most once a second, and
+never below ``requests_per_minute / 50`` a minute);
 each success raises the pace by a step (additive increase) until it reaches
-``requests_per_minute / 60`` a second, where pacing stops again. Providers call
-:meth:`RequestLimiter.slot` around every HTTP attempt and :meth:`RequestLimiter.rate_limited`
-when the API says 429; nothing here knows a provider.
+``requests_per_minute / 60`` a second, where pacing stops again.
+
+``categorise.py`` holds a :meth:`RequestLimiter.slot` around every request of every provider;
+a provider calls :meth:`RequestLimiter.rate_limited` when its API says 429 (it returns when
+the retry may go) and :meth:`RequestLimiter.succeeded` on an answer. Nothing here knows a
+provider.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 WINDOW = 60.0  # seconds: the APIs count requests and tokens per minute
 DECREASE = 0.5  # pace after a 429, as a share of the pace before
@@ -81,12 +90,12 @@ class RequestLimiter:
         """Requests per second the limiter currently allows (None: not paced)."""
         return self._pace
 
-    def _wait_needed(self, now: float, tokens: int) -> float:
+    def _wait_needed(self, now: float, tokens: int, new_slot: bool) -> float:
         limits = self.limits
         while self._starts and self._starts[0][0] <= now - self._window:
             self._window_tokens -= self._starts.popleft()[1]
         waits = [self._paused_until - now, self._next_start - now]
-        if self._in_flight >= limits.max_concurrent:
+        if new_slot and self._in_flight >= limits.max_concurrent:
             waits.append(self._window)  # woken by a release
         rpm = limits.requests_per_minute
         if len(self._starts) >= rpm:
@@ -104,23 +113,24 @@ class RequestLimiter:
             waits.append(expire_at - now)
         return max(waits)
 
-    def _admit(self, tokens: int) -> None:
+    def _wait_turn(self, tokens: int, new_slot: bool) -> None:
         started = self._clock()
         with self._cond:
             while True:
                 now = self._clock()
-                wait = self._wait_needed(now, tokens)
+                wait = self._wait_needed(now, tokens, new_slot)
                 if wait <= 0:
                     break
                 self._cond.wait(timeout=wait)
-            self._in_flight += 1
+            if new_slot:
+                self._in_flight += 1
+                self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
             self._starts.append((now, tokens))
             self._window_tokens += tokens
             spacing = max(self.limits.min_interval, 1 / self._pace if self._pace else 0.0)
             self._next_start = max(self._next_start, now) + spacing if spacing else now
             self.stats.requests += 1
             self.stats.tokens += tokens
-            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
             self.stats.waited += now - started
 
     def _release(self) -> None:
@@ -130,15 +140,16 @@ class RequestLimiter:
 
     @contextmanager
     def slot(self, tokens: int = 0) -> Iterator[None]:
-        """Hold one request slot for an HTTP attempt estimated at ``tokens`` input tokens."""
-        self._admit(tokens)
+        """Hold one request slot for a request estimated at ``tokens`` input tokens."""
+        self._wait_turn(tokens, new_slot=True)
         try:
             yield
         finally:
             self._release()
 
-    def rate_limited(self, retry_after: float) -> None:
-        """The API answered 429: pause every sender for ``retry_after`` seconds and slow down."""
+    def rate_limited(self, retry_after: float, tokens: int = 0) -> None:
+        """The API answered 429 to a request holding a slot: pause every sender for
+        ``retry_after`` seconds, slow down, and return when this request may be sent again."""
         with self._cond:
             now = self._clock()
             self.stats.rate_limited += 1
@@ -146,10 +157,11 @@ class RequestLimiter:
             if now - self._last_decrease >= COOLDOWN:
                 span = self._window / 6  # ten seconds of a minute
                 recent = sum(1 for start, _ in self._starts if start > now - span) / span
-                current = self._pace or min(self._max_pace, max(recent, 1 / self._window))
-                self._pace = max(1 / self._window, current * DECREASE)  # never below one a minute
+                current = self._pace or min(self._max_pace, recent)
+                self._pace = max(self._max_pace / INCREASE_STEPS, current * DECREASE)
                 self._last_decrease = now
                 self._next_start = max(self._next_start, now)
+        self._wait_turn(tokens, new_slot=False)
 
     def succeeded(self) -> None:
         """A request was answered: raise the pace by one step; at the configured rate, stop pacing."""
@@ -176,3 +188,29 @@ def shared_limiter(api: tuple[str, ...], limits: Limits) -> RequestLimiter:
         if limiter is None:
             limiter = _registry[key] = RequestLimiter(limits)
         return limiter
+
+
+def limits_of(settings: Settings) -> Limits:
+    """This process's limits: the settings' share when ``api_processes`` processes send at once."""
+    return Limits(
+        max_concurrent=settings.max_concurrent_requests,
+        requests_per_minute=settings.requests_per_minute,
+        tokens_per_minute=settings.tokens_per_minute,
+        min_interval=settings.min_request_interval,
+    ).share(settings.api_processes)
+
+
+def limiter_for(settings: Settings) -> RequestLimiter:
+    """The limiter of the configured provider and model in this process (one per API)."""
+    return shared_limiter((settings.provider, settings.effective_model), limits_of(settings))
+
+
+def estimate_tokens(*texts: str) -> int:
+    """Input tokens of a prompt, estimated before sending (about four characters a token)."""
+    return sum(len(text) for text in texts) // 4 + 1
+
+
+def forget_limiters() -> None:
+    """Drop every shared limiter (a new run in the same process starts afresh; tests)."""
+    with _registry_lock:
+        _registry.clear()

@@ -169,7 +169,7 @@ def merge_document(
         output_tokens=sum(b.output_tokens for b in results),
         providers=sorted({b.provider for b in results}),
     )
-    write_record(stats_file, stats)
+    write_record(stats_file, stats, durable=False)
     return stats
 
 

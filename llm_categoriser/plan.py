@@ -55,13 +55,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The remote jobs of batch mode: job id -> (subject, document, batch id) of its batches.
+# The jobs (a categorise job in sync mode, a remote job in batch mode):
+# job id -> (subject, document, batch id) of its batches.
 JobGroups = dict[str, list[tuple[str, str, str]]]
-
-
-def split_parts(batch_ids: list[str], size: int) -> list[list[str]]:
-    """Sync mode: a document's batches in report order, cut into categorise jobs of ``size``."""
-    return [batch_ids[start : start + size] for start in range(0, len(batch_ids), size)]
 
 
 @dataclass
@@ -86,14 +82,21 @@ class Plan:
 
 
 def write_job_specs(plan: Plan, layout: Layout) -> int:
-    """One file per remote job listing the batches it carries, rewritten only when that changes.
+    """One file per job listing its batches and their fingerprints, rewritten only when that changes.
 
-    It is an input of the submit rule: with modification times as the only rerun trigger, a job
-    whose set of batches changes must see a newer input, not just a different list of inputs.
+    It is the input of the categorise and submit rules: with modification times as the only
+    rerun trigger, a job whose batches change must see a newer input, not just a different list
+    of inputs.
     """
     written = 0
+    fingerprint_of = {
+        (doc.subject, doc.document, batch): digest
+        for doc in plan.documents
+        for batch, digest in zip(doc.batch_ids, doc.fingerprints, strict=True)
+    }
     for job, refs in plan.jobs.items():
-        written += write_record_if_changed(layout.job_spec(job), JobSpec(job=job, batches=refs))
+        spec = JobSpec(job=job, batches=refs, fingerprints=[fingerprint_of[ref] for ref in refs])
+        written += write_record_if_changed(layout.job_spec(job), spec, durable=False)
     folder = Path(layout.job_specs_dir)
     if folder.is_dir():
         wanted = {layout.file_name("job_spec", job=job) for job in plan.jobs}
@@ -386,8 +389,8 @@ def build_plan(
         report=str(settings.report),
         report_documents=plan.report_documents,
     )
-    plan.files_written += write_record_if_changed(layout.plan_summary, summary)
-    write_record_if_changed(layout.plan_stamp, PlanStamp(key=key, files=markdown_files))
+    plan.files_written += write_record_if_changed(layout.plan_summary, summary, durable=False)
+    write_record_if_changed(layout.plan_stamp, PlanStamp(key=key, files=markdown_files), durable=False)
     plan.seconds = time.perf_counter() - started
     return plan
 
@@ -472,7 +475,7 @@ def _plan_document(
         batch.fingerprint = fingerprints[spec.batch_id] = batch.request_fingerprint()
         path = Path(layout.batch(subject, document, spec.batch_id))
         wanted_files.add(path.name)
-        written += write_record_if_changed(path, batch)
+        written += write_record_if_changed(path, batch, durable=False)
     for stale in Path(layout.batches_dir(subject, document)).glob(layout.file_glob("batch")):
         if stale.name not in wanted_files:
             stale.unlink()
@@ -483,25 +486,31 @@ def _plan_document(
         document=document,
         batches=batch_ids,
         fingerprints=fingerprints,
-        parts=split_parts(batch_ids, settings.sync_batches_per_job),
         flags=[
             ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **FlagFields.fields_of(issue))
             for n, issue in enumerate(issues)
         ],
     )
-    written += write_record_if_changed(layout.manifest(subject, document), manifest)
+    written += write_record_if_changed(layout.manifest(subject, document), manifest, durable=False)
     plan.documents.append(
         DocumentPlan(
-            subject=subject, filename=filename, document=document, batch_ids=batch_ids, flags=len(issues)
+            subject=subject,
+            filename=filename,
+            document=document,
+            batch_ids=batch_ids,
+            fingerprints=[fingerprints[b] for b in batch_ids],
+            flags=len(issues),
         )
     )
     return written
 
 
 def group_jobs(plan: Plan, settings: Settings) -> JobGroups:
-    """Batch mode: pack the batches of each subject into jobs of at most ``max_batches_per_job``.
+    """Pack the batches of each subject into jobs of at most ``max_batches_per_job`` batches.
 
-    Whole documents stay together where they fit, so a finished job completes whole documents.
+    One job is one categorise job in sync mode (its requests go out concurrently) and one remote
+    job in batch mode. Whole documents stay together where they fit, so a finished job
+    completes whole documents.
     """
     jobs: JobGroups = {}
     by_subject: dict[str, list[DocumentPlan]] = {}

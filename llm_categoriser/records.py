@@ -93,10 +93,10 @@ class ManifestFlag(FlagFields):
 
 
 class Manifest(Record):
-    """``plan/<subject>/<document>/manifest.json``: a document's flags, batches and parts.
+    """``plan/<subject>/<document>/manifest.json``: a document's flags and batches.
 
-    It lists every batch's fingerprint, so it changes whenever a batch does: it is the only
-    input of the sync categorise jobs (one file per job keeps the DAG small).
+    It lists every batch's fingerprint, so it changes whenever a batch does (an input of the
+    merge rule, with the results of the jobs that carry its batches).
     """
 
     fix: ClassVar[str] = PlannedBatch.fix
@@ -105,7 +105,6 @@ class Manifest(Record):
     document: str
     batches: list[str]
     fingerprints: dict[str, str]
-    parts: list[list[str]]
     flags: list[ManifestFlag]
 
 
@@ -114,6 +113,7 @@ class DocumentPlan(Record):
     filename: str
     document: str
     batch_ids: list[str]
+    fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
     flags: int = 0
 
 
@@ -166,11 +166,16 @@ class BatchLocation(BaseModel):
 
 
 class JobSpec(Record):
-    """``plan/jobs/<job>.json``: the batches one remote job carries (batch mode)."""
+    """``plan/jobs/<job>.json``: the batches of one job (a categorise job, or a remote job).
+
+    It lists every batch's fingerprint, so it changes whenever one of its batches does: it is
+    the only input of the sync categorise job (one file per job keeps the DAG small).
+    """
 
     fix: ClassVar[str] = PlannedBatch.fix
     job: str
     batches: list[tuple[str, str, str]] = Field(description="(subject, document, batch id)")
+    fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
 
 
 # --------------------------------------------------------------------------
@@ -212,11 +217,11 @@ class ResultSet(Record):
     batches: list[BatchResult]
 
 
-class PartResult(ResultSet):
-    """``results/<subject>/<document>/part-<n>.json``: one sync categorise job's answers."""
+class JobResult(ResultSet):
+    """``results/<job>.json``: one sync categorise job's answers."""
 
     model_config = ConfigDict(extra="forbid")
-    part: int
+    job: str
 
 
 # --------------------------------------------------------------------------
@@ -428,11 +433,11 @@ def record_json(record: BaseModel) -> str:
     return dumps_json(record.model_dump(mode="json"))
 
 
-def write_record(path: str | os.PathLike[str], record: BaseModel) -> None:
-    """Write ``record`` atomically."""
-    atomic_write_text(path, record_json(record))
+def write_record(path: str | os.PathLike[str], record: BaseModel, durable: bool = True) -> None:
+    """Write ``record`` atomically (``durable``: see ``atomic.py``)."""
+    atomic_write_text(path, record_json(record), durable)
 
 
-def write_record_if_changed(path: str | os.PathLike[str], record: BaseModel) -> bool:
+def write_record_if_changed(path: str | os.PathLike[str], record: BaseModel, durable: bool = True) -> bool:
     """Write ``record`` unless the file already holds it (its modification time then stays)."""
-    return write_if_changed(path, record_json(record))
+    return write_if_changed(path, record_json(record), durable)

@@ -50,7 +50,10 @@ class Settings(BaseModel):
     max_batches_per_job: int
     max_inline_bytes: int
     max_job_attempts: int
-    sync_batches_per_job: int
+    max_concurrent_requests: int
+    requests_per_minute: float
+    tokens_per_minute: float
+    api_processes: int
     reuse_answers: bool
 
     @property

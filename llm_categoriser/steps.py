@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .outputs import merge_document
-from .providers import make_provider
-from .records import Manifest, PartResult, PlannedBatch, read_record, write_record
+from .providers import get_provider, make_provider
+from .records import JobResult, JobSpec, PlannedBatch, read_record, write_record
 from .settings import Settings
 
 _counter = itertools.count(1)  # next() is atomic: jobs run in threads
@@ -42,28 +42,31 @@ def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
         logger.removeHandler(handler)
 
 
-def run_categorise(manifest_file: str, part: int, output: str, log_file: str, settings: Settings) -> None:
-    """Sync mode: categorise part ``part`` (1-based) of a document, one batch after another.
+def run_categorise(spec_file: str, output: str, log_file: str, settings: Settings) -> None:
+    """Sync mode: categorise the batches of one job of the plan (``plan/jobs/<job>.json``).
 
     Each batch's answer is kept in the answer cache as soon as it arrives, so a crash loses at
-    most the batch in flight, and a batch whose fingerprint is unchanged is answered from there
-    without a request (``answers.py``).
+    most the requests in flight, and a batch whose fingerprint is unchanged is answered from
+    there without a request (``answers.py``). A provider that calls an API sends the batches
+    concurrently under the process's request limiter (``limits.py``).
     """
     from .categorise import categorise_part
+    from .limits import limiter_for
 
     with job_logger(log_file, "categorise") as logger:
         started = time.perf_counter()
-        manifest = read_record(manifest_file, Manifest)
-        if not 1 <= part <= len(manifest.parts):
-            raise ValueError(
-                f"{manifest_file} has {len(manifest.parts)} part(s), not part {part}: the plan changed "
-                f"while Snakemake ran; run it again"
-            )
+        spec = read_record(spec_file, JobSpec)
         layout = settings.layout
-        batches = [
-            read_record(layout.batch(manifest.subject, manifest.document, batch_id), PlannedBatch)
-            for batch_id in manifest.parts[part - 1]
-        ]
+        batches = []
+        for (subject, document, batch_id), expected in zip(spec.batches, spec.fingerprints, strict=True):
+            batch = read_record(layout.batch(subject, document, batch_id), PlannedBatch)
+            if batch.fingerprint != expected:
+                raise ValueError(
+                    f"{layout.batch(subject, document, batch_id)} changed after {spec_file} was "
+                    f"written: the plan changed while Snakemake ran; run it again"
+                )
+            batches.append(batch)
+        remote = get_provider(settings.provider).runs_remotely
         results, reused = categorise_part(
             batches,
             lambda: make_provider(settings),  # not made when every answer is saved
@@ -71,14 +74,13 @@ def run_categorise(manifest_file: str, part: int, output: str, log_file: str, se
             settings.max_retries,
             reuse=settings.reuse_answers,
             logger=logger,
+            limiter=limiter_for(settings) if remote else None,
         )
-        write_record(output, PartResult(part=part, batches=results))
+        write_record(output, JobResult(job=spec.job, batches=results), durable=False)
         statuses = dict(Counter(item.status for result in results for item in result.items.values()))
         logger.info(
-            "%s/%s part %d: %d batch(es), %d answered from the cache, %d flag(s) %s in %.2f s",
-            manifest.subject,
-            manifest.document,
-            part,
+            "%s: %d batch(es), %d answered from the cache, %d flag(s) %s in %.2f s",
+            spec.job,
             len(results),
             reused,
             sum(statuses.values()),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .plan import Plan, split_parts
+from .plan import Plan
 from .records import DocumentPlan
 from .settings import Settings
 
@@ -25,13 +25,12 @@ class Targets:
         return self.documents[(subject, document)]
 
     def document_results(self, subject: str, document: str) -> list[str]:
-        """Sync mode: one result per part; batch mode: the results of the jobs that carry them."""
+        """The results of the jobs that carry the document's batches (sync or batch mode)."""
         doc = self.document(subject, document)
+        jobs = dict.fromkeys(self.job_of[(doc.subject, doc.document, b)] for b in doc.batch_ids)
         if self.settings.mode == "batch":
-            jobs = dict.fromkeys(self.job_of[(doc.subject, doc.document, b)] for b in doc.batch_ids)
             return [self.layout.job_results(job) for job in jobs]
-        parts = split_parts(doc.batch_ids, self.settings.sync_batches_per_job)
-        return [self.layout.part_result(doc.subject, doc.document, n) for n in range(1, len(parts) + 1)]
+        return [self.layout.job_result(job) for job in jobs]
 
     def job_batch_files(self, job: str) -> list[str]:
         return [self.layout.batch(*ref) for ref in self.plan.jobs[job]]

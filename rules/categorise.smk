@@ -1,16 +1,18 @@
-"""Sync mode: one categorise job per document part (docs/DESIGN.md §12).
+"""Sync mode: one categorise job per job of the plan (docs/DESIGN.md §12, §26).
 
-The only input is the document's manifest, which lists every batch's fingerprint, so any
-change to a batch rewrites it; every part of that document then reruns, and each batch whose
-fingerprint is unchanged is answered from the answer cache without a request.
+A job is up to `max_batches_per_job` batches of one subject, the same grouping as batch mode's
+remote jobs. Its only input is its spec, which lists every batch's fingerprint, so any change
+to one of its batches rewrites it; the job then reruns, and each batch whose fingerprint is
+unchanged is answered from the answer cache without a request. Its requests go out
+concurrently, bounded by the process's request limiter, not by cores or the `api` resource.
 """
 
 
 rule categorise:
     input:
-        LAYOUT.pattern("manifest"),
+        LAYOUT.pattern("job_spec"),
     output:
-        LAYOUT.pattern("part_result"),
+        LAYOUT.pattern("job_result"),
     log:
         LAYOUT.pattern("log_categorise"),
     resources:
@@ -18,4 +20,4 @@ rule categorise:
     run:
         from llm_categoriser.steps import run_categorise
 
-        run_categorise(input[0], int(wildcards.part), output[0], log[0], SETTINGS)
+        run_categorise(input[0], output[0], log[0], SETTINGS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from test_prompts import BATCH
 from llm_categoriser.answers import load_answer
 from llm_categoriser.categorise import categorise_batch, categorise_part
 from llm_categoriser.layout import Layout
+from llm_categoriser.limits import Limits, RequestLimiter
 from llm_categoriser.providers.base import Answer
 from llm_categoriser.providers.offline.provider import OfflineProvider
 from llm_categoriser.records import PlannedBatch
@@ -147,3 +150,60 @@ def test_a_crash_mid_part_keeps_the_answers_already_received(tmp_path):
     provider = Scripted([ok(0, 1)] * 2)
     _, reused = categorise_part(_part(3), lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 1 and [r.key for r in provider.requests] == ["b1#1", "b2#1"]
+
+
+# Concurrency: a part's requests go out together, bounded by the process's limiter
+
+
+class Slow(Scripted):
+    """Answers every request after ``delay`` seconds and records how many were in flight."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__([])
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = self.peak = 0
+
+    def generate(self, request):
+        with self.lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        time.sleep(self.delay)
+        with self.lock:
+            self.in_flight -= 1
+        return Answer(text=ok(0, 1))
+
+
+def test_with_a_limiter_a_parts_requests_overlap_up_to_its_concurrency(tmp_path):
+    limiter = RequestLimiter(Limits(max_concurrent=4, requests_per_minute=100_000))
+    provider = Slow(0.1)
+    results, reused = categorise_part(
+        _part(12), lambda: provider, _data(tmp_path), max_retries=0, limiter=limiter
+    )
+    assert reused == 0 and [r.batch_id for r in results] == [f"b{i}" for i in range(12)]
+    assert provider.peak == 4 and limiter.stats.peak_in_flight == 4
+    assert _cached(tmp_path) == sorted(f"f{i}" for i in range(12))
+
+
+def test_two_jobs_of_one_process_share_the_limit(tmp_path):
+    """Snakemake runs jobs as threads: two parts at once still keep to one limiter's slots."""
+    limiter = RequestLimiter(Limits(max_concurrent=3, requests_per_minute=100_000))
+    provider = Slow(0.1)
+
+    def part(prefix: str) -> None:
+        batches = [b.model_copy(update={"fingerprint": prefix + b.fingerprint}) for b in _part(6)]
+        categorise_part(batches, lambda: provider, _data(tmp_path), max_retries=0, limiter=limiter)
+
+    jobs = [threading.Thread(target=part, args=(p,)) for p in ("x", "y")]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(provider.requests) == 12 and provider.peak == 3
+
+
+def test_without_a_limiter_batches_go_one_after_another(tmp_path):
+    provider = Slow(0.01)
+    categorise_part(_part(4), lambda: provider, _data(tmp_path), max_retries=0)
+    assert provider.peak == 1

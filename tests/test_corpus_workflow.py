@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 
 import pytest
-from support.workflow import answer_times, job_counts, parts_of, read_rows, resent, snakemake
+from support.workflow import answer_times, documents_sharing_a_job, job_counts, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import read_csv
 
@@ -51,8 +51,8 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     csv.writer(out, lineterminator="\n").writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")
     assert job_counts(snakemake(corpus_run, "--dry-run").stdout) == {
-        "categorise": parts_of(corpus_run, *biggest),
-        "merge": 1,
+        "categorise": 1,  # the job holding the batch
+        "merge": documents_sharing_a_job(corpus_run, " (edited)"),
         "combine": 1,
         "all": 1,
     }

@@ -444,7 +444,6 @@ def csv_rows(result) -> dict[str, dict[str, object]]:
         document=BATCH.document,
         batches=[BATCH.batch_id],
         fingerprints={BATCH.batch_id: BATCH.fingerprint},
-        parts=[[BATCH.batch_id]],
         flags=[
             ManifestFlag(issue_id=f.local_id, batch_id=BATCH.batch_id, **f.model_dump(include=fields))
             for f in BATCH.flags

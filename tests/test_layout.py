@@ -12,20 +12,21 @@ from llm_categoriser.layout import PACKAGE_DIR, TEMPLATES, WILDCARDS, Layout
 from llm_categoriser.providers import PROVIDERS
 
 LAYOUT = Layout("Docs", "state")
-VALUES = {"subject": "Geo", "document": "a", "part": "2", "job": "Geo-01"}
+VALUES = {"subject": "Geo", "document": "a", "job": "Geo-01"}
 
 
 @pytest.mark.parametrize(
     ("pattern", "path"),
     [
         ("manifest", LAYOUT.manifest("Geo", "a")),
-        ("part_result", LAYOUT.part_result("Geo", "a", 2)),
+        ("job_result", LAYOUT.job_result("Geo-01")),
         ("handle", LAYOUT.handle("Geo-01")),
         ("job_results", LAYOUT.job_results("Geo-01")),
         ("job_spec", LAYOUT.job_spec("Geo-01")),
         ("document_csv", LAYOUT.document_csv("Geo", "a")),
         ("document_stats", LAYOUT.document_stats("Geo", "a")),
-        ("log_categorise", LAYOUT.log("categorise", subject="Geo", document="a", part=2)),
+        ("log_categorise", LAYOUT.log("categorise", job="Geo-01")),
+        ("log_merge", LAYOUT.log("merge", subject="Geo", document="a")),
         ("log_fetch", LAYOUT.log("fetch", job="Geo-01")),
     ],
 )

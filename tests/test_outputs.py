@@ -25,7 +25,6 @@ MANIFEST = Manifest.model_validate(
         "document": "a",
         "batches": ["b1"],
         "fingerprints": {"b1": "f"},
-        "parts": [["b1"]],
         "flags": [
             {
                 "issue_id": 0,

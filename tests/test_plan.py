@@ -100,26 +100,28 @@ def test_a_deleted_planning_file_is_rewritten_not_trusted(tmp_path, templates, v
     assert build_plan(settings).cached
 
 
-def test_parts_cut_a_documents_batches_in_order():
-    assert plan_module.split_parts(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
-    assert plan_module.split_parts(["a"], 8) == [["a"]]
-
-
-def test_the_manifest_carries_every_fingerprint_and_the_parts(tmp_path, templates):
-    """The manifest is the only input of a sync categorise job: it must change with any batch."""
+def test_the_manifest_and_the_job_spec_carry_every_fingerprint(tmp_path, templates):
+    """A job spec is the only input of a sync categorise job: it must change with any batch."""
     settings = _settings(tmp_path)
-    doc = build_plan(settings).documents[0]
+    plan = build_plan(settings)
+    doc = plan.documents[0]
     path = Path(settings.layout.manifest(doc.subject, doc.document))
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    spec = json.loads(Path(settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0])).read_text())
-    assert manifest["fingerprints"] == {doc.batch_ids[0]: spec["fingerprint"]}
-    assert manifest["parts"] == [doc.batch_ids]
+    batch = json.loads(Path(settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0])).read_text())
+    assert manifest["fingerprints"] == {doc.batch_ids[0]: batch["fingerprint"]}
+    (job,) = plan.jobs
+    spec_path = Path(settings.layout.job_spec(job))
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    assert len(spec["batches"]) == len(spec["fingerprints"]) == 2  # both documents of the subject
+    at = spec["batches"].index([doc.subject, doc.document, doc.batch_ids[0]])
+    assert spec["fingerprints"][at] == batch["fingerprint"]
 
     (templates / "user.md").write_text((templates / "user.md").read_text() + "\nMore.\n")
     prompts.load_templates.cache_clear()
     build_plan(settings)
     changed = json.loads(path.read_text(encoding="utf-8"))
     assert changed["fingerprints"] != manifest["fingerprints"]
+    assert json.loads(spec_path.read_text(encoding="utf-8"))["fingerprints"] != spec["fingerprints"]
 
 
 def test_the_plan_cache_is_keyed_on_the_whole_package():

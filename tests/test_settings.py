@@ -21,10 +21,18 @@ def test_a_boolean_key_with_another_word_names_the_key():
         resolve({"reuse_answers": "perhaps"}, env={})
 
 
-def test_parts_size_is_validated_and_defaults_to_eight():
-    assert resolve({}, env={}).sync_batches_per_job == 8
-    with pytest.raises(ConfigError, match="config key sync_batches_per_job: 0 is less than the minimum of 1"):
-        resolve({"sync_batches_per_job": 0}, env={})
+def test_request_limits_are_validated_and_default_to_a_paid_gemini_tier():
+    settings = resolve({}, env={})
+    assert (settings.max_concurrent_requests, settings.requests_per_minute, settings.tokens_per_minute) == (
+        32,
+        2000,
+        3_000_000,
+    )
+    assert settings.api_processes == 1
+    with pytest.raises(ConfigError, match="config key max_concurrent_requests: 0 is less than the minimum"):
+        resolve({"max_concurrent_requests": 0}, env={})
+    with pytest.raises(ConfigError, match="config key requests_per_minute"):
+        resolve({"requests_per_minute": 0}, env={})
 
 
 def test_the_workflow_takes_a_boolean_from_the_command_line(tmp_path):

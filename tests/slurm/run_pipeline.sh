@@ -288,11 +288,8 @@ read -r WANT_CAT WANT_MERGE < <(PLAN="$SLURM_WD/data/plan" "$PYBIN" -c '
 import json, os
 root = os.environ["PLAN"]
 p = json.load(open(os.path.join(root, "plan.json")))
-parts = [
-    json.load(open(os.path.join(root, d["subject"], d["document"], "manifest.json")))["parts"]
-    for d in p["documents"]
-]
-print(sum(len(x) for x in parts), len(p["documents"]))' 2>/dev/null || echo "? ?")
+jobs = [n for n in os.listdir(os.path.join(root, "jobs")) if n.endswith(".json")]
+print(len(jobs), len(p["documents"]))' 2>/dev/null || echo "? ?")
 
 # "Job N has been submitted with SLURM jobid 12 (log: .../slurm_logs/<rule_X|group_G_rules>/.../12.log)."
 SUBMITS=$WORK/submitted.txt
@@ -330,7 +327,7 @@ CAT_RAN=$(count_rule categorise)
 MERGE_RAN=$(count_rule merge)
 dups=$(awk '{ print $2, $3 }' "$EXECS" | sort | uniq -d | head -n 3)
 [ -z "$dups" ] || fail "outputs produced by more than one SLURM job: $dups"
-[ "$CAT_RAN" = "$WANT_CAT" ] || fail "categorise: $CAT_RAN ran in SLURM jobs, the plan has $WANT_CAT document parts"
+[ "$CAT_RAN" = "$WANT_CAT" ] || fail "categorise: $CAT_RAN ran in SLURM jobs, the plan has $WANT_CAT jobs"
 [ "$MERGE_RAN" = "$WANT_MERGE" ] || fail "merge: $MERGE_RAN ran in SLURM jobs, the plan has $WANT_MERGE documents"
 # ... and none ran in the main (local) process
 for r in categorise merge; do

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llm_categoriser.layout import CONFIG_FILE, SNAKEFILE
-from llm_categoriser.records import Manifest, read_record
 from llm_categoriser.settings import Settings, resolve
 
 REPO = SNAKEFILE.parent
@@ -95,12 +94,6 @@ def answer_times(work: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (work / default_settings().layout.cache_dir).rglob("*.json")}
 
 
-def parts_of(work: Path, subject: str, filename: str) -> int:
-    """How many categorise jobs (parts) the plan gives a document."""
-    manifest = work / default_settings().layout.manifest(subject, filename.removesuffix(".md"))
-    return len(read_record(manifest, Manifest).parts)
-
-
 def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
     """The answers written since ``before``: the batches sent to the provider again."""
     return sorted(p.name for p, t in after.items() if before.get(p) != t)
@@ -109,3 +102,21 @@ def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
 def planned_batches(work: Path) -> int:
     """How many batches (one request each, when every answer is valid) the plan holds."""
     return sum(1 for _ in (work / "data" / "plan").glob("*/*/batches/*.json"))
+
+
+def documents_sharing_a_job(work: Path, issue_suffix: str) -> int:
+    """How many documents the plan's job holding the flag whose issue ends ``issue_suffix`` serves
+    (their merges rerun when that job does)."""
+    from llm_categoriser.records import JobSpec, PlannedBatch, read_record
+
+    layout = default_settings().layout
+    batch_of = None
+    for path in (work / layout.plan_dir).glob("*/*/batches/*.json"):
+        batch = read_record(path, PlannedBatch)
+        if any(flag.issue.endswith(issue_suffix) for flag in batch.flags):
+            batch_of = (batch.subject, batch.document, batch.batch_id)
+    for path in (work / layout.job_specs_dir).glob("*.json"):
+        spec = read_record(path, JobSpec)
+        if batch_of in {tuple(ref) for ref in spec.batches}:
+            return len({(s, d) for s, d, _ in spec.batches})
+    raise AssertionError(f"no job holds a flag ending {issue_suffix!r}")

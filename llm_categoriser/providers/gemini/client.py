@@ -2,9 +2,10 @@
 
 Synchronous calls retry 429 and 5xx answers with exponential backoff, honouring the server's
 ``RetryInfo.retryDelay`` (the SDK ignores it and retries nothing by itself), and stop the run
-with a clear message for an invalid key or a spent per-day quota. A process-wide minimum
-interval spaces requests; concurrency across batches is bounded by Snakemake's ``api``
-resource. The key is read from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` when the client is
+with a clear message for an invalid key or a spent per-day quota. A 429 is reported to the
+process's request limiter (``limits.py``), which pauses every sender until the retry delay has
+passed and slows them down; the limiter also bounds concurrency, requests and tokens per
+minute. The key is read from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` when the client is
 built, inside the job, and is scrubbed from every message this module produces.
 ``GOOGLE_GEMINI_BASE_URL`` points the SDK elsewhere (the tests use a loopback emulator).
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...categories import CATEGORY_NAMES
+from ...limits import limiter_for
 from ...settings import Settings
 from ..base import Answer, ProviderError, Request
 from . import KEY_VARIABLES
@@ -40,9 +42,6 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     },
 }
 
-_interval_lock = threading.Lock()
-_last_request = 0.0
-
 
 def api_key(env: dict[str, str] | None = None) -> str:
     env = dict(os.environ) if env is None else env
@@ -58,19 +57,6 @@ def api_key(env: dict[str, str] | None = None) -> str:
 
 def redact(text: str, secret: str) -> str:
     return text.replace(secret, "[redacted]") if secret else text
-
-
-def wait_for_slot(min_interval: float) -> None:
-    """Space requests of this process at least ``min_interval`` seconds apart."""
-    global _last_request
-    if min_interval <= 0:
-        return
-    with _interval_lock:
-        now = time.monotonic()
-        delay = _last_request + min_interval - now
-        if delay > 0:
-            time.sleep(delay)
-        _last_request = time.monotonic()
 
 
 def _parse_duration(value: Any) -> float | None:
@@ -228,6 +214,29 @@ def make_client(settings: Settings, key: str) -> Any:
     return genai.Client(api_key=key, http_options=types.HttpOptions(timeout=timeout_ms))
 
 
+_clients_lock = threading.Lock()
+_clients: dict[tuple[str, float, str], Any] = {}
+
+
+def shared_client(settings: Settings, key: str) -> Any:
+    """One SDK client per key, timeout and endpoint in the process (jobs run as its threads).
+
+    Building a client costs about 0.1 s of CPU (two SSL contexts); its HTTP connection pool is
+    safe to share between threads and is reused across jobs. Kept for the process's life, so
+    it is never closed under a caller (docs/DESIGN.md §26).
+    """
+    ident = (
+        hashlib.sha256(key.encode()).hexdigest(),
+        settings.request_timeout,
+        os.environ.get("GOOGLE_GEMINI_BASE_URL", ""),
+    )
+    with _clients_lock:
+        client = _clients.get(ident)
+        if client is None:
+            client = _clients[ident] = make_client(settings, key)
+        return client
+
+
 class GeminiProvider:
     name = "gemini"
 
@@ -236,8 +245,9 @@ class GeminiProvider:
         self.model = settings.model
         self._key = key
         # keep the client referenced for the provider's life: a dropped client closes its transport
-        self.client = client if client is not None else make_client(settings, key)
+        self.client = client if client is not None else shared_client(settings, key)
         self.sleep = time.sleep
+        self.limiter = limiter_for(settings)  # shared by every job of the process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GeminiProvider:
@@ -288,7 +298,7 @@ class GeminiProvider:
         last = ""
         for attempt in range(1, attempts + 1):
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
                 self.fail_if_fatal(exc, what)
                 info = error_info(exc)
@@ -297,15 +307,24 @@ class GeminiProvider:
                     last = redact(f"{info.status}: {info.message}", self._key)
                 if not info.transient or attempt == attempts:
                     break
-                self.sleep(backoff_delay(attempt, info))
+                if info.code == 429:  # every sender of the process waits and slows down
+                    self.limiter.rate_limited(backoff_delay(attempt, info))
+                else:
+                    self.sleep(backoff_delay(attempt, info))
+            else:
+                self.limiter.succeeded()
+                return result
         raise TransientFailure(f"{what} failed after {attempt} attempt(s): {last}")
 
     def generate(self, request: Request) -> Answer:
-        config = generation_config(self.settings, request.system)
+        # The REST body goes through the SDK's own API client (key, endpoint, timeout, errors);
+        # models.generate_content would convert the config and its response schema to the same
+        # body again on every call, 2.5 times the CPU of the whole request (docs/DESIGN.md §26).
+        body = rest_request(self.settings, request.system, request.user)
+        path = f"models/{self.model}:generateContent"
 
         def once() -> Any:
-            wait_for_slot(self.settings.min_request_interval)
-            return self.client.models.generate_content(model=self.model, contents=request.user, config=config)
+            return json.loads(self.client._api_client.request("post", path, body).body or "{}")
 
         try:
             response = self.call("generateContent", once)

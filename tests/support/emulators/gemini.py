@@ -136,9 +136,9 @@ prompt. With ``requests_per_minute=N``, at most N ``generateContent`` calls are
 accepted per ``rate_window`` seconds (sliding, 60 by default); beyond that the
 call gets the per-minute 429 ``RESOURCE_EXHAUSTED`` above, whose ``RetryInfo``
 says when the oldest accepted call leaves the window. Refused calls do not
-count. ``stats()["rate_limited"]`` counts them; ``answered`` and
-``answered_span`` (seconds from the first successful answer to the last) give
-the throughput.
+count. ``stats()["rate_limited"]`` counts them; ``answered``, ``answered_span``
+(seconds from the first successful answer to the last) and ``answered_at``
+(each answer's time after the first) give the throughput.
 
 Counters: ``emu.stats()`` (``http_requests``, ``generate_content_calls``,
 ``batch_creations``, ``endpoint_counts``, ``path_counts``,
@@ -1036,6 +1036,7 @@ class GeminiEmulator:
                 "rate_limited": self._rate_limited,
                 "answered": len(self._answered_at),
                 "answered_span": (self._answered_at[-1] - self._answered_at[0]) if self._answered_at else 0.0,
+                "answered_at": [round(t - self._answered_at[0], 3) for t in self._answered_at],
                 "jobs": {name: job.state for name, job in self._jobs.items()},
             }
 
