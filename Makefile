@@ -38,7 +38,8 @@ format: $(STAMP)
 
 clean:
 	rm -rf data/plan data/results data/jobs data/merged data/logs .snakemake \
-		Documents/*/document_reports Documents/combined-report.csv Documents/run-summary.json
+		Documents/*/document_reports Documents/combined-report.csv Documents/run-summary.json \
+		Documents/report.html Documents/triage.xlsx Documents/languagetool
 
 # Benchmarks on the reference corpus (../shared/corpus); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)

@@ -9,9 +9,11 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/progress.smk"
 include: "rules/categorise.smk"
 include: "rules/batch.smk"
 include: "rules/report.smk"
+include: "rules/results.smk"
 
 
 rule all:
@@ -19,3 +21,4 @@ rule all:
     input:
         LAYOUT.combined_csv,
         LAYOUT.summary,
+        RESULTS_VIEW,

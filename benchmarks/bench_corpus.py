@@ -155,13 +155,13 @@ def fabricate_outputs(done: Path, target: Path, factor: int) -> int:
 
     Copies every output of the finished ×1 run ``done`` (results, merged stats, document CSVs,
     the combined report and summary) to the paths of each duplicate subject, then sets the
-    modification times in rule order (planning files < results < merged < combined) so that
-    Snakemake sees an up-to-date workflow. Returns the number of files written.
+    modification times in rule order (planning files < results < merged < combined < results
+    view) so that Snakemake sees an up-to-date workflow. Returns the number of files written.
     """
     plan_mtime = max(p.stat().st_mtime for p in (target / "data" / "plan").rglob("*.json"))
     base = max(plan_mtime + 1.0, 0.0)
     written = 0
-    layers: list[list[Path]] = [[], [], []]
+    layers: list[list[Path]] = [[], [], [], []]
     suffixes = [""] + [f"-x{c}" for c in range(2, factor + 1)]
     for kind, layer in (("data/results", 0), ("data/merged", 1)):
         src_root = done / kind
@@ -180,6 +180,16 @@ def fabricate_outputs(done: Path, target: Path, factor: int) -> int:
     for name in ("combined-report.csv", "run-summary.json"):
         shutil.copy(done / "Documents" / name, target / "Documents" / name)
         layers[2].append(target / "Documents" / name)
+    for name in ("report.html", "triage.xlsx", "languagetool/disable-rules.txt"):
+        (target / "Documents" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(done / "Documents" / name, target / "Documents" / name)
+        layers[3].append(target / "Documents" / name)
+    for subject_dir in sorted(p for p in (done / "Documents" / "languagetool").iterdir() if p.is_dir()):
+        for suffix in suffixes:
+            dst = target / "Documents" / "languagetool" / f"{subject_dir.name}{suffix}"
+            if not dst.exists():
+                shutil.copytree(subject_dir, dst)
+            layers[3].extend(q for q in dst.rglob("*") if q.is_file())
     for depth, files in enumerate(layers):
         stamp = base + depth
         for path in files:

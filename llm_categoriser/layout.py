@@ -8,6 +8,8 @@ outputs and logs. A run's folders:
 * ``<documents_dir>/<subject>/markdown/<filename>``: the documents (input);
 * ``<documents_dir>/<subject>/document_reports/<document>.csv``, ``combined-report.csv``,
   ``run-summary.json``: the outputs;
+* ``<documents_dir>/report.html``, ``triage.xlsx``, ``languagetool/`` (``disable-rules.txt``,
+  per subject ``spelling.txt`` and ``disable-rules.txt``): the results view, built from them;
 * ``<data_dir>/plan/``: the plan (``plan.json``, ``stamp.json``, per document
   ``manifest.json`` and ``batches/<batch>.json``, ``jobs/<job>.json`` for each job: a group of
   batches that one categorise job sends in sync mode, one remote job carries in batch mode);
@@ -51,6 +53,12 @@ TEMPLATES = {
     "document_csvs": "{docs}/*/document_reports/*.csv",
     "combined_csv": "{docs}/combined-report.csv",
     "summary": "{docs}/run-summary.json",
+    "report_html": "{docs}/report.html",
+    "workbook": "{docs}/triage.xlsx",
+    "feedback_dir": "{docs}/languagetool",
+    "feedback_rules": "{docs}/languagetool/disable-rules.txt",
+    "feedback_words": "{docs}/languagetool/{subject}/spelling.txt",
+    "feedback_subject_rules": "{docs}/languagetool/{subject}/disable-rules.txt",
     "plan_dir": "{data}/plan",
     "plan_summary": "{data}/plan/plan.json",
     "plan_stamp": "{data}/plan/stamp.json",
@@ -78,6 +86,7 @@ TEMPLATES = {
     "log_fetch": "{data}/logs/fetch/{job}.log",
     "log_merge": "{data}/logs/merge/{subject}/{document}.log",
     "log_combine": "{data}/logs/combine.log",
+    "log_results_view": "{data}/logs/results_view.log",
 }
 
 
@@ -126,6 +135,13 @@ class Layout:
     document_csvs_glob = _fixed("document_csvs")
     combined_csv = _fixed("combined_csv")
     summary = _fixed("summary")
+    # the results view
+    report_html = _fixed("report_html")
+    workbook = _fixed("workbook")
+    feedback_dir = _fixed("feedback_dir")
+    feedback_rules = _fixed("feedback_rules")
+    feedback_words = _path("feedback_words", "subject")
+    feedback_subject_rules = _path("feedback_subject_rules", "subject")
     # the plan
     plan_dir = _fixed("plan_dir")
     plan_summary = _fixed("plan_summary")

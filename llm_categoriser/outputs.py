@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,14 @@ def render_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
+def write_csv(path: str | Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]], bom: bool) -> None:
+    """Write a CSV atomically; ``bom`` starts it with a UTF-8 byte-order mark (for Excel)."""
+    atomic_write_text(path, ("\ufeff" if bom else "") + render_csv(columns, rows))
+
+
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    """Rows of one of our CSVs, with or without a byte-order mark."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         return [{k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -150,12 +157,13 @@ def merge_document(
     result_files: Iterable[str | Path],
     csv_file: str | Path,
     stats_file: str | Path,
+    bom: bool = False,
 ) -> DocumentStats:
     manifest = read_record(manifest_file, Manifest)
     wanted = set(manifest.batches)
     results = [b for b in load_results(result_files) if b.batch_id in wanted]
     rows = document_rows(manifest, results)
-    atomic_write_text(csv_file, render_csv(DOCUMENT_COLUMNS, rows))
+    write_csv(csv_file, DOCUMENT_COLUMNS, rows, bom)
     stats = DocumentStats(
         subject=manifest.subject,
         filename=manifest.filename,
@@ -180,13 +188,15 @@ def combine(
     combined_csv: str | Path,
     summary_json: str | Path,
     batch_mode: bool = False,
+    bom: bool = False,
+    started: float | None = None,
 ) -> RunSummary:
     rows: list[dict[str, Any]] = []
     stats = [read_record(p, DocumentStats) for p in stats_files]
     for path, doc in zip(csv_files, stats, strict=True):
         for row in read_csv(path):
             rows.append({"subject": doc.subject, "filename": doc.filename, **row})
-    atomic_write_text(combined_csv, render_csv(COMBINED_COLUMNS, rows))
+    write_csv(combined_csv, COMBINED_COLUMNS, rows, bom)
     plan = read_record(plan_file, PlanSummary)
     tokens_in = sum(s.input_tokens for s in stats)
     tokens_out = sum(s.output_tokens for s in stats)
@@ -210,9 +220,22 @@ def combine(
         warnings=plan.warnings,
         document_reports=[s.csv for s in stats],
         combined_report=str(combined_csv),
+        **run_times(started),
     )
-    write_record(summary_json, summary)
+    write_record(summary_json, summary, indent=2)
     return summary
+
+
+def run_times(started: float | None, now: datetime | None = None) -> dict[str, Any]:
+    """``started_at`` (from ``started``, seconds since the epoch), ``finished_at`` (now) and the
+    seconds in between, for the run summary."""
+    finished = now or datetime.now(UTC)
+    times: dict[str, Any] = {"finished_at": finished.isoformat(timespec="seconds")}
+    if started is not None:
+        begun = datetime.fromtimestamp(started, UTC)
+        times["started_at"] = begun.isoformat(timespec="seconds")
+        times["duration_seconds"] = round((finished - begun).total_seconds(), 1)
+    return times
 
 
 def billed(provider: str) -> bool:
@@ -245,6 +268,12 @@ def format_summary(summary: RunSummary) -> str:
     folder = Path(summary.combined_report).parent
     where = Layout(str(folder), "").document_csv("<Subject>", "<stem>")
     lines.append(f"Per-document reports ({len(summary.document_reports)}): {where}")
+    view = Layout(str(folder), "")
+    lines.append(
+        f"Report: {view.report_html}, workbook: {view.workbook}, LanguageTool feedback: {view.feedback_dir}/"
+    )
+    if summary.duration_seconds is not None:
+        lines.append(f"Run time to the combined report: {summary.duration_seconds:.1f} s")
     return "\n".join(lines)
 
 

@@ -385,6 +385,11 @@ class RunSummary(Record):
     warnings: list[str]
     document_reports: list[str]
     combined_report: str
+    # the run that wrote this summary: when its workflow started (UTC, ISO 8601) and when the
+    # summary was written, and the time in between in seconds; None when not known
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_seconds: float | None = None
 
 
 # --------------------------------------------------------------------------
@@ -429,13 +434,18 @@ def read_record(path: str | os.PathLike[str], model: type[R]) -> R:
     return parse_record(data, model, path)
 
 
-def record_json(record: BaseModel) -> str:
-    return dumps_json(record.model_dump(mode="json"))
+def record_json(record: BaseModel, indent: int | None = None) -> str:
+    data = record.model_dump(mode="json")
+    if indent is None:
+        return dumps_json(data)
+    return json.dumps(data, ensure_ascii=False, indent=indent) + "\n"
 
 
-def write_record(path: str | os.PathLike[str], record: BaseModel, durable: bool = True) -> None:
-    """Write ``record`` atomically (``durable``: see ``atomic.py``)."""
-    atomic_write_text(path, record_json(record), durable)
+def write_record(
+    path: str | os.PathLike[str], record: BaseModel, durable: bool = True, indent: int | None = None
+) -> None:
+    """Write ``record`` atomically (``durable``: see ``atomic.py``; ``indent`` for files people read)."""
+    atomic_write_text(path, record_json(record, indent), durable)
 
 
 def write_record_if_changed(path: str | os.PathLike[str], record: BaseModel, durable: bool = True) -> bool:

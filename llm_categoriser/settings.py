@@ -55,6 +55,8 @@ class Settings(BaseModel):
     tokens_per_minute: float
     api_processes: int
     reuse_answers: bool
+    progress: Literal["compact", "verbose"]
+    csv_bom: bool
 
     @property
     def layout(self) -> Layout:

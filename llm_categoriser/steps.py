@@ -89,9 +89,11 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
         )
 
 
-def run_merge(manifest: str, results: list[str], csv_file: str, stats_file: str, log_file: str) -> None:
+def run_merge(
+    manifest: str, results: list[str], csv_file: str, stats_file: str, log_file: str, bom: bool = False
+) -> None:
     with job_logger(log_file, "merge") as logger:
-        stats = merge_document(manifest, results, csv_file, stats_file)
+        stats = merge_document(manifest, results, csv_file, stats_file, bom)
         logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats.issues, stats.statuses)
 
 

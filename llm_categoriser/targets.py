@@ -45,23 +45,29 @@ class Targets:
     def document_stats(self) -> list[str]:
         return [self.layout.document_stats(d.subject, d.document) for d in self.plan.documents]
 
-    def combined_files(self) -> tuple[list[str], list[str]]:
-        """The CSVs and statistics the combined report and the summary are made from, in report
-        order: this run's documents and, in a filtered run, every document outside its selection
-        that has both from an earlier run, so a filtered run never shrinks the combined report
-        (docs/DESIGN.md §25)."""
+    def combined_documents(self) -> list[tuple[str, str]]:
+        """The (subject, document) pairs the combined report and the summary are made from, in
+        report order: this run's documents and, in a filtered run, every document outside its
+        selection that has both its CSV and its statistics from an earlier run, so a filtered
+        run never shrinks the combined report (docs/DESIGN.md §25)."""
         planned = {(d.subject, d.document) for d in self.plan.documents}
         order = [(d.subject, d.document, d.selected) for d in self.plan.report_documents] or [
             (d.subject, d.document, True) for d in self.plan.documents
         ]
-        csvs: list[str] = []
-        stats: list[str] = []
-        for subject, document, selected in order:
-            csv = self.layout.document_csv(subject, document)
-            stat = self.layout.document_stats(subject, document)
-            if (subject, document) in planned or (
-                not selected and Path(csv).is_file() and Path(stat).is_file()
-            ):
-                csvs.append(csv)
-                stats.append(stat)
+        return [
+            (subject, document)
+            for subject, document, selected in order
+            if (subject, document) in planned
+            or (
+                not selected
+                and Path(self.layout.document_csv(subject, document)).is_file()
+                and Path(self.layout.document_stats(subject, document)).is_file()
+            )
+        ]
+
+    def combined_files(self) -> tuple[list[str], list[str]]:
+        """The CSVs and statistics of ``combined_documents``."""
+        documents = self.combined_documents()
+        csvs = [self.layout.document_csv(s, d) for s, d in documents]
+        stats = [self.layout.document_stats(s, d) for s, d in documents]
         return csvs, stats

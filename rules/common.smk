@@ -55,3 +55,4 @@ onstart:
     gc.collect()
     gc.freeze()
     gc.enable()
+    start_progress()

@@ -17,7 +17,14 @@ rule merge:
     run:
         from llm_categoriser.steps import run_merge
 
-        run_merge(input.manifest, input.results, output.csv, output.stats, log[0])
+        run_merge(
+            input.manifest,
+            input.results,
+            output.csv,
+            output.stats,
+            log[0],
+            SETTINGS.csv_bom,
+        )
 
 
 rule combine:
@@ -36,6 +43,8 @@ rule combine:
         batch_mode=SETTINGS.mode == "batch",
         # a filtered run also combines the other documents' CSVs (README "Everyday use")
         combined=TARGETS.combined_files(),
+        csv_bom=SETTINGS.csv_bom,
+        started=RUN_STARTED,
     script:
         "../scripts/combine.py"
 
@@ -43,10 +52,12 @@ rule combine:
 onsuccess:
     from llm_categoriser.outputs import print_summary
 
+    stop_progress()
     print_summary(LAYOUT.summary, TARGETS.document_csvs())
 
 
 onerror:
     from llm_categoriser.run_outcome import end_of_failed_run
 
+    stop_progress()
     end_of_failed_run(LAYOUT, log, RUN_STARTED)

@@ -15,5 +15,7 @@ with open(snakemake.log[0], "w", encoding="utf-8") as log:
         snakemake.output.csv,
         snakemake.output.summary,
         batch_mode=snakemake.params.batch_mode,
+        bom=snakemake.params.csv_bom,
+        started=snakemake.params.started,
     )
     print(f"{summary.issues} flag(s) in {summary.documents} document(s)", file=log)

@@ -47,7 +47,14 @@ def copy_sample(dest: Path) -> Path:
     shutil.copytree(
         REPO / "Documents",
         target,
-        ignore=shutil.ignore_patterns("document_reports", "combined-report.csv", "run-summary.json"),
+        ignore=shutil.ignore_patterns(
+            "document_reports",
+            "combined-report.csv",
+            "run-summary.json",
+            "report.html",
+            "triage.xlsx",
+            "languagetool",
+        ),
     )
     return target
 

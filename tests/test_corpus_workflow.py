@@ -54,6 +54,7 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
         "categorise": 1,  # the job holding the batch
         "merge": documents_sharing_a_job(corpus_run, " (edited)"),
         "combine": 1,
+        "results_view": 1,
         "all": 1,
     }
     before = answer_times(corpus_run)

@@ -251,10 +251,12 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "SLURM run: $SM -s $SRC/Snakefile -d $SLURM_WD --workflow-profile $PROFILE (log: $SLURM_LOG; load $LOAD_BEFORE)"
 rc=0
 # --verbose: the plugin logs its status command (checked below);
-# --slurm-keep-successful-logs: the per-job logs show which rules each ran.
+# --slurm-keep-successful-logs: the per-job logs show which rules each ran;
+# progress=verbose: the main process prints its per-job lines too (checked below).
 # timeout -s INT: see cleanup (snakemake cancels its SLURM jobs on SIGINT).
 (cd "$SLURM_WD" && exec timeout -s INT -k 60 "$RUN_TIMEOUT" "$SM" -s "$SRC/Snakefile" -d "$SLURM_WD" \
-    --workflow-profile "$PROFILE" --slurm-keep-successful-logs --verbose) >"$SLURM_LOG" 2>&1 &
+    --workflow-profile "$PROFILE" --slurm-keep-successful-logs --verbose --config progress=verbose) \
+    >"$SLURM_LOG" 2>&1 &
 SMPID=$!
 wait "$SMPID" || rc=$?
 SMPID=

@@ -81,6 +81,7 @@ from support.emulators.gemini import GeminiEmulator  # noqa: E402
 SAMPLE_DOCUMENTS = REPO / "Documents"
 SHARED_DOCUMENTS = REPO.parent / "shared" / "corpus" / "Documents"
 OUTPUT_NAMES = ("document_reports", "combined-report.csv", "run-summary.json")
+VIEW_NAMES = ("report.html", "triage.xlsx", "languagetool")  # not compared: built from the above
 ENV_DROP = {
     "LLM_PRIMARY",
     "LLM_CATEGORISER_BATCH_SIZE",
@@ -273,7 +274,9 @@ class Harness:
             self._counter += 1
             dest = self.root / f"{self._counter:03d}-{label}"
         dest.mkdir(parents=True)
-        shutil.copytree(documents, dest / "Documents", ignore=shutil.ignore_patterns(*OUTPUT_NAMES))
+        shutil.copytree(
+            documents, dest / "Documents", ignore=shutil.ignore_patterns(*OUTPUT_NAMES, *VIEW_NAMES)
+        )
         shutil.copy(self.options.workflow / "config.yaml", dest / "config.yaml")
         (dest / "logs").mkdir()
         return dest
@@ -293,7 +296,7 @@ class Harness:
         ]
         if mode.batch and "--unlock" not in extra:
             cmd.append("--keep-going")
-        config = list(mode.config)
+        config = [*mode.config, "progress=verbose"]  # the per-job lines say what was in flight
         if self.options.subjects:
             config.append(f"subjects=[{','.join(self.options.subjects)}]")
         return [*cmd, "--config", *config]
@@ -751,8 +754,15 @@ def read_json_or_none(path: Path) -> Any:
         return None
 
 
+RUN_TIME_KEYS = ("started_at", "finished_at", "duration_seconds")  # differ between runs by nature
+
+
 def read_summary(work: Path) -> Any:
-    return read_json_or_none(work / "Documents" / "run-summary.json")
+    summary = read_json_or_none(work / "Documents" / "run-summary.json")
+    if isinstance(summary, dict):
+        for key in RUN_TIME_KEYS:
+            summary.pop(key, None)
+    return summary
 
 
 def planned_issues(work: Path) -> int:

@@ -1,0 +1,38 @@
+"""The compact live view of a run (llm_categoriser/progress.py): started by `onstart`."""
+
+import logging
+
+PROGRESS_VIEW = []
+
+if workflow.is_main_process and SETTINGS.progress == "compact":
+    from llm_categoriser.progress import quieten
+
+    quieten(logging.getLogger("snakemake.logging"), lambda: not workflow.dryrun)
+
+
+def start_progress():
+    """Show flags done, requests, cache, cost and time left while the jobs run."""
+    from llm_categoriser.outputs import PRICES_PER_MILLION, billed
+    from llm_categoriser.progress import ProgressView
+
+    if not workflow.is_main_process:
+        return
+    files = [
+        path
+        for doc in PLAN.documents
+        for path in TARGETS.document_results(doc.subject, doc.document)
+    ]
+    prices = None
+    if billed(SETTINGS.provider):
+        scale = 0.5 if SETTINGS.mode == "batch" else 1.0
+        prices = (
+            PRICES_PER_MILLION["input"] * scale,
+            PRICES_PER_MILLION["output"] * scale,
+        )
+    view = ProgressView(files, PLAN.flags, LAYOUT, prices=prices)
+    PROGRESS_VIEW.append(view.start())
+
+
+def stop_progress():
+    while PROGRESS_VIEW:
+        PROGRESS_VIEW.pop().stop()
