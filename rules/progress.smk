@@ -17,11 +17,13 @@ def start_progress():
 
     if not workflow.is_main_process:
         return
-    files = [
-        path
-        for doc in PLAN.documents
-        for path in TARGETS.document_results(doc.subject, doc.document)
-    ]
+    files = list(
+        dict.fromkeys(
+            path
+            for doc in PLAN.documents
+            for path in TARGETS.document_results(doc.subject, doc.document)
+        )
+    )
     prices = None
     if billed(SETTINGS.provider):
         scale = 0.5 if SETTINGS.mode == "batch" else 1.0
