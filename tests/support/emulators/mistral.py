@@ -1,0 +1,333 @@
+"""In-process HTTP emulator of the Mistral API (chat completions, Files, Batch jobs), for tests
+and benchmarks. The shared machinery (server, keys, faults, quota, answers, job life cycle) is
+in :mod:`support.emulators.chat_api`; this module holds Mistral's routes and wire shapes.
+
+Point the real SDK at it with ``Mistral(api_key="fake", server_url=emu.url)``
+(``emu.url`` has no ``/v1``: the SDK's paths carry it). SDK facts this relies on
+(``mistralai`` 3.7.0, ``mistralai.client``): the key travels as ``Authorization: Bearer``;
+without ``retry_config`` the SDK retries nothing; with one it retries 429, 500, 502, 503
+and 504, sleeping ``Retry-After`` / ``retry-after-ms`` when given; every 4xx/5xx raises
+``mistralai.client.errors.SDKError`` (``.status_code``, ``.body``), except 422 on chat
+(``HTTPValidationError``). ``files.download`` returns the raw ``httpx`` response.
+
+Emulated endpoints:
+
+* ``POST /v1/chat/completions``: ``response_format`` ``json_schema`` (the verdict array is
+  wrapped in the schema's array property), ``json_object`` or none (a bare array); ``usage``
+  with ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+* ``POST /v1/files`` (multipart ``file``, ``purpose=batch``), ``GET /v1/files/{id}``,
+  ``GET /v1/files/{id}/content``, ``DELETE /v1/files/{id}``.
+* ``POST /v1/batch/jobs`` (``input_files`` of JSONL ``{"custom_id", "body"}`` lines, or
+  inline ``requests``; ``endpoint``, ``model``, ``metadata``, ``timeout_hours``),
+  ``GET /v1/batch/jobs/{id}``, ``GET /v1/batch/jobs?page=&page_size=&status=`` (newest
+  first, ``{"data", "object": "list", "total"}``), ``POST /v1/batch/jobs/{id}/cancel``
+  (``CANCELLATION_REQUESTED``, then ``CANCELLED`` on the next read).
+
+Statuses: ``QUEUED`` -> ``RUNNING`` -> ``SUCCESS`` | ``FAILED`` (``errors``) |
+``TIMEOUT_EXCEEDED`` (answered items in the output file, the rest in the error file) |
+``CANCELLATION_REQUESTED`` -> ``CANCELLED``. Output lines are ``{"id", "custom_id",
+"response": {"status_code": 200, "body"}, "error": null}``; an item that failed has a non-200
+``response`` with an error body, or ``"response": null`` and an ``error`` object. A job
+created with inline ``requests`` also returns its lines in ``outputs``.
+
+Faults (``emu.inject``): ``RATE_LIMIT`` (429 ``rate_limited``, code 1300, with
+``Retry-After``), ``QUOTA`` (429 with the usage-limit message of a workspace whose monthly
+limit is spent), ``SERVER_ERROR`` (500), ``UNAVAILABLE`` (503), and the answer faults. An
+invalid key gets 401 ``{"detail": "Unauthorized"}``; an unknown model 400 ``invalid_model``
+(code 1500). Bodies follow what the API has been seen to return; the provider classifies by
+HTTP status, not by message text.
+
+Standalone (benchmarks): ``cd tests && python -m support.emulators.mistral --port 0 [--latency S]
+[--auto-complete] [--quota N]`` prints its base URL and serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from support.emulators.chat_api import (
+    CANCELLED,
+    CANCELLING,
+    COMPLETED,
+    EXPIRED,
+    FAILED,
+    FINAL_STATES,
+    QUEUED,
+    RUNNING,
+    BatchPlan,
+    ChatApiEmulator,
+    Fault,
+    Item,
+    Job,
+    Response,
+    StoredFile,
+    parse_multipart,
+    serve_forever,
+)
+
+__all__ = ["BatchPlan", "Fault", "MistralEmulator"]
+
+_STATUS = {
+    QUEUED: "QUEUED",
+    RUNNING: "RUNNING",
+    COMPLETED: "SUCCESS",
+    FAILED: "FAILED",
+    EXPIRED: "TIMEOUT_EXCEEDED",
+    CANCELLING: "CANCELLATION_REQUESTED",
+    CANCELLED: "CANCELLED",
+}
+_ENDPOINTS = ("/v1/chat/completions",)
+_LIST_PARAMS = frozenset(
+    {"page", "page_size", "model", "agent_id", "created_after", "created_by_me", "status", "order_by"}
+)
+
+
+class MistralEmulator(ChatApiEmulator):
+    """A fake Mistral API (see the module docstring)."""
+
+    name = "mistral-emulator"
+
+    def __init__(self, *, retry_after: float = 0.05, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(**kwargs)
+
+    @property
+    def url(self) -> str:
+        """Server URL for ``Mistral(server_url=...)``."""
+        return self.root_url
+
+    def _new_id(self, prefix: str) -> str:
+        return str(uuid.uuid4())
+
+    def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
+        return [
+            ("POST", r"/v1/chat/completions", self._chat),
+            ("POST", r"/v1/files", self._upload),
+            ("GET", r"/v1/files/(?P<id>[^/]+)", self._file_get),
+            ("GET", r"/v1/files/(?P<id>[^/]+)/content", self._file_content),
+            ("DELETE", r"/v1/files/(?P<id>[^/]+)", self._file_delete),
+            ("POST", r"/v1/batch/jobs", self._job_create),
+            ("GET", r"/v1/batch/jobs", self._job_list),
+            ("GET", r"/v1/batch/jobs/(?P<id>[^/]+)", self._job_get),
+            ("POST", r"/v1/batch/jobs/(?P<id>[^/]+)/cancel", self._job_cancel),
+        ]
+
+    def error(self, status: int, kind: str, message: str, **extra: Any) -> Response:
+        if kind in ("invalid_key", "missing_key"):
+            return Response.json(401, {"detail": "Unauthorized"})
+        headers: dict[str, str] = {}
+        error_type, code = "invalid_request_error", "3000"
+        if kind == "rate_limit":
+            message, error_type, code = "Rate limit exceeded", "rate_limited", "1300"
+            headers = {"Retry-After": f"{self.retry_after:g}"}
+        elif kind == "quota":
+            message = "You have reached your monthly usage limit. Raise it in the console to continue."
+            error_type, code = "usage_limit_exceeded", "1310"
+        elif kind == "server_error":
+            message, error_type, code = "Internal server error", "internal_server_error", "1000"
+        elif kind == "unavailable":
+            message, error_type, code = "Service unavailable", "service_unavailable", "1001"
+        elif kind == "unknown_model":
+            status, message, error_type, code = 400, f"Invalid model: {message}", "invalid_model", "1500"
+        elif kind == "not_found":
+            error_type, code = "not_found", "3404"
+        return Response.json(
+            status,
+            {"object": "error", "message": message, "type": error_type, "param": None, "code": code},
+            headers,
+        )
+
+    # -- chat ------------------------------------------------------------------
+
+    def _chat(self, match: re.Match[str], request: Any) -> Response:
+        return self.chat(self.json_body(request), self.answer_fault(request.path))
+
+    # -- files -----------------------------------------------------------------
+
+    def _file_json(self, stored: StoredFile) -> dict[str, Any]:
+        sample_type = {"input": "batch_request", "output": "batch_result", "error": "batch_error"}
+        return {
+            "id": stored.id,
+            "object": "file",
+            "bytes": len(stored.data),
+            "created_at": stored.created_at,
+            "filename": stored.filename,
+            "purpose": stored.purpose,
+            "sample_type": sample_type[stored.kind],
+            "source": "upload" if stored.kind == "input" else "mistral",
+            "num_lines": stored.data.count(b"\n"),
+            "mimetype": "application/jsonl",
+            "signature": None,
+            "expires_at": None,
+            "visibility": "workspace",
+        }
+
+    def result_purpose(self, kind: str) -> str:
+        return "batch"
+
+    def _upload(self, match: re.Match[str], request: Any) -> Response:
+        parts = parse_multipart(request.header("content-type"), request.body)
+        if "file" not in parts:
+            return self.error(422, "bad_request", "A multipart 'file' is required.")
+        filename, data = parts["file"]
+        purpose = parts["purpose"][1].decode() if "purpose" in parts else "fine-tune"
+        with self._lock:
+            return Response.json(200, self._file_json(self._new_file(filename or "upload", purpose, data)))
+
+    def _file_get(self, match: re.Match[str], request: Any) -> Response:
+        with self._lock:
+            return Response.json(200, self._file_json(self.get_file(match["id"])))
+
+    def _file_content(self, match: re.Match[str], request: Any) -> Response:
+        with self._lock:
+            return Response(
+                200, self.get_file(match["id"]).data, {"Content-Type": "application/octet-stream"}
+            )
+
+    def _file_delete(self, match: re.Match[str], request: Any) -> Response:
+        with self._lock:
+            stored = self.get_file(match["id"])
+            del self._files[stored.id]
+            return Response.json(200, {"id": stored.id, "object": "file", "deleted": True})
+
+    # -- batch jobs --------------------------------------------------------------
+
+    def job_json(self, job: Job) -> dict[str, Any]:
+        errors = [{"message": e["message"], "count": 1} for e in job.errors]
+        return {
+            "id": job.id,
+            "object": "batch",
+            "input_files": job.input_file_ids,
+            "metadata": job.metadata or None,
+            "endpoint": job.endpoint,
+            "model": job.model,
+            "agent_id": None,
+            "output_file": job.output_file_id,
+            "error_file": job.error_file_id,
+            "errors": errors,
+            "outputs": job.outputs,
+            "status": _STATUS[job.state],
+            "created_at": job.created_at,
+            "total_requests": len(job.items),
+            "completed_requests": job.succeeded + job.failed,
+            "succeeded_requests": job.succeeded,
+            "failed_requests": job.failed,
+            "started_at": job.started_at,
+            "completed_at": job.finished_at if job.state in FINAL_STATES else None,
+        }
+
+    def _job_create(self, match: re.Match[str], request: Any) -> Response:
+        body = self.json_body(request)
+        endpoint = body.get("endpoint")
+        if endpoint not in _ENDPOINTS:
+            return self.error(400, "bad_request", f"Invalid endpoint {endpoint!r}.")
+        metadata = body.get("metadata") or {}
+        with self._lock:
+            if body.get("requests"):
+                items = [
+                    Item(str(r.get("custom_id", index)), r.get("body") or {})
+                    for index, r in enumerate(body["requests"])
+                ]
+                file_ids: list[str] = []
+                model = body.get("model") or ""
+            else:
+                file_ids = [str(f) for f in body.get("input_files") or []]
+                if not file_ids:
+                    return self.error(400, "bad_request", "Either input_files or requests is required.")
+                items = []
+                model = body.get("model") or ""
+                for file_id in file_ids:
+                    more, model = self.parse_jsonl(self.get_file(file_id).data, default_model=model)
+                    items.extend(more)
+            job = self.create_job(
+                model=model,
+                endpoint=str(endpoint),
+                input_file_ids=file_ids,
+                items=items,
+                metadata=metadata,
+                inline=bool(body.get("requests")),
+            )
+            return Response.json(200, self.job_json(job))
+
+    def store_results(self, job: Job, outputs: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+        super().store_results(job, outputs, errors)
+        if job.inline:
+            job.outputs = outputs + errors
+
+    def _job_get(self, match: re.Match[str], request: Any) -> Response:
+        with self._lock:
+            job = self.get_job(match["id"])
+            self._poll(job)
+            return Response.json(200, self.job_json(job))
+
+    def _job_list(self, match: re.Match[str], request: Any) -> Response:
+        page = int((request.query.get("page") or ["0"])[0])
+        size = int((request.query.get("page_size") or ["100"])[0])
+        statuses = set(request.query.get("status") or [])
+        # The SDK sends the metadata filter as one query parameter per pair.
+        wanted = {k: v[0] for k, v in request.query.items() if k not in _LIST_PARAMS}
+        with self._lock:
+            jobs = [
+                job
+                for job in reversed(self._jobs.values())
+                if (not statuses or _STATUS[job.state] in statuses)
+                and all(str((job.metadata or {}).get(k)) == v for k, v in wanted.items())
+            ]
+            chosen = jobs[page * size : (page + 1) * size]
+            return Response.json(
+                200, {"object": "list", "data": [self.job_json(j) for j in chosen], "total": len(jobs)}
+            )
+
+    def _job_cancel(self, match: re.Match[str], request: Any) -> Response:
+        with self._lock:
+            job = self.get_job(match["id"])
+            if job.state not in FINAL_STATES:
+                job.state = CANCELLING
+            return Response.json(200, self.job_json(job))
+
+    def item_output_line(self, item: Item, completion: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self._new_id(""),
+            "custom_id": item.custom_id,
+            "response": {"status_code": 200, "body": completion},
+            "error": None,
+        }
+
+    def item_error_line(self, item: Item, kind: str, response: Response | None = None) -> dict[str, Any]:
+        line: dict[str, Any] = {"id": self._new_id(""), "custom_id": item.custom_id}
+        if kind in ("expired", "cancelled"):
+            message = "The job timed out before this request ran." if kind == "expired" else "Cancelled."
+            return {**line, "response": None, "error": {"message": message, "code": kind}}
+        response = response or self.error(500, "server_error", "")
+        return {
+            **line,
+            "response": {"status_code": response.status, "body": json.loads(response.body)},
+            "error": None,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a loopback Mistral API emulator.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--auto-complete", action="store_true", help="jobs finish on their 2nd read")
+    parser.add_argument("--quota", type=int, default=None, help="answers before the quota is spent")
+    args = parser.parse_args(argv)
+    emulator = MistralEmulator(
+        port=args.port,
+        latency=args.latency,
+        batch_mode="auto" if args.auto_complete else "manual",
+        quota=args.quota,
+    ).start()
+    serve_forever(emulator, emulator.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
