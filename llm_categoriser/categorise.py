@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .answers import load_answer, save_answer
+from .answers import save_answer
+from .fallback import ProviderChain
 from .layout import Layout
 from .limits import RequestLimiter, estimate_tokens
 from .prompts import Templates, load_templates, render_user
@@ -136,7 +137,7 @@ def categorise_batch(
 
 def categorise_part(
     batches: list[PlannedBatch],
-    provider: Callable[[], Provider],
+    provider: Callable[[], Provider] | ProviderChain,
     layout: Layout,
     max_retries: int,
     reuse: bool = True,
@@ -147,16 +148,18 @@ def categorise_part(
 
     A batch with a complete answer in the cache (``answers.py``) is not sent again when
     ``reuse``; every new complete answer is saved there atomically as soon as it arrives, so a
-    crash loses at most the requests in flight. ``provider`` makes the provider, once, when a
-    batch needs the model. With a ``limiter`` the batches go out concurrently, from a pool of
-    its ``max_concurrent`` threads (the limiter, shared by every job of the process, bounds
-    what is really in flight); without one, one after another.
+    crash loses at most the requests in flight. ``provider`` is the provider chain
+    (``fallback.py``: a spent provider hands over to the next), or a factory of one provider;
+    each provider is made once, when a batch needs it. With a ``limiter`` the batches go out
+    concurrently, from a pool of its ``max_concurrent`` threads (the limiter, shared by every
+    job of the process, bounds what is really in flight); without one, one after another.
     """
     logger = logger or log
+    chain = provider if isinstance(provider, ProviderChain) else ProviderChain.single(provider, logger)
     results: list[BatchResult | None] = [None] * len(batches)
     waiting: list[int] = []
     for index, batch in enumerate(batches):
-        saved = load_answer(layout, batch.fingerprint, logger) if reuse else None
+        saved = chain.cached(layout, batch) if reuse else None
         if saved is not None:
             results[index] = saved
         else:
@@ -164,13 +167,15 @@ def categorise_part(
     reused = len(batches) - len(waiting)
     if not waiting:
         return [r for r in results if r is not None], reused
-    made = provider()
     templates = load_templates()
 
     def one(index: int) -> BatchResult:
         batch = batches[index]
         started = time.perf_counter()
-        result = categorise_batch(batch, made, max_retries, templates, logger, limiter=limiter)
+        result = chain.answer(
+            batch,
+            lambda seen, made: categorise_batch(seen, made, max_retries, templates, logger, limiter=limiter),
+        )
         save_answer(layout, result)
         logger.info(
             "%s: %d flag(s) %s, %d request(s) in %.2f s",

@@ -176,9 +176,16 @@ def merge_document(
         input_tokens=sum(b.input_tokens for b in results),
         output_tokens=sum(b.output_tokens for b in results),
         providers=sorted({b.provider for b in results}),
+        answers_by_provider=answered_by(rows),
     )
     write_record(stats_file, stats, durable=False)
     return stats
+
+
+def answered_by(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Flags answered (``ok`` or ``repaired``) per provider, most first."""
+    answered = Counter(r["provider"] for r in rows if r["status"] in ("ok", "repaired"))
+    return dict(answered.most_common())
 
 
 def combine(
@@ -214,6 +221,9 @@ def combine(
         requests=sum(s.requests for s in stats),
         input_tokens=tokens_in,
         output_tokens=tokens_out,
+        answers_by_provider=dict(
+            sum((Counter(s.answers_by_provider) for s in stats), Counter()).most_common()
+        ),
         estimated_cost_usd=round(cost, 4) if spent else 0.0,
         skipped_documents=plan.skipped_documents,
         skipped_rows=plan.skipped_rows,
@@ -255,6 +265,9 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  {name:<38} {count:>6}")
     statuses = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())
     lines.append(f"Status: {statuses or 'none'}")
+    if len(summary.answers_by_provider) > 1:
+        answered = ", ".join(f"{k} {v}" for k, v in summary.answers_by_provider.items())
+        lines.append(f"Answered by: {answered}")
     if summary.skipped_documents:
         lines.append(f"Skipped {len(summary.skipped_documents)} document(s):")
         lines += [f"  {d.document}: {d.reason}" for d in summary.skipped_documents]

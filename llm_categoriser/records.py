@@ -365,6 +365,9 @@ class DocumentStats(Record):
     input_tokens: int
     output_tokens: int
     providers: list[str]
+    answers_by_provider: dict[str, int] = Field(
+        default_factory=dict, description="flags answered (ok or repaired) per provider"
+    )
 
 
 class RunSummary(Record):
@@ -379,6 +382,9 @@ class RunSummary(Record):
     requests: int
     input_tokens: int
     output_tokens: int
+    answers_by_provider: dict[str, int] = Field(
+        default_factory=dict, description="flags answered (ok or repaired) per provider"
+    )
     estimated_cost_usd: float
     skipped_documents: list[SkippedDocument]
     skipped_rows: list[SkippedRow]

@@ -32,10 +32,18 @@ from typing import Any
 from . import remote_ledger
 from .answers import load_answer, save_answer
 from .categorise import categorise_batch
+from .fallback import backend_of, link_of, names
 from .layout import Layout
 from .prompts import load_templates, render_user
-from .providers import make_backend
-from .providers.base import DEAD_STATES, PENDING_STATES, Answer, BatchBackend, Request
+from .providers.base import (
+    DEAD_STATES,
+    PENDING_STATES,
+    Answer,
+    BatchBackend,
+    Created,
+    ProviderError,
+    Request,
+)
 from .records import (
     BatchResult,
     DeadAttempt,
@@ -180,10 +188,11 @@ def submit(
         logger.error("%s: %s", job, handle.error)
         write_record(handle_file, handle)
         return handle
-    backend = backend or make_backend(settings)
     handle.display_name = display_name(job, to_send, handle.attempt)
     requests = [first_request(b) for b in to_send]
-    created = backend.create(handle.display_name, requests)
+    created, handle.provider, handle.model = create_job(
+        handle.display_name, requests, settings, backend, logger, job
+    )
     handle.name, handle.transport, handle.payload_bytes = (
         created.name,
         created.transport,
@@ -204,6 +213,33 @@ def submit(
         handle.attempt,
     )
     return handle
+
+
+def create_job(
+    display_name: str,
+    requests: list[Request],
+    settings: Settings,
+    backend: BatchBackend | None,
+    logger: logging.Logger,
+    job: str,
+) -> tuple[Created, str, str]:
+    """Create the remote job with the first provider of the chain that can; returns the job,
+    that provider and its model. A provider that is spent (quota, or 429, 5xx or unreachable
+    after its retries) hands the job to the next; an invalid key stops the run."""
+    chain = names(settings)
+    if backend is not None:  # given (tests): that provider only
+        return backend.create(display_name, requests), backend.provider, backend.model
+    for index, provider in enumerate(chain):
+        try:
+            made = backend_of(settings, provider)
+            return made.create(display_name, requests), provider, made.model
+        except ProviderError as exc:
+            if exc.kind != "exhausted" or index == len(chain) - 1:
+                raise
+            logger.warning(
+                "%s: provider %s is spent (%s); %s takes the job", job, provider, exc, chain[index + 1]
+            )
+    raise AssertionError("unreachable: the last provider creates the job or raises")
 
 
 def describe(handle: RemoteJobHandle, state: str, since: str | None = None) -> list[str]:
@@ -296,7 +332,7 @@ def fetch(
                 _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
             )
     elif to_answer:
-        backend = backend or make_backend(settings)
+        backend = backend or backend_of(settings, handle.provider)
         assert handle.name is not None
         status = wait_for(backend, handle.name, settings.batch_wait_minutes, sleep)
         remote = status.state
@@ -329,11 +365,12 @@ def fetch(
         # Flags that failed or were invalid inside a finished job are asked again on their own,
         # synchronously, so a handful of flags never waits another batch cycle.
         retry_provider = backend.sync_provider
+        seen = link_of(settings, handle.provider).rebatch  # the cache is per provider and model
         for ref in to_answer:
             batch = batches[ref.fingerprint]
             answer = answers.get(ref.fingerprint) or Answer(text=None, error="no response for this request")
             result = categorise_batch(
-                batch, retry_provider, settings.max_retries, logger=logger, first_answer=answer
+                seen(batch), retry_provider, settings.max_retries, logger=logger, first_answer=answer
             )
             result.extra["job"] = handle.name
             results.append(result)

@@ -36,8 +36,13 @@ class Settings(BaseModel):
     batch_size: int
     max_retries: int
     provider: str
+    fallback: tuple[str, ...]
     mode: Literal["sync", "batch"]
     model: str
+    openai_model: str
+    openai_base_url: str | None
+    mistral_model: str
+    mistral_base_url: str | None
     temperature: float
     thinking_budget: int | None
     max_page_chars: int
@@ -102,6 +107,23 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _fallback(value: Any, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The fallback providers, in order: config (a list or 'a,b'), else $LLM_FALLBACK."""
+    from .providers import PROVIDERS
+
+    where = "config key fallback"
+    if value is None:
+        value, where = env.get("LLM_FALLBACK", ""), "LLM_FALLBACK"
+    names = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    chosen = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    unknown = [n for n in chosen if n not in PROVIDERS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: {', '.join(map(repr, unknown))} is not a provider. Allowed: {', '.join(PROVIDERS)}."
+        )
+    return chosen
+
+
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``config`` against the JSON schema and fill in defaults; ConfigError if invalid."""
     import jsonschema
@@ -148,6 +170,7 @@ def resolve(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
         if raw and raw not in PROVIDERS:
             raise ConfigError(f"LLM_PRIMARY={raw!r} is not a provider. Allowed: {', '.join(PROVIDERS)}.")
         data["provider"] = raw or schema()["properties"]["provider"]["x-fallback"]
+    data["fallback"] = _fallback(data.get("fallback"), env)
     if not data.get("report"):
         data["report"] = str(Path(data["documents_dir"]) / REPORT_NAME)
     data["subjects"] = _as_list(data.get("subjects"))

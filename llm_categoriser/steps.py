@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .outputs import merge_document
-from .providers import get_provider, make_provider
+from .providers import get_provider
 from .records import JobResult, JobSpec, PlannedBatch, read_record, write_record
 from .settings import Settings
 
@@ -51,6 +51,7 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
     concurrently under the process's request limiter (``limits.py``).
     """
     from .categorise import categorise_part
+    from .fallback import ProviderChain
     from .limits import limiter_for
 
     with job_logger(log_file, "categorise") as logger:
@@ -69,7 +70,7 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
         remote = get_provider(settings.provider).runs_remotely
         results, reused = categorise_part(
             batches,
-            lambda: make_provider(settings),  # not made when every answer is saved
+            ProviderChain.of(settings, logger),  # providers made only when a batch needs one
             layout,
             settings.max_retries,
             reuse=settings.reuse_answers,

@@ -8,6 +8,7 @@ import time
 sys.path.insert(0, workflow.basedir)
 
 from llm_categoriser.errors import CategoriserError
+from llm_categoriser.fallback import names as provider_names
 from llm_categoriser.layout import WILDCARDS
 from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
@@ -27,8 +28,9 @@ except CategoriserError as exc:
 LAYOUT = SETTINGS.layout
 TARGETS = Targets(PLAN, SETTINGS)
 # Units of the `api` resource a categorise job takes. A constant, not a function: resource
-# functions are called once per job while the DAG is built.
-API_SLOTS = get_provider(SETTINGS.provider).api_slots
+# functions are called once per job while the DAG is built. The most any provider of the
+# fallback chain takes: a spent provider hands its batches to the next inside the same job.
+API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
 
 
 wildcard_constraints:

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from support.emulators.mistral import BatchPlan, Fault, MistralEmulator
 from mistralai.client import Mistral, errors
 from mistralai.client.utils import BackoffStrategy, RetryConfig
+from support.emulators.mistral import BatchPlan, Fault, MistralEmulator
 
 KEY = "mistral-emulator-test-key-0123456789"
 MODEL = "mistral-small-latest"

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from .base import Answer, BatchBackend, Provider, ProviderError, ProviderSpec, Request
 from .gemini import SPEC as GEMINI
+from .mistral import SPEC as MISTRAL
 from .offline import SPEC as OFFLINE
+from .openai import SPEC as OPENAI
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -32,7 +34,7 @@ __all__ = [
     "make_provider",
 ]
 
-PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (OFFLINE, GEMINI)}
+PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (OFFLINE, GEMINI, OPENAI, MISTRAL)}
 
 
 def get_provider(name: str) -> ProviderSpec:

@@ -184,6 +184,8 @@ class QueuedFault:
     fault: str
     remaining: int | None
     path_contains: str | None
+    method: str | None = None
+    after: bool = False
 
 
 def _tokens(chars: int) -> int:
@@ -428,18 +430,28 @@ class ChatApiEmulator:
 
     # -- faults, plans, quota ------------------------------------------------
 
-    def inject(self, fault: str, *, times: int | None = 1, path_contains: str | None = None) -> None:
+    def inject(
+        self,
+        fault: str,
+        *,
+        times: int | None = 1,
+        path_contains: str | None = None,
+        method: str | None = None,
+        after: bool = False,
+    ) -> None:
         """Queue a fault for the next ``times`` matching API calls (``None``: until cleared).
 
-        HTTP faults hit any API call (``path_contains`` narrows them, e.g. ``"/chat/"``);
-        answer faults corrupt the next successful synchronous chat answers.
+        HTTP faults hit any API call (``path_contains`` and ``method`` narrow them, e.g.
+        ``"/chat/"``, ``"POST"``); with ``after=True`` the call is carried out and only its
+        answer is lost (a job created although the client saw a 500). Answer faults corrupt
+        the next successful synchronous chat answers.
         """
         if fault not in Fault.HTTP and fault not in Fault.ANSWER:
             raise ValueError(f"unknown fault {fault!r}")
         if times is not None and times < 1:
             raise ValueError("times must be >= 1 or None")
         with self._lock:
-            self._faults.append(QueuedFault(fault, times, path_contains))
+            self._faults.append(QueuedFault(fault, times, path_contains, method, after))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -770,17 +782,19 @@ class ChatApiEmulator:
         if key in self.invalid_api_keys or (self.api_keys is not None and key not in self.api_keys):
             raise ApiError(self.error(401, "invalid_key", key))
 
-    def _take_fault(self, path: str, *, answer: bool) -> str | None:
+    def _take_fault(self, path: str, *, answer: bool, method: str = "POST") -> QueuedFault | None:
         for queued in self._faults:
             if (queued.fault in Fault.ANSWER) != answer:
                 continue
             if queued.path_contains and queued.path_contains not in path:
                 continue
+            if queued.method and queued.method != method:
+                continue
             if queued.remaining is not None:
                 queued.remaining -= 1
                 if queued.remaining <= 0:
                     self._faults.remove(queued)
-            return queued.fault
+            return queued
         return None
 
     def http_fault(self, fault: str) -> Response:
@@ -827,13 +841,14 @@ class ChatApiEmulator:
         match, handler = found
         self.check_key(headers)
         with self._lock:
-            fault = self._take_fault(path, answer=False)
+            fault = self._take_fault(path, answer=False, method=method)
             if fault:
-                self._faults_served[fault] += 1
-        if fault:
-            return self.http_fault(fault)
+                self._faults_served[fault.fault] += 1
         request = _Request(method, path, parse_qs(query), headers, body)
-        return handler(match, request)
+        if fault and not fault.after:
+            return self.http_fault(fault.fault)
+        response = handler(match, request)
+        return self.http_fault(fault.fault) if fault else response
 
     def json_body(self, request: _Request) -> dict[str, Any]:
         try:
@@ -846,7 +861,8 @@ class ChatApiEmulator:
 
     def answer_fault(self, path: str) -> str | None:
         with self._lock:
-            return self._take_fault(path, answer=True)
+            queued = self._take_fault(path, answer=True)
+            return queued.fault if queued else None
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
         """Paths for a standalone emulator (benchmarks): no key, not counted."""

@@ -1,0 +1,42 @@
+"""The OpenAI provider, through the official ``openai`` SDK (``client.py``, ``batch.py``).
+
+Any OpenAI-compatible server works in sync mode (``openai_base_url`` or ``OPENAI_BASE_URL``);
+batch mode needs a server with the Batch API (``/v1/files`` and ``/v1/batches``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..base import BatchBackend, Provider, ProviderSpec
+
+if TYPE_CHECKING:
+    from ...settings import Settings
+
+KEY_VARIABLES = ("OPENAI_API_KEY",)
+BASE_URL_VARIABLE = "OPENAI_BASE_URL"
+
+
+class OpenAISpec(ProviderSpec):
+    name = "openai"
+    key_variables = KEY_VARIABLES
+    api_slots = 1
+
+    def model(self, settings: Settings) -> str:
+        return settings.openai_model
+
+    def fingerprint(self, settings: Settings) -> dict[str, Any]:
+        return {"temperature": settings.temperature}
+
+    def make(self, settings: Settings) -> Provider:
+        from .client import OpenAIProvider
+
+        return OpenAIProvider.from_settings(settings)
+
+    def make_batch_backend(self, settings: Settings) -> BatchBackend:
+        from .batch import OpenAIBatchBackend
+
+        return OpenAIBatchBackend(settings)
+
+
+SPEC = OpenAISpec()

@@ -1,0 +1,122 @@
+"""The provider chain with two real SDKs against two loopback emulators: the first runs out of
+quota mid-run, the second answers the rest; answers are cached per provider and model."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from support.emulators.mistral import MistralEmulator
+from support.emulators.openai import Fault, OpenAIEmulator
+from test_categorise import BATCH
+
+from llm_categoriser import fallback
+from llm_categoriser.answers import load_answer
+from llm_categoriser.categorise import categorise_part
+from llm_categoriser.errors import ProviderError
+from llm_categoriser.fallback import ProviderChain
+from llm_categoriser.layout import Layout
+from llm_categoriser.remote_jobs import create_job
+from llm_categoriser.settings import resolve
+
+OPENAI_KEY = "sk-FAKE-fallback-openai-5b1e"
+MISTRAL_KEY = "FAKE-fallback-mistral-93c0"
+
+
+@pytest.fixture
+def emulators(monkeypatch):
+    fallback.forget_spent()
+    with OpenAIEmulator(api_keys=[OPENAI_KEY]) as first, MistralEmulator(api_keys=[MISTRAL_KEY]) as second:
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        monkeypatch.setenv("MISTRAL_API_KEY", MISTRAL_KEY)
+        yield first, second
+    fallback.forget_spent()
+
+
+def settings_for(first, second, **extra):
+    config = {
+        "provider": "openai",
+        "fallback": "mistral",
+        "openai_base_url": first.url,
+        "mistral_base_url": second.url,
+        "max_request_attempts": 2,
+        **extra,
+    }
+    return resolve(config, env={})
+
+
+def part(n: int):
+    return [BATCH.model_copy(update={"batch_id": f"b{i}", "fingerprint": f"f{i}"}) for i in range(n)]
+
+
+def test_quota_spent_mid_run_hands_the_rest_to_the_next_provider(tmp_path, emulators, caplog):
+    first, second = emulators
+    first.quota = 3
+    settings = settings_for(first, second)
+    layout = Layout("Documents", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        results, reused = categorise_part(part(8), ProviderChain.of(settings), layout, max_retries=0)
+    assert reused == 0
+    assert [r.provider for r in results] == ["openai"] * 3 + ["mistral"] * 5
+    assert [r.model for r in results][-1] == "mistral-small-latest"
+    assert {item.status for r in results for item in r.items.values()} == {"ok"}
+    assert first.stats()["chat_completions"] == 4  # three answers, one refusal, then never again
+    assert second.stats()["chat_completions"] == 5
+    assert "provider openai is spent" in caplog.text and "mistral takes over" in caplog.text
+    # the cache keeps each answer under its own provider's fingerprint
+    assert load_answer(layout, "f0") is not None and load_answer(layout, "f5") is None
+    assert all(load_answer(layout, r.fingerprint) is not None for r in results)
+    assert {r.fingerprint for r in results[3:]}.isdisjoint({f"f{i}" for i in range(8)})
+    # a rerun finds every answer, whoever gave it, without a request
+    fallback.forget_spent()
+    again, reused = categorise_part(part(8), ProviderChain.of(settings), layout, max_retries=0)
+    assert reused == 8 and [r.provider for r in again] == [r.provider for r in results]
+    assert first.stats()["chat_completions"] == 4 and second.stats()["chat_completions"] == 5
+
+
+def test_5xx_after_the_retries_falls_back_too(tmp_path, emulators):
+    first, second = emulators
+    first.inject(Fault.UNAVAILABLE, times=None)
+    settings = settings_for(first, second)
+    chain = ProviderChain.of(settings)
+    for link in chain.links:
+        link.provider().sleep = lambda seconds: None
+    results, _ = categorise_part(part(2), chain, Layout("Documents", str(tmp_path)), max_retries=0)
+    assert [r.provider for r in results] == ["mistral", "mistral"]
+    assert first.stats()["chat_completions"] == 2  # two attempts for the first batch only
+
+
+def test_an_invalid_key_does_not_fall_back(tmp_path, emulators, monkeypatch):
+    first, second = emulators
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-123456789")
+    settings = settings_for(first, second)
+    with pytest.raises(ProviderError, match="OPENAI_API_KEY") as caught:
+        layout = Layout("Documents", str(tmp_path))
+        categorise_part(part(1), ProviderChain.of(settings), layout, max_retries=0)
+    assert caught.value.kind == "fatal"
+    assert second.stats()["chat_completions"] == 0
+
+
+def test_the_last_provider_spent_ends_the_job(tmp_path, emulators):
+    first, second = emulators
+    first.quota = second.quota = 0
+    settings = settings_for(first, second)
+    chain = ProviderChain.of(settings)
+    for link in chain.links:
+        link.provider().sleep = lambda seconds: None
+    with pytest.raises(ProviderError) as caught:
+        categorise_part(part(1), chain, Layout("Documents", str(tmp_path)), max_retries=0)
+    assert caught.value.kind == "exhausted" and "HTTP 429" in str(caught.value)
+
+
+def test_a_batch_job_that_cannot_be_created_goes_to_the_next_provider(emulators):
+    first, second = emulators
+    first.inject(Fault.QUOTA, path_contains="/v1/batches", method="POST")
+    settings = settings_for(first, second, mode="batch")
+    from llm_categoriser.remote_jobs import first_request
+
+    requests = [first_request(BATCH)]
+    created, provider, model = create_job("llmcat-j-1", requests, settings, None, logging.getLogger(), "j")
+    assert (provider, model) == ("mistral", "mistral-small-latest")
+    assert first.stats()["batch_creations"] == 0 and second.stats()["batch_creations"] == 1
+    assert created.name in second.job_ids()
