@@ -13,7 +13,7 @@ from .fallback import ProviderChain
 from .layout import Layout
 from .limits import RequestLimiter, estimate_tokens
 from .prompts import Templates, load_templates, render_user
-from .providers.base import Answer, Provider, Request
+from .providers.base import Answer, Provider, ProviderError, Request
 from .records import BatchResult, FlagResult, PlannedBatch
 from .validation import ParsedAnswer, parse_answer
 
@@ -65,11 +65,14 @@ def categorise_batch(
     logger: logging.Logger | None = None,
     first_answer: Answer | None = None,
     limiter: RequestLimiter | None = None,
+    raise_unavailable: bool = False,
 ) -> BatchResult:
     """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call.
 
     With a ``limiter``, every request holds one of its slots while it is sent (concurrency,
-    requests and tokens per minute: ``limits.py``).
+    requests and tokens per minute: ``limits.py``). A provider that stays unavailable after its
+    retries (ProviderError ``unavailable``) leaves the flags it was asked about failed, unless
+    ``raise_unavailable`` (another provider of the chain can take the batch).
     """
     logger = logger or log
     templates = templates or load_templates()
@@ -95,11 +98,17 @@ def categorise_batch(
         )
         if attempt == 1 and first_answer is not None:
             answer = first_answer
-        elif limiter is None:
-            answer = provider.generate(request)
         else:
-            with limiter.slot(estimate_tokens(request.system, request.user)):
-                answer = provider.generate(request)
+            try:
+                if limiter is None:
+                    answer = provider.generate(request)
+                else:
+                    with limiter.slot(estimate_tokens(request.system, request.user)):
+                        answer = provider.generate(request)
+            except ProviderError as exc:
+                if exc.kind != "unavailable" or raise_unavailable:
+                    raise
+                answer = Answer(text=None, error=str(exc))
         requests += 1
         input_tokens += answer.input_tokens
         output_tokens += answer.output_tokens
@@ -174,7 +183,9 @@ def categorise_part(
         started = time.perf_counter()
         result = chain.answer(
             batch,
-            lambda seen, made: categorise_batch(seen, made, max_retries, templates, logger, limiter=limiter),
+            lambda seen, made, more: categorise_batch(
+                seen, made, max_retries, templates, logger, limiter=limiter, raise_unavailable=more
+            ),
         )
         save_answer(layout, result)
         logger.info(

@@ -24,7 +24,9 @@ class ProviderError(CategoriserError):
 
     ``kind`` says what the run does next: ``"fatal"`` stops it (an invalid key, a request the
     provider refuses); ``"exhausted"`` means this provider is spent for now (daily quota, no
-    credit), so another provider may take over.
+    credit), so another provider may take over; ``"unavailable"`` means it kept failing with
+    429, 5xx or no connection until its retries ran out, so another provider may take over,
+    and without one the batch's flags are recorded as failed (``fallback.py``).
     """
 
     def __init__(self, message: str, kind: str = "fatal") -> None:

@@ -1,12 +1,14 @@
 """The provider chain: ``provider`` (``LLM_PRIMARY``), then each of ``fallback``
 (``LLM_FALLBACK``), in order.
 
-A provider that is spent (``ProviderError`` of kind ``exhausted``: its quota, or 429, 5xx or
-an unreachable server after its retries) hands the batch to the next provider of the chain
-and is not asked again by this process (Snakemake runs the jobs as threads of one process);
-an invalid key (kind ``fatal``) stops the run with its message. The last provider of the chain
-is always asked: when it is spent too, its error ends the job. In batch mode a remote job
-belongs to one provider: a job that cannot be created goes to the next one.
+A provider that is spent (``ProviderError`` of kind ``exhausted``: its quota; or
+``unavailable``: 429, 5xx or an unreachable server after its retries) hands the batch to the
+next provider of the chain and is not asked again by this process (Snakemake runs the jobs as
+threads of one process); an invalid key (kind ``fatal``) stops the run with its message. The
+last provider of the chain is always asked: when its quota is spent the job ends with its
+message; when it is unavailable the batch's flags are recorded as failed (and asked again by
+a later run). In batch mode a remote job belongs to one provider: a job that cannot be created
+goes to the next one.
 
 Answers are cached per provider and model: each link sees a batch with its own request
 settings and therefore its own fingerprint, so a fallback's answer never passes for the
@@ -29,6 +31,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+SPENT = ("exhausted", "unavailable")  # ProviderError kinds that hand over to the next provider
 _spent_lock = threading.Lock()
 _spent: dict[str, str] = {}  # provider -> why it is spent, for this process
 
@@ -128,18 +131,19 @@ class ProviderChain:
         return None
 
     def answer(
-        self, batch: PlannedBatch, ask: Callable[[PlannedBatch, Provider], BatchResult]
+        self, batch: PlannedBatch, ask: Callable[[PlannedBatch, Provider, bool], BatchResult]
     ) -> BatchResult:
-        """``ask(batch as the provider sees it, provider)`` with each provider in turn."""
+        """``ask(batch as the provider sees it, provider, another provider follows)`` with each
+        provider in turn, until one answers."""
         last: ProviderError | None = None
         for index, link in enumerate(self.links):
             following = self.links[index + 1] if index + 1 < len(self.links) else None
             if following is not None and spent(link.name):
                 continue
             try:
-                return ask(link.rebatch(batch), link.provider())
+                return ask(link.rebatch(batch), link.provider(), following is not None)
             except ProviderError as exc:
-                if exc.kind != "exhausted" or following is None:
+                if exc.kind not in SPENT or following is None:
                     raise
                 last = exc
                 mark_spent(link.name, str(exc))

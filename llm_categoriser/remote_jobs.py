@@ -32,7 +32,7 @@ from typing import Any
 from . import remote_ledger
 from .answers import load_answer, save_answer
 from .categorise import categorise_batch
-from .fallback import backend_of, link_of, names
+from .fallback import SPENT, backend_of, link_of, names
 from .layout import Layout
 from .prompts import load_templates, render_user
 from .providers.base import (
@@ -234,7 +234,7 @@ def create_job(
             made = backend_of(settings, provider)
             return made.create(display_name, requests), provider, made.model
         except ProviderError as exc:
-            if exc.kind != "exhausted" or index == len(chain) - 1:
+            if exc.kind not in SPENT or index == len(chain) - 1:
                 raise
             logger.warning(
                 "%s: provider %s is spent (%s); %s takes the job", job, provider, exc, chain[index + 1]

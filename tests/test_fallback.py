@@ -97,16 +97,26 @@ def test_an_invalid_key_does_not_fall_back(tmp_path, emulators, monkeypatch):
     assert second.stats()["chat_completions"] == 0
 
 
-def test_the_last_provider_spent_ends_the_job(tmp_path, emulators):
+def test_the_last_provider_unavailable_fails_the_flags_and_spent_ends_the_job(tmp_path, emulators):
     first, second = emulators
     first.quota = second.quota = 0
-    settings = settings_for(first, second)
-    chain = ProviderChain.of(settings)
-    for link in chain.links:
-        link.provider().sleep = lambda seconds: None
+    layout = Layout("Documents", str(tmp_path))
+
+    def quiet(chain: ProviderChain) -> ProviderChain:
+        for link in chain.links:
+            link.provider().sleep = lambda seconds: None
+        return chain
+
+    results, _ = categorise_part(part(1), quiet(ProviderChain.of(settings_for(first, second))), layout, 0)
+    assert results[0].provider == "mistral"
+    assert {v.status for v in results[0].items.values()} == {"failed"}  # asked again next run
+    fallback.forget_spent()
+    backwards = settings_for(first, second).model_copy(
+        update={"provider": "mistral", "fallback": ("openai",)}
+    )
     with pytest.raises(ProviderError) as caught:
-        categorise_part(part(1), chain, Layout("Documents", str(tmp_path)), max_retries=0)
-    assert caught.value.kind == "exhausted" and "HTTP 429" in str(caught.value)
+        categorise_part(part(1), quiet(ProviderChain.of(backwards)), layout, max_retries=0)
+    assert caught.value.kind == "exhausted" and "insufficient_quota" in str(caught.value)
 
 
 def test_a_batch_job_that_cannot_be_created_goes_to_the_next_provider(emulators):

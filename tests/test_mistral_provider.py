@@ -63,16 +63,18 @@ def test_rate_limit_is_retried_after_the_servers_delay(emu, provider):
     assert provider.sleeps == [0.5]
 
 
-def test_429_or_5xx_after_the_retries_means_spent(emu, provider):
+def test_429_or_5xx_after_the_retries_means_unavailable(emu, provider):
     emu.inject(Fault.SERVER_ERROR, times=None)
     with pytest.raises(ProviderError) as caught:
-        categorise_batch(BATCH, provider, max_retries=0)
-    assert caught.value.kind == "exhausted" and "HTTP 500" in str(caught.value)
+        categorise_batch(BATCH, provider, max_retries=0, raise_unavailable=True)
+    assert caught.value.kind == "unavailable" and "HTTP 500" in str(caught.value)
     emu.clear_faults()
-    emu.quota = 0
+    emu.quota = 0  # Mistral's quota answer is a 429 like its rate limit: retried, then handed over
     with pytest.raises(ProviderError) as caught:
-        categorise_batch(BATCH, provider, max_retries=0)
-    assert caught.value.kind == "exhausted" and "HTTP 429" in str(caught.value)
+        categorise_batch(BATCH, provider, max_retries=0, raise_unavailable=True)
+    assert caught.value.kind == "unavailable" and "HTTP 429" in str(caught.value)
+    alone = categorise_batch(BATCH, provider, max_retries=0)
+    assert {v.status for v in alone.items.values()} == {"failed"}
 
 
 def test_invalid_key_stops_with_a_message(emu, settings):

@@ -84,13 +84,16 @@ def test_5xx_is_retried_with_backoff(emu, provider):
     assert len(provider.sleeps) == 2 and all(s > 0 for s in provider.sleeps)
 
 
-def test_429_after_the_retries_means_spent(emu, provider):
+def test_429_after_the_retries_means_unavailable(emu, provider):
     emu.inject(Fault.RATE_LIMIT, times=None)
     with pytest.raises(ProviderError) as caught:
-        categorise_batch(BATCH, provider, max_retries=0)
-    assert caught.value.kind == "exhausted"
+        categorise_batch(BATCH, provider, max_retries=0, raise_unavailable=True)
+    assert caught.value.kind == "unavailable"
     assert "3 attempt(s)" in str(caught.value) and "429" in str(caught.value)
     assert emu.stats()["chat_completions"] == 3
+    alone = categorise_batch(BATCH, provider, max_retries=0)  # no provider to take over
+    assert {v.status for v in alone.items.values()} == {"failed"}
+    assert all("429" in v.error for v in alone.items.values())
 
 
 def test_spent_quota_is_not_retried(emu, provider):
@@ -102,12 +105,12 @@ def test_spent_quota_is_not_retried(emu, provider):
     assert emu.stats()["chat_completions"] == 1 and provider.sleeps == []
 
 
-def test_an_unreachable_server_means_spent(settings):
+def test_an_unreachable_server_means_unavailable(settings):
     gone = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1", "request_timeout": 2.0})
     provider = sleeping(OpenAIProvider(gone, FAKE_KEY))
     with pytest.raises(ProviderError) as caught:
-        categorise_batch(BATCH, provider, max_retries=0)
-    assert caught.value.kind == "exhausted" and "unreachable" in str(caught.value)
+        categorise_batch(BATCH, provider, max_retries=0, raise_unavailable=True)
+    assert caught.value.kind == "unavailable" and "unreachable" in str(caught.value)
 
 
 def test_invalid_key_stops_with_a_message_without_the_key(emu, settings):

@@ -68,10 +68,10 @@ class Provider(Protocol):
     def generate(self, request: Request) -> Answer:
         """Answer one request synchronously.
 
-        Transient failures are retried inside; what still fails comes back as
-        ``Answer(text=None, error=...)``. A failure no retry can fix raises ProviderError:
-        ``kind="fatal"`` (invalid key: stop the run) or ``kind="exhausted"`` (quota spent:
-        another provider may go on).
+        Transient failures are retried inside; a request the server refuses comes back as
+        ``Answer(text=None, error=...)``. Otherwise ProviderError: ``kind="fatal"`` (invalid
+        key: stop the run), ``kind="exhausted"`` (quota spent) or ``kind="unavailable"`` (429,
+        5xx or no connection after the retries); on the last two another provider may go on.
         """
         ...
 

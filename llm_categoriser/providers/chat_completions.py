@@ -153,7 +153,7 @@ FailureKind = Literal["fatal", "exhausted", "transient", "request"]
 class Failure:
     """An SDK error, classified by the provider: ``fatal`` stops the run (invalid key, unknown
     model), ``exhausted`` hands over to the next provider at once (quota spent), ``transient``
-    is retried (429, 5xx, unreachable) and becomes ``exhausted`` when the attempts run out,
+    is retried (429, 5xx, unreachable) and becomes ``unavailable`` when the attempts run out,
     ``request`` fails this request only (the flags are asked again or marked failed)."""
 
     kind: FailureKind
@@ -196,7 +196,7 @@ def call_with_retries(
         if attempt < attempts:
             sleep(backoff_delay(attempt, failure))
     raise ProviderError(
-        f"{what} still failing after {max(1, attempts)} attempt(s): {failure.message}", kind="exhausted"
+        f"{what} still failing after {max(1, attempts)} attempt(s): {failure.message}", kind="unavailable"
     )
 
 

@@ -305,8 +305,12 @@ class GeminiProvider:
                 last = redact(f"HTTP {info.code} {info.status}: {info.message}".strip(), self._key)
                 if info.code is None:
                     last = redact(f"{info.status}: {info.message}", self._key)
-                if not info.transient or attempt == attempts:
+                if not info.transient:
                     break
+                if attempt == attempts:  # another provider of the chain may take over
+                    raise ProviderError(
+                        f"{what} failed after {attempt} attempt(s): {last}", "unavailable"
+                    ) from None
                 if info.code == 429:  # every sender of the process waits and slows down
                     self.limiter.rate_limited(backoff_delay(attempt, info))
                 else:
