@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_corpus import find_corpus, master_copy, new_workdir
 from bench_support import PYTHON, REPO, log, snakemake
 
-KEYS = {
-    "openai": ("OPENAI_API_KEY", "sk-bench-fake-openai-key"),
-    "mistral": ("MISTRAL_API_KEY", "bench-fake-mistral-key"),
-    "gemini": ("GEMINI_API_KEY", "bench-fake-gemini-key"),
+
+@dataclass(frozen=True)
+class Service:
+    """How the workflow reaches one emulator: its key variable, and its URL (env or config)."""
+
+    key_variable: str
+    url_variable: str = ""
+    url_config: str = ""
+
+
+SERVICES = {
+    "openai": Service("OPENAI_API_KEY", url_variable="OPENAI_BASE_URL"),
+    "mistral": Service("MISTRAL_API_KEY", url_config="mistral_base_url"),
+    "gemini": Service("GEMINI_API_KEY", url_variable="GOOGLE_GEMINI_BASE_URL"),
 }
 BEGIN, END = "<!-- providers:begin -->", "<!-- providers:end -->"
 
@@ -76,12 +87,15 @@ class EmulatorProcess:
             return json.loads(response.read() or b"{}")
 
     def env(self) -> dict[str, str]:
-        variable, key = KEYS[self.name]
-        url = {"openai": "OPENAI_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL"}.get(self.name)
-        return {variable: key, **({url: self.url} if url else {})}
+        service = SERVICES[self.name]
+        env = {service.key_variable: f"bench-fake-{self.name}-key"}
+        if service.url_variable:
+            env[service.url_variable] = self.url
+        return env
 
     def config(self) -> list[str]:
-        return [f"mistral_base_url={self.url}"] if self.name == "mistral" else []
+        service = SERVICES[self.name]
+        return [f"{service.url_config}={self.url}"] if service.url_config else []
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -237,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     parser.add_argument("--docs", default=str(REPO / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--from-json", default=None, help="only write the docs from an earlier --json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        write_docs(Path(args.docs), render(results, results.pop("_command", "")))
+        return 0
     corpus = find_corpus(args.corpus)
     if corpus is None:
         print("reference corpus not found; nothing measured")
@@ -254,13 +273,13 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results[name] = provider_flow(name, master, root, args.cores)
             log(json.dumps(results[name]))
-    text = json.dumps(results, indent=2)
+    command = ("python benchmarks/bench_providers.py " + " ".join(argv or sys.argv[1:])).strip()
+    text = json.dumps({**results, "_command": command}, indent=2)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
     if not args.no_docs:
-        command = "python benchmarks/bench_providers.py " + " ".join(argv or sys.argv[1:])
-        write_docs(Path(args.docs), render(results, command.strip()))
+        write_docs(Path(args.docs), render(results, command))
     return 0
 
 
