@@ -1,7 +1,7 @@
 """Resolved run settings: config.yaml and --config, then environment defaults.
 
 Precedence, highest first: ``--config KEY=VALUE``, ``config.yaml``, the environment
-(``LLM_CATEGORISER_BATCH_SIZE``, ``LLM_PRIMARY``; only where config leaves the key null),
+(``LLM_CATEGORISER_BATCH_SIZE``, ``LLM_PRIMARY``, ``LLM_FALLBACK``; only where config leaves the key null),
 then the defaults. The JSON schema (``config.schema.yaml``) is the one place of every key, its
 default and its allowed values: ``resolve`` validates against it once and fills its defaults;
 ``Settings`` only types the result. Secrets are never part of the settings: a provider's key
