@@ -1,4 +1,4 @@
-"""The provider chain: ``provider`` (``LLM_PRIMARY``), then each of ``fallback``
+"""The provider chain (docs/DESIGN.md §6): ``provider`` (``LLM_PRIMARY``), then each of ``fallback``
 (``LLM_FALLBACK``), in order.
 
 A provider that is spent (``ProviderError`` of kind ``exhausted``: its quota; or

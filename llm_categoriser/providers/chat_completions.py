@@ -1,4 +1,4 @@
-"""What the providers of OpenAI-style chat-completion APIs share (``openai``, ``mistral``).
+"""What the providers of OpenAI-style chat-completion APIs share (docs/DESIGN.md §6).
 
 Both vendors take ``messages`` plus a ``response_format`` of type ``json_schema`` and answer
 ``choices[0].message.content``; both batch APIs take JSONL lines keyed by ``custom_id`` and

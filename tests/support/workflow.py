@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llm_categoriser.layout import CONFIG_FILE, SNAKEFILE
+from llm_categoriser.providers import PROVIDERS
 from llm_categoriser.settings import Settings, resolve
 
 REPO = SNAKEFILE.parent
 # Environment variables that would change a run's settings or reach a real service.
-ENV_SETTINGS = {"LLM_PRIMARY", "LLM_CATEGORISER_BATCH_SIZE", "GEMINI_API_KEY", "GOOGLE_API_KEY"}
+ENV_SETTINGS = {"LLM_PRIMARY", "LLM_FALLBACK", "LLM_CATEGORISER_BATCH_SIZE", "OPENAI_BASE_URL"} | {
+    name for spec in PROVIDERS.values() for name in spec.key_variables
+}
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
