@@ -45,6 +45,11 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_benchmarks.py $(BENCH_ARGS)
 
+# The corpus through the openai and mistral emulators (sync, batch) and a gemini->openai fallback run.
+.PHONY: bench-providers
+bench-providers: $(STAMP)
+	$(BIN)/python benchmarks/bench_providers.py $(BENCH_ARGS)
+
 # Crash safety (tests/support/crash_harness.py): SIGKILL the whole run at >= 20 seeded random moments per
 # mode (offline, gemini sync, gemini batch against the emulator), rerun until done, compare with an
 # uninterrupted run; on the sample corpus and on a temp copy of ../shared/corpus (skipped when
