@@ -32,7 +32,7 @@ from typing import Any
 from . import remote_ledger
 from .answers import load_answer, save_answer
 from .categorise import categorise_batch
-from .fallback import SPENT, backend_of, link_of, names
+from .fallback import SPENT, backend_of, link_of, names, settings_for
 from .layout import Layout
 from .prompts import load_templates, render_user
 from .providers.base import (
@@ -199,7 +199,8 @@ def submit(
         created.payload_bytes,
     )
     handle.adopted = created.adopted
-    remote_ledger.record_created(layout, handle, settings)  # before the handle: never unrecorded
+    # before the handle: never unrecorded; with the settings of the provider that took the job
+    remote_ledger.record_created(layout, handle, settings_for(settings, handle.provider))
     remote_ledger.supersede(layout, job, (created.name,), "replaced by " + created.name, settings, logger)
     write_record(handle_file, handle)
     logger.info(

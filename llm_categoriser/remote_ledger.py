@@ -35,7 +35,7 @@ from .records import (
     read_record,
     write_record,
 )
-from .settings import Settings
+from .settings import Settings, resolve
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ FINAL = ("completed", "dead", "cancelled")
 
 
 def run_settings(entry: LedgerJob) -> Settings:
-    """The settings the job was created with (keys this version does not know are left out)."""
+    """The settings the job was created with (keys this version does not know are left out,
+    keys it added since get their defaults)."""
     known = {k: v for k, v in entry.settings.items() if k in Settings.model_fields}
-    return Settings.model_validate(known)
+    return resolve(known, env={})
 
 
 def is_open(entry: LedgerJob) -> bool:
