@@ -130,3 +130,17 @@ def test_a_batch_job_that_cannot_be_created_goes_to_the_next_provider(emulators)
     assert (provider, model) == ("mistral", "mistral-small-latest")
     assert first.stats()["batch_creations"] == 0 and second.stats()["batch_creations"] == 1
     assert created.name in second.job_ids()
+
+
+def test_planning_checks_the_key_of_every_provider_of_the_chain(monkeypatch):
+    from llm_categoriser.providers import check_ready
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MISTRAL_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with pytest.raises(ProviderError, match="provider mistral needs an API key: export MISTRAL_API_KEY"):
+        check_ready(resolve({"provider": "openai", "fallback": "mistral"}, env={}))
+    monkeypatch.delenv("OPENAI_API_KEY")
+    check_ready(resolve({"provider": "openai", "openai_base_url": "http://127.0.0.1:8000/v1"}, env={}))
+    with pytest.raises(ProviderError, match="OPENAI_API_KEY"):
+        check_ready(resolve({"provider": "openai"}, env={}))

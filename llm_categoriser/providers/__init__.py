@@ -55,14 +55,16 @@ def make_backend(settings: Settings) -> BatchBackend:
 
 
 def check_ready(settings: Settings) -> None:
-    """ProviderError while the run is planned, before any job starts, when the provider cannot
-    run at all: it needs an API key and none of its key variables is set."""
-    spec = get_provider(settings.provider)
-    if not spec.key_variables or any(os.environ.get(v, "").strip() for v in spec.key_variables):
-        return
-    first, *others = spec.key_variables
-    also = f" (or {', '.join(others)})" if others else ""
-    raise ProviderError(
-        f"provider {spec.name} needs an API key: export {first}=...{also} in the shell that runs "
-        f"snakemake, or use the offline provider (--config provider=offline)."
-    )
+    """ProviderError while the run is planned, before any job starts, when a provider of the
+    chain (``provider``, then ``fallback``) cannot run at all: it needs an API key and none of
+    its key variables is set."""
+    for name in dict.fromkeys([settings.provider, *settings.fallback]):
+        spec = get_provider(name)
+        if not spec.needs_key(settings) or any(os.environ.get(v, "").strip() for v in spec.key_variables):
+            continue
+        first, *others = spec.key_variables
+        also = f" (or {', '.join(others)})" if others else ""
+        raise ProviderError(
+            f"provider {spec.name} needs an API key: export {first}=...{also} in the shell that runs "
+            f"snakemake, or use the offline provider (--config provider=offline)."
+        )

@@ -128,6 +128,10 @@ class ProviderSpec:
         """The model name written in the outputs."""
         return settings.model
 
+    def needs_key(self, settings: Settings) -> bool:
+        """Whether a run needs one of ``key_variables`` set (checked when the run is planned)."""
+        return bool(self.key_variables)
+
     def fingerprint(self, settings: Settings) -> dict[str, Any]:
         """Settings that change its answers, added to every batch fingerprint."""
         return {"temperature": settings.temperature, "thinking_budget": settings.thinking_budget}

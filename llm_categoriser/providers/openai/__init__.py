@@ -6,6 +6,7 @@ batch mode needs a server with the Batch API (``/v1/files`` and ``/v1/batches``)
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..base import BatchBackend, Provider, ProviderSpec
@@ -24,6 +25,10 @@ class OpenAISpec(ProviderSpec):
 
     def model(self, settings: Settings) -> str:
         return settings.openai_model
+
+    def needs_key(self, settings: Settings) -> bool:
+        """A server named by ``openai_base_url`` or ``OPENAI_BASE_URL`` may need none."""
+        return not (settings.openai_base_url or os.environ.get(BASE_URL_VARIABLE, "").strip())
 
     def fingerprint(self, settings: Settings) -> dict[str, Any]:
         return {"temperature": settings.temperature}
