@@ -215,7 +215,7 @@ def _subset_subjects(ctx: Context, target_batches: int) -> tuple[list[str], int,
     for doc in plan.documents:
         entry = per_subject.setdefault(doc.subject, [0, 0])
         entry[0] += len(doc.batch_ids)
-        entry[1] += doc.issues
+        entry[1] += doc.flags
     chosen, batches, issues = [], 0, 0
     for subject in sorted(per_subject):
         if batches >= target_batches:
