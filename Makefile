@@ -44,6 +44,7 @@ clean:
 # Benchmarks on the reference corpus (../shared/corpus); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_benchmarks.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_cascade.py
 
 # The corpus through the openai and mistral emulators (sync, batch) and a gemini->openai fallback run.
 .PHONY: bench-providers

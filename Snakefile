@@ -14,6 +14,7 @@ include: "rules/categorise.smk"
 include: "rules/batch.smk"
 include: "rules/report.smk"
 include: "rules/results.smk"
+include: "rules/cascade.smk"
 
 
 rule all:

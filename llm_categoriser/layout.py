@@ -19,6 +19,7 @@ outputs and logs. A run's folders:
 * ``<data_dir>/ledger/<provider>/<name>.json``: every remote job ever created (``remote_ledger.py``);
 * ``<data_dir>/cache/<xx>/<fingerprint>.json``: answers kept per batch fingerprint;
 * ``<data_dir>/merged/<subject>/<document>.json``: per-document statistics;
+* ``<data_dir>/cascade/model.npz``: the cascade's classifier, written by ``train``;
 * ``<data_dir>/logs/<rule>/...``: one log per job.
 """
 
@@ -79,6 +80,7 @@ TEMPLATES = {
     "ledger_jobs": "{data}/ledger/*/*.json",
     "job_states": "{data}/jobs/*/state.json",
     "cache_dir": "{data}/cache",
+    "cascade_model": "{data}/cascade/model.npz",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
     "log_categorise": "{data}/logs/categorise/{job}.log",
@@ -87,6 +89,7 @@ TEMPLATES = {
     "log_merge": "{data}/logs/merge/{subject}/{document}.log",
     "log_combine": "{data}/logs/combine.log",
     "log_results_view": "{data}/logs/results_view.log",
+    "log_train": "{data}/logs/train.log",
 }
 
 
@@ -164,6 +167,7 @@ class Layout:
     ledger_jobs_glob = _fixed("ledger_jobs")
     job_states_glob = _fixed("job_states")
     cache_dir = _fixed("cache_dir")
+    cascade_model = _fixed("cascade_model")
     document_stats = _path("document_stats", "subject", "document")
 
     def cached_answer(self, fingerprint: str) -> str:

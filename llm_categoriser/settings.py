@@ -62,6 +62,8 @@ class Settings(BaseModel):
     reuse_answers: bool
     progress: Literal["compact", "verbose"]
     csv_bom: bool
+    cascade_min_agreement: float
+    cascade_seed: int
 
     @property
     def layout(self) -> Layout:

@@ -114,3 +114,14 @@ def run_fetch(
 
     with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):
         fetch(handle, batch_files, results, settings, logger=logger)
+
+
+def run_train(output: str, log_file: str, settings: Settings) -> None:
+    """Train the cascade's classifier on the cached model answers (``cascade/learn.py``)."""
+    from .cascade.learn import describe, model_path, train_from_cache
+
+    if Path(output) != model_path(settings):
+        raise ValueError(f"the train rule writes {output}, but the cascade reads {model_path(settings)}")
+    with job_logger(log_file, "train") as logger:
+        model, _cached, path = train_from_cache(settings)
+        logger.info("%s\nsaved %s", describe(model), path)

@@ -50,6 +50,14 @@ VERBS = (
         "cancel remote batch jobs",
         "Cancel remote jobs of the ledger, each with its own provider and settings.",
     ),
+    (
+        "train",
+        verbs.cmd_train,
+        "train the cascade's classifier on the model's cached answers",
+        "Train the cascade's local classifier on the answers a model gave (data/cache), calibrate it by "
+        "cross-validation over documents, print the share of flags it expects to answer and its "
+        "agreement with the model, and save it to data/cascade/model.npz.",
+    ),
 )
 
 
@@ -105,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         )
         parsers[-1].set_defaults(handler=handler)
-    run, create, listing, fetch, cancel = parsers
+    run, create, listing, fetch, cancel, _train = parsers
     for verb in (run, create, fetch):
         verb.add_argument("--verbose", action="store_true", help="show Snakemake's output")
     create.add_argument(

@@ -3,7 +3,8 @@
 * ``batch-create``: plan the run and submit one remote job per group of batches (``--until submit``);
 * ``batch-list``: the remote jobs of the data folder and their status, read from their records;
 * ``batch-fetch``: fetch finished jobs and write the documents they carry (``--keep-going``);
-* ``batch-cancel``: cancel the remote jobs named in the job handles.
+* ``batch-cancel``: cancel the remote jobs named in the job handles;
+* ``train``: train the cascade's classifier on the model's cached answers (no Snakemake run).
 
 Everything reported after a run is read from the typed records the rules wrote
 (``cli/job_records.py``), with the job grouping of the plan's job specs.
@@ -16,6 +17,7 @@ import glob
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from .. import remote_ledger, run_outcome
@@ -441,3 +443,23 @@ def cmd_batch_cancel(args: argparse.Namespace) -> int:
             f"ones still planned (up to max_job_attempts = {ws.settings.max_job_attempts})."
         )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the cascade's classifier on the model answers in the cache; print what to expect."""
+    from ..cascade.learn import describe, train_from_cache
+
+    ws = open_workspace(args)
+    local = ws.settings.model_copy(
+        update={
+            name: str(ws.path(getattr(ws.settings, name))) for name in ("documents_dir", "report", "data_dir")
+        }
+    )
+    started = time.perf_counter()
+    model, cached, path = train_from_cache(local)
+    print(describe(model))
+    if cached.skipped_providers:
+        skipped = ", ".join(f"{n} of {p}" for p, n in sorted(cached.skipped_providers.items()))
+        print(f"Not learnt from (not a model's answers): {skipped}.")
+    print(f"Saved {path} in {time.perf_counter() - started:.1f} s.")
+    return EXIT_OK

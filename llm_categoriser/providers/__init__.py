@@ -28,6 +28,7 @@ __all__ = [
     "ProviderError",
     "ProviderSpec",
     "Request",
+    "answers_are_learnable",
     "check_ready",
     "get_provider",
     "make_backend",
@@ -42,6 +43,13 @@ def get_provider(name: str) -> ProviderSpec:
         return PROVIDERS[name]
     except KeyError:
         raise ConfigError(f"unknown provider {name!r}. Allowed: {', '.join(PROVIDERS)}.") from None
+
+
+def answers_are_learnable(provider: str) -> bool:
+    """Whether answers recorded under this provider name are a model's (the cascade learns
+    from these only: never from the offline rules, never from its own answers)."""
+    spec = PROVIDERS.get(provider)
+    return spec is not None and spec.answers_from_a_model
 
 
 def make_provider(settings: Settings) -> Provider:

@@ -123,6 +123,8 @@ class ProviderSpec:
     key_variables: tuple[str, ...] = ()
     api_slots: int = 1
     runs_remotely: bool = True
+    # Its answers are a language model's: the cascade's classifier may learn from them.
+    answers_from_a_model: bool = True
 
     def model(self, settings: Settings) -> str:
         """The model name written in the outputs."""

@@ -18,6 +18,7 @@ class OfflineSpec(ProviderSpec):
     key_variables = ()
     api_slots = 0  # no remote calls: offline jobs are bounded by cores only
     runs_remotely = False
+    answers_from_a_model = False  # rules: the cascade never learns from them
 
     def model(self, settings: Settings) -> str:
         return MODEL

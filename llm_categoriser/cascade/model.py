@@ -1,0 +1,148 @@
+"""The trained cascade model: hashed-feature weights, per-category thresholds, a fingerprint.
+
+Saved as one NumPy ``.npz`` archive of plain numeric arrays plus a JSON header (an array of
+text), read back with ``allow_pickle=False``: loading it runs no code, whoever wrote the file
+(a pickle, or a joblib file, loaded from a user-writable folder would run whatever it holds;
+docs/DESIGN.md, cascade section). Prediction is a sparse product and a softmax, done here, so
+scikit-learn is needed to train but the file format does not depend on its internals.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..atomic import atomic_write_bytes
+from ..errors import CategoriserError
+
+MODEL_FORMAT = 1
+
+
+class CascadeModelError(CategoriserError):
+    """A cascade model file that is missing, unreadable or of another format."""
+
+
+class CategoryCalibration(BaseModel):
+    """What cross-validation by document measured for one predicted category."""
+
+    threshold: float | None = Field(description="answer locally at or above this probability; None: never")
+    held_out: int = Field(description="held-out flags predicted as this category")
+    covered: int = Field(description="of those, at or above the threshold")
+    agreed: int = Field(description="of the covered, where the model's answer was the same")
+
+
+class ModelInfo(BaseModel):
+    """The JSON header of a saved model (no text of the corpus: counts, digests, settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: int = MODEL_FORMAT
+    fingerprint: str
+    classes: list[str]
+    n_features: int
+    alternate_sign: bool
+    features_version: int
+    training_answers: int
+    training_documents: int
+    answers_digest: str
+    code_digest: str
+    settings: dict[str, Any]
+    calibration: dict[str, CategoryCalibration]
+    expected_coverage: float
+    expected_agreement: float | None
+
+
+@dataclass
+class Prediction:
+    category: str
+    probability: float
+    answered: bool
+
+    @property
+    def confidence(self) -> int:
+        """The classifier's probability as the 0-100 confidence of the CSV."""
+        return round(self.probability * 100)
+
+
+@dataclass
+class CascadeModel:
+    info: ModelInfo
+    columns: np.ndarray  # hashed column numbers that carry weight (int64, sorted)
+    coef: np.ndarray  # (n_classes or 1, len(columns)) float64
+    intercept: np.ndarray  # (n_classes or 1,) float64
+
+    @property
+    def fingerprint(self) -> str:
+        return self.info.fingerprint
+
+    def probabilities(self, matrix: Any) -> np.ndarray:
+        """Class probabilities for a (n, n_features) sparse matrix of hashed features."""
+        scores = np.asarray(matrix[:, self.columns] @ self.coef.T) + self.intercept
+        if len(self.info.classes) == 2 and scores.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.column_stack([1.0 - positive, positive])
+        scores -= scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, matrix: Any) -> list[Prediction]:
+        probabilities = self.probabilities(matrix)
+        best = probabilities.argmax(axis=1)
+        out: list[Prediction] = []
+        for row, index in enumerate(best):
+            category = self.info.classes[int(index)]
+            probability = float(probabilities[row, index])
+            threshold = self.info.calibration[category].threshold
+            out.append(Prediction(category, probability, threshold is not None and probability >= threshold))
+        return out
+
+
+def save_model(path: str | os.PathLike[str], model: CascadeModel) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        header=np.array(model.info.model_dump_json()),
+        columns=model.columns.astype(np.int64),
+        coef=model.coef.astype(np.float64),
+        intercept=model.intercept.astype(np.float64),
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_model(path: str | os.PathLike[str]) -> CascadeModel:
+    """The model saved at ``path``; CascadeModelError says what is wrong and what to do."""
+    target = Path(path)
+    retrain = "run `python -m llm_categoriser train` to make a new one"
+    try:
+        with np.load(target, allow_pickle=False) as archive:
+            header = str(archive["header"])
+            columns = np.asarray(archive["columns"], dtype=np.int64)
+            coef = np.asarray(archive["coef"], dtype=np.float64)
+            intercept = np.asarray(archive["intercept"], dtype=np.float64)
+    except FileNotFoundError:
+        raise CascadeModelError(
+            f"cascade model {target} not found: {retrain}, or set cascade: false"
+        ) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise CascadeModelError(f"cascade model {target} is unreadable ({exc}): {retrain}") from None
+    try:
+        info = ModelInfo.model_validate(json.loads(header))
+    except (ValueError, ValidationError) as exc:
+        raise CascadeModelError(f"cascade model {target} has an invalid header ({exc}): {retrain}") from None
+    if info.format != MODEL_FORMAT:
+        raise CascadeModelError(
+            f"cascade model {target} has format {info.format}, this version reads {MODEL_FORMAT}: {retrain}"
+        )
+    rows = len(info.classes) if len(info.classes) > 2 else 1
+    if coef.shape != (rows, len(columns)) or intercept.shape != (rows,):
+        raise CascadeModelError(f"cascade model {target} has arrays of the wrong shape: {retrain}")
+    if len(columns) and (columns.min() < 0 or columns.max() >= info.n_features):
+        raise CascadeModelError(f"cascade model {target} has feature columns out of range: {retrain}")
+    return CascadeModel(info, columns, coef, intercept)

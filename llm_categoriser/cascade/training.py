@@ -1,0 +1,201 @@
+"""Train the cascade's classifier on a model's answers and calibrate it by document.
+
+Logistic regression on hashed features (scikit-learn): it trains in seconds on thousands of
+flags, is deterministic, gives probabilities that rank well, and reduces to arrays that load
+without code (``model.py``). Calibration: cross-validation with documents as groups (a flag is
+never scored by a classifier that saw its document) gives an out-of-fold probability for every
+answer; per predicted category, the threshold is the lowest probability at which the held-out
+flags at or above it agreed with the model on at least ``min_agreement`` of them (and at least
+``min_support`` flags were seen there). Measured choices: docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import CategoriserError
+from .features import FEATURES_VERSION
+from .model import MODEL_FORMAT, CascadeModel, CategoryCalibration, ModelInfo
+
+
+class TrainingError(CategoriserError):
+    """Too few answers, or answers that cannot train a classifier; the message says what to do."""
+
+
+class TrainSettings(BaseModel):
+    """Settings of a training run (part of the model's fingerprint)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seed: int = 0
+    min_agreement: float = Field(0.95, gt=0, le=1)
+    min_support: int = Field(10, ge=1)
+    folds: int = Field(5, ge=2)
+    regularisation: float = Field(0.3, gt=0, description="inverse strength, scikit-learn's C")
+    n_features: int = 2**20
+
+
+@dataclass(frozen=True)
+class Example:
+    """One answer of a model, with the features of its flag."""
+
+    key: str
+    document: str
+    features: dict[str, float]
+    category: str
+
+
+def hasher(n_features: int) -> Any:
+    from sklearn.feature_extraction import FeatureHasher
+
+    return FeatureHasher(n_features=n_features, input_type="dict", alternate_sign=False)
+
+
+def feature_matrix(features: Sequence[dict[str, float]], n_features: int) -> Any:
+    return hasher(n_features).transform(features).tocsr()
+
+
+@cache
+def code_digest() -> str:
+    """The code a model depends on: this package and the offline rules (a feature)."""
+    from ..providers.offline import rules as offline_rules
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in [*sorted(here.glob("*.py")), Path(offline_rules.__file__)]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def answers_digest(examples: Sequence[Example]) -> str:
+    lines = sorted(f"{e.key}\t{e.category}" for e in examples)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+
+
+def calibrate(
+    classes: Sequence[str],
+    probabilities: np.ndarray,
+    truth: Sequence[str],
+    min_agreement: float,
+    min_support: int,
+) -> dict[str, CategoryCalibration]:
+    """Per predicted category, the lowest threshold whose held-out agreement meets the target."""
+    predicted = probabilities.argmax(axis=1)
+    best = probabilities.max(axis=1)
+    result: dict[str, CategoryCalibration] = {}
+    for index, category in enumerate(classes):
+        rows = np.flatnonzero(predicted == index)
+        order = rows[np.argsort(-best[rows], kind="stable")]
+        probs = best[order]
+        agreed = np.cumsum([truth[i] == category for i in order])
+        threshold: float | None = None
+        covered = agreed_count = 0
+        for k in range(len(order), 0, -1):
+            if k < len(order) and probs[k] == probs[k - 1]:
+                continue  # a threshold covers every flag of the same probability
+            if k >= min_support and agreed[k - 1] >= min_agreement * k:
+                threshold, covered, agreed_count = float(probs[k - 1]), k, int(agreed[k - 1])
+                break
+        result[category] = CategoryCalibration(
+            threshold=threshold, held_out=len(order), covered=covered, agreed=agreed_count
+        )
+    return result
+
+
+def _classifier(settings: TrainSettings) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(
+        C=settings.regularisation, solver="newton-cg", max_iter=300, random_state=settings.seed
+    )
+
+
+def out_of_fold(
+    matrix: Any, labels: np.ndarray, groups: np.ndarray, settings: TrainSettings
+) -> tuple[list[str], np.ndarray]:
+    """Class names and out-of-fold probabilities, folds made of whole documents (seeded)."""
+    from sklearn.model_selection import GroupKFold
+
+    classes = sorted(set(labels.tolist()))
+    folds = min(settings.folds, len(set(groups.tolist())))
+    splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
+    probabilities = np.zeros((len(labels), len(classes)))
+    for train_rows, test_rows in splitter.split(matrix, labels, groups):
+        if len(set(labels[train_rows].tolist())) < 2:
+            probabilities[np.ix_(test_rows, [classes.index(labels[train_rows][0])])] = 1.0
+            continue
+        clf = _classifier(settings).fit(matrix[train_rows], labels[train_rows])
+        columns = [classes.index(c) for c in clf.classes_]
+        probabilities[np.ix_(test_rows, columns)] = clf.predict_proba(matrix[test_rows])
+    return classes, probabilities
+
+
+def train(examples: Sequence[Example], settings: TrainSettings | None = None) -> CascadeModel:
+    """Fit on every example, with thresholds from cross-validation by document."""
+    settings = settings or TrainSettings()
+    documents = sorted({e.document for e in examples})
+    categories = sorted({e.category for e in examples})
+    if len(documents) < 2:
+        raise TrainingError(
+            f"training needs a model's answers from at least 2 documents; found {len(documents)} "
+            f"({len(examples)} answer(s)). Run the pipeline with a model provider first."
+        )
+    if len(categories) < 2:
+        raise TrainingError(
+            f"training needs answers of at least 2 categories; all {len(examples)} are "
+            f"{categories[0] if categories else 'none'}. Categorise more documents first."
+        )
+    hashed = feature_matrix([e.features for e in examples], settings.n_features)
+    columns = np.unique(hashed.indices).astype(np.int64)
+    matrix = hashed[:, columns]  # only the columns that occur: a small problem to solve
+    labels = np.array([e.category for e in examples])
+    groups = np.array([e.document for e in examples])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        classes, held_out = out_of_fold(matrix, labels, groups, settings)
+        final = _classifier(settings).fit(matrix, labels)
+    calibration = calibrate(classes, held_out, labels.tolist(), settings.min_agreement, settings.min_support)
+    covered = sum(c.covered for c in calibration.values())
+    agreed = sum(c.agreed for c in calibration.values())
+    coef = np.asarray(final.coef_, dtype=np.float64)
+    answers = answers_digest(examples)
+    code = code_digest()
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                "format": MODEL_FORMAT,
+                "features": FEATURES_VERSION,
+                "answers": answers,
+                "code": code,
+                "settings": settings.model_dump(),
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:32]
+    info = ModelInfo(
+        fingerprint=fingerprint,
+        classes=[str(c) for c in final.classes_],
+        n_features=settings.n_features,
+        alternate_sign=False,
+        features_version=FEATURES_VERSION,
+        training_answers=len(examples),
+        training_documents=len(documents),
+        answers_digest=answers,
+        code_digest=code,
+        settings=settings.model_dump(),
+        calibration=calibration,
+        expected_coverage=covered / len(examples),
+        expected_agreement=agreed / covered if covered else None,
+    )
+    return CascadeModel(info, columns, coef, np.asarray(final.intercept_, dtype=np.float64))

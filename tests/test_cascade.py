@@ -1,0 +1,258 @@
+"""The cascade's classifier: features, deterministic training, calibration, the saved model, train."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cascade_data import PROPER, SPLITS, TYPOS, build_corpus, write_cache
+
+from llm_categoriser import cli
+from llm_categoriser.cascade.evidence import report_evidence
+from llm_categoriser.cascade.features import ReportStats, flag_features
+from llm_categoriser.cascade.learn import cached_model_answers, examples_for, model_path, train_from_cache
+from llm_categoriser.cascade.model import CascadeModelError, load_model, save_model
+from llm_categoriser.cascade.training import (
+    Example,
+    TrainingError,
+    TrainSettings,
+    calibrate,
+    feature_matrix,
+    out_of_fold,
+    train,
+)
+from llm_categoriser.layout import Layout
+from llm_categoriser.lt_report import load_report
+from llm_categoriser.settings import resolve
+
+FAST = TrainSettings(n_features=2**18)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("cascade")
+    return build_corpus(root)
+
+
+@pytest.fixture(scope="module")
+def examples(corpus: tuple[Path, dict[str, str]]) -> list:
+    report, answers = corpus
+    return examples_for(load_report(report).issues, answers, report.parent)
+
+
+def test_features_hold_the_flag_the_document_and_the_offline_verdict(corpus) -> None:
+    report, _answers = corpus
+    issues = load_report(report).issues
+    evidence = report_evidence(issues, report.parent)
+    stats = ReportStats.from_issues(issues)
+    proper = next(i for i in issues if i.issue == PROPER[0])
+    features = flag_features(evidence[proper.key], stats)
+    assert features["rule=MORFOLOGIK_RULE_EN_GB"] == 1.0
+    assert f"word={PROPER[0].lower()}" in features
+    assert features["shape=title"] == 1.0
+    # the name occurs 3 x 2 times in its document, and is flagged in several documents
+    assert any(name.startswith("freq=") and name != "freq=0" for name in features)
+    assert stats.documents[PROPER[0].lower()] >= 2
+    assert any(name.startswith("report_docs=") for name in features)
+    offline = evidence[proper.key].offline_category
+    assert features[f"off={offline}"] == 1.0
+    assert 0 <= features["off_confidence"] <= 1
+
+
+def test_training_is_deterministic(examples) -> None:
+    first = train(examples, FAST)
+    second = train(examples, FAST)
+    assert first.fingerprint == second.fingerprint
+    assert np.array_equal(first.columns, second.columns)
+    assert np.array_equal(first.coef, second.coef)
+    assert first.info.calibration == second.info.calibration
+    other_seed = train(examples, FAST.model_copy(update={"seed": 7}))
+    assert other_seed.fingerprint != first.fingerprint
+
+
+def test_the_model_learns_the_synthetic_patterns(examples) -> None:
+    model = train(examples, FAST)
+    matrix = feature_matrix([e.features for e in examples], FAST.n_features)
+    predictions = model.predict(matrix)
+    agree = sum(p.category == e.category for p, e in zip(predictions, examples, strict=True))
+    assert agree / len(examples) > 0.9
+    answered = [(p, e) for p, e in zip(predictions, examples, strict=True) if p.answered]
+    assert answered, "a clean synthetic set must let some category pass the threshold"
+    for prediction, _example in answered:
+        threshold = model.info.calibration[prediction.category].threshold
+        assert threshold is not None and prediction.probability >= threshold
+        assert 0 <= prediction.confidence <= 100
+    assert 0 < model.info.expected_coverage <= 1
+    assert model.info.expected_agreement is not None and model.info.expected_agreement >= 0.95
+
+
+def test_own_prediction_matches_scikit_learn(examples) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    model = train(examples, FAST)
+    hashed = feature_matrix([e.features for e in examples], FAST.n_features)
+    reference = LogisticRegression(C=FAST.regularisation, solver="newton-cg", max_iter=300, random_state=0)
+    reference.fit(hashed[:, model.columns], [e.category for e in examples])
+    assert list(reference.classes_) == model.info.classes
+    assert np.allclose(
+        reference.predict_proba(hashed[:, model.columns]), model.probabilities(hashed), atol=1e-6
+    )
+
+
+def test_calibration_picks_the_lowest_threshold_that_meets_the_target() -> None:
+    classes = ["A", "B"]
+    # predicted A at descending probabilities; truth agrees for the top 10, then alternates
+    probs_a = np.linspace(0.99, 0.6, 20)
+    truth = ["A"] * 10 + ["B", "A"] * 5
+    probabilities = np.column_stack([probs_a, 1 - probs_a])
+    result = calibrate(classes, probabilities, truth, min_agreement=0.9, min_support=5)
+    a = result["A"]
+    assert a.held_out == 20
+    # cumulative agreement: 10/10, 10/11, 11/12 ... the largest prefix with >= 90% is 12 (11/12)
+    assert a.covered == 12 and a.agreed == 11
+    assert a.threshold == pytest.approx(probs_a[11])
+    assert result["B"].threshold is None and result["B"].held_out == 0
+    stricter = calibrate(classes, probabilities, truth, min_agreement=1.0, min_support=11)
+    assert stricter["A"].threshold is None  # 10 perfect flags are fewer than min_support
+
+
+def test_calibration_treats_equal_probabilities_as_one_step() -> None:
+    probabilities = np.array([[0.9, 0.1]] * 4 + [[0.8, 0.2]] * 4)
+    truth = ["A", "A", "A", "B", "A", "A", "A", "A"]
+    result = calibrate(["A", "B"], probabilities, truth, min_agreement=0.75, min_support=1)
+    assert result["A"].covered == 8  # never 3 of the four flags at 0.9: a threshold takes all four
+    assert result["A"].agreed == 7
+
+
+def test_cross_validation_never_scores_a_document_it_trained_on() -> None:
+    # each document has its own feature and its own answer: only a fold that saw the document
+    # could predict it, so held-out predictions must fall back to the prior
+    documents = np.array([f"doc-{n // 6}" for n in range(60)])
+    labels = np.array(["A" if int(d[-1]) % 2 else "B" for d in documents])
+    features = [{f"document={d}": 1.0, "bias": 1.0} for d in documents]
+    hashed = feature_matrix(features, FAST.n_features)
+    classes, probabilities = out_of_fold(hashed, labels, documents, FAST)
+    assert probabilities.shape == (60, 2) and np.allclose(probabilities.sum(axis=1), 1.0)
+    predicted = np.array(classes)[probabilities.argmax(axis=1)]
+    assert (predicted == labels).mean() < 0.8
+    assert probabilities.max() < 0.8
+    in_sample = train(
+        [
+            Example(str(n), d, f, label)
+            for n, (d, f, label) in enumerate(zip(documents, features, labels, strict=True))
+        ],
+        FAST,
+    )
+    assert (np.array([p.category for p in in_sample.predict(hashed)]) == labels).all()
+
+
+def test_saved_model_holds_no_text_of_the_corpus(examples, tmp_path: Path) -> None:
+    model = train(examples, FAST)
+    path = tmp_path / "model.npz"
+    save_model(path, model)
+    words = [*PROPER, *(t for t, _ in TYPOS), *(r for _, r in TYPOS), *(w for _, w in SPLITS)]
+    words += ["Geography", "History", "doc-00", "spelling mistake", "The visit"]
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    assert set(members) == {"header.npy", "columns.npy", "coef.npy", "intercept.npy"}
+    for name, data in members.items():
+        for word in words:
+            for encoded in (word.encode(), word.lower().encode(), word.encode("utf-32-le")):
+                assert encoded not in data, f"{word!r} found in {name}"
+    loaded = load_model(path)
+    assert loaded.info == model.info
+    matrix = feature_matrix([e.features for e in examples], FAST.n_features)
+    assert np.allclose(loaded.probabilities(matrix), model.probabilities(matrix))
+
+
+def test_a_bad_model_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(CascadeModelError, match=r"not found.*train"):
+        load_model(tmp_path / "missing.npz")
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(CascadeModelError, match=r"unreadable.*train"):
+        load_model(broken)
+    # an archive that needs pickle to load is refused, not run
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, header=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CascadeModelError, match="train"):
+        load_model(evil)
+
+
+def test_training_refuses_too_little(examples) -> None:
+    one_document = [e for e in examples if e.document == examples[0].document]
+    with pytest.raises(TrainingError, match="at least 2 documents"):
+        train(one_document, FAST)
+    one_category = [e.__class__(e.key, e.document, e.features, "FALSE_POSITIVE") for e in examples]
+    with pytest.raises(TrainingError, match="at least 2 categories"):
+        train(one_category, FAST)
+
+
+def test_only_a_real_models_answers_are_learnt(corpus, tmp_path: Path) -> None:
+    _report, answers = corpus
+    keys = sorted(answers)
+    data = tmp_path / "data"
+    write_cache(data, {k: answers[k] for k in keys[:10]}, "gemini", "a" * 32)
+    write_cache(data, {k: "PARSING_ERROR" for k in keys[:20]}, "offline", "b" * 32)
+    write_cache(data, {k: "PARSING_ERROR" for k in keys[:30]}, "cascade", "c" * 32)
+    found = cached_model_answers(Layout("Documents", str(data)))
+    assert found.answers == {k: answers[k] for k in keys[:10]}
+    assert found.skipped_providers == {"offline": 20, "cascade": 30}
+    # a newer answer of a model wins
+    newer = write_cache(data, {keys[0]: "AMBIGUOUS_PHRASING"}, "gemini", "d" * 32)
+    stamp = max(p.stat().st_mtime_ns for p in (data / "cache").glob("*/*.json")) + 10**9
+    os.utime(newer, ns=(stamp, stamp))
+    assert cached_model_answers(Layout("Documents", str(data))).answers[keys[0]] == "AMBIGUOUS_PHRASING"
+
+
+def workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    report, answers = build_corpus(tmp_path)
+    (tmp_path / "config.yaml").write_text("documents_dir: Documents\ndata_dir: data\n", encoding="utf-8")
+    return report, answers
+
+
+def test_train_from_cache_saves_a_model_and_the_cli_prints_the_expectation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _report, answers = workspace(tmp_path)
+    write_cache(tmp_path / "data", answers, "gemini", "e" * 32)
+    write_cache(tmp_path / "data", dict.fromkeys(answers, "PARSING_ERROR"), "offline", "f" * 32)
+    assert cli.main(["train", "--directory", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Trained on {len(answers)} model answer(s) from 8 document(s)" in out
+    assert "of flags answered locally, agreeing with the model on" in out
+    assert "FALSE_POSITIVE" in out
+    assert f"Not learnt from (not a model's answers): {len(answers)} of offline." in out
+    settings = resolve({"documents_dir": str(tmp_path / "Documents"), "data_dir": str(tmp_path / "data")})
+    saved = load_model(model_path(settings))
+    assert saved.info.training_answers == len(answers)
+
+
+def test_train_without_model_answers_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _report, answers = workspace(tmp_path)
+    write_cache(tmp_path / "data", answers, "offline", "f" * 32)
+    assert cli.main(["train", "--directory", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no model answers to learn from" in err
+    assert f"{len(answers)} answer(s) of offline" in err
+    assert "provider=gemini" in err
+    settings = resolve({"documents_dir": str(tmp_path / "Documents"), "data_dir": str(tmp_path / "data")})
+    with pytest.raises(TrainingError):
+        train_from_cache(settings)
+
+
+def test_the_train_rule_trains_from_the_cache(tmp_path: Path) -> None:
+    from support.workflow import snakemake
+
+    _report, answers = workspace(tmp_path)
+    write_cache(tmp_path / "data", answers, "gemini", "e" * 32)
+    snakemake(tmp_path, "train")
+    model = load_model(tmp_path / "data" / "cascade" / "model.npz")
+    assert model.info.training_answers == len(answers)
+    log = (tmp_path / "data" / "logs" / "train.log").read_text(encoding="utf-8")
+    assert "Expected (cross-validation by document)" in log
