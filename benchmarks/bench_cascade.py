@@ -11,7 +11,8 @@ on the labelled flags of one half exactly as ``train`` does (cross-validated thr
 share answered locally, their agreement with the labels, and the requests and estimated cost
 of the other half with and without the cascade. The flags are read by the product's report
 loader and evidence code; requests are the batches the product's planner makes
-(``batching.make_batches``), tokens the length of the prompts it renders.
+(``plan.build_plan`` on the flags of that half), tokens a quarter of the characters of the
+prompts it renders, costed at the summary's input price.
 The corpus is read-only reference data outside the repository; when it is absent the script
 says so and exits 0.
 """
@@ -33,15 +34,16 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from llm_categoriser.report import issue_key, load_report  # noqa: E402
-
 from llm_categoriser.cascade.evidence import report_evidence  # noqa: E402
 from llm_categoriser.cascade.features import ReportStats, flag_features  # noqa: E402
 from llm_categoriser.cascade.training import Example, TrainSettings, feature_matrix, train  # noqa: E402
+from llm_categoriser.layout import Layout  # noqa: E402
+from llm_categoriser.lt_report import LoadedReport, issue_key, load_report  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
 from llm_categoriser.outputs import PRICES_PER_MILLION  # noqa: E402
-from llm_categoriser.plan import batch_path, build_plan, request_settings  # noqa: E402
+from llm_categoriser.plan import build_plan  # noqa: E402
 from llm_categoriser.prompts import load_templates, render_user  # noqa: E402
+from llm_categoriser.records import PlannedBatch, read_record  # noqa: E402
 from llm_categoriser.settings import resolve  # noqa: E402
 
 
@@ -71,69 +73,43 @@ def split(names: list[str], seed: int) -> set[str]:
 
 
 def plain_and_cascade_requests(
-    corpus: Path, test_keys: set[str], cascaded: set[str], tmp: Path
+    report: LoadedReport, corpus: Path, test_keys: set[str], cascaded: set[str], tmp: Path
 ) -> dict[str, Any]:
     """Requests and prompt tokens of the held-out flags: all of them, and only the undecided ones.
 
-    The product's planner plans a report holding only those flags (every other column as in the
-    original), so batches and prompts are exactly what a run would send.
+    The product's planner plans the held-out flags (and then only those the classifier left
+    undecided) for the gemini provider, so batches and prompts are exactly what a run would send.
     """
     out: dict[str, Any] = {}
-    report = load_report(corpus / "Documents" / "language-check-report.csv")
-    header = ["Subject", "Filename", "Page", "Rule ID", "Type", "Issue", "Message", "Suggestions"]
-    header += ["Highlighted Context", "Pass Code"]
+    templates = load_templates()
     for name, keep in (("plain", test_keys), ("cascade", test_keys - cascaded)):
-        folder = tmp / name
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = [i for i in report.issues if i.key in keep]
-        write_report(folder / "report.csv", header, rows)
+        subset = LoadedReport(path=report.path, issues=[i for i in report.issues if i.key in keep])
         settings = resolve(
             {
                 "documents_dir": str(corpus / "Documents"),
-                "report": str(folder / "report.csv"),
-                "data_dir": str(folder / "data"),
+                "report": str(report.path),
+                "data_dir": str(tmp / name),
                 "provider": "gemini",
             }
         )
-        plan = build_plan(settings)
+        plan = build_plan(settings, report=subset)
         chars = 0
-        templates = load_templates()
         for doc in plan.documents:
             for batch_id in doc.batch_ids:
-                batch = json.loads(batch_path(settings, doc.subject, doc.document, batch_id).read_text())
+                batch = read_record(settings.layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
                 chars += len(templates.system) + len(render_user(batch, templates=templates))
         out[name] = {
-            "flags": len(rows),
+            "flags": len(subset.issues),
             "requests": plan.batches,
             "input_tokens": chars // 4,
             "input_cost_usd": chars // 4 * PRICES_PER_MILLION["input"] / 1e6,
-            "model": request_settings(settings)["model"],
+            "model": settings.effective_model,
         }
     return out
 
 
-def write_report(path: Path, header: list[str], issues: list[Issue]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i in issues:
-            writer.writerow(
-                [
-                    i.subject,
-                    i.filename,
-                    "" if i.page is None else i.page,
-                    i.rule_id,
-                    i.type,
-                    i.issue,
-                    i.message,
-                    i.suggestions,
-                    i.context,
-                    i.pass_code,
-                ]
-            )
-
-
 def run_split(
+    report: LoadedReport,
     kind: str,
     seed: int,
     issues: list[Issue],
@@ -170,7 +146,7 @@ def run_split(
     per_category_agreed = Counter(p.category for i, p in answered if p.category == labels[i.key])
     all_test_keys = {i.key for i in issues if not side(i)}
     cost = plain_and_cascade_requests(
-        corpus, all_test_keys, {i.key for i, _p in answered}, tmp / f"{kind}-{seed}"
+        report, corpus, all_test_keys, {i.key for i, _p in answered}, tmp / f"{kind}-{seed}"
     )
     return {
         "split": kind,
@@ -209,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     report = load_report(report_path)
     labels = load_labels(labels_path)
     stats = ReportStats.from_issues(report.issues)
-    evidence = report_evidence(report.issues, corpus / "Documents")
+    evidence = report_evidence(report.issues, Layout(str(corpus / "Documents"), "data"))
     features = {i.key: flag_features(evidence[i.key], stats) for i in report.issues}
     prepare_seconds = time.perf_counter() - started
     labelled = sum(i.key in labels for i in report.issues)
@@ -222,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(args.tmp or scratch)
         for kind in ("document", "subject"):
             for seed in args.seeds:
-                r = run_split(kind, seed, report.issues, features, labels, settings, corpus, tmp)
+                r = run_split(report, kind, seed, report.issues, features, labels, settings, corpus, tmp)
                 results.append(r)
                 plain, cascade = r["requests"]["plain"], r["requests"]["cascade"]
                 print(

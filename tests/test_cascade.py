@@ -40,13 +40,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
 @pytest.fixture(scope="module")
 def examples(corpus: tuple[Path, dict[str, str]]) -> list:
     report, answers = corpus
-    return examples_for(load_report(report).issues, answers, report.parent)
+    return examples_for(load_report(report).issues, answers, Layout(str(report.parent), "data"))
 
 
 def test_features_hold_the_flag_the_document_and_the_offline_verdict(corpus) -> None:
     report, _answers = corpus
     issues = load_report(report).issues
-    evidence = report_evidence(issues, report.parent)
+    evidence = report_evidence(issues, Layout(str(report.parent), "data"))
     stats = ReportStats.from_issues(issues)
     proper = next(i for i in issues if i.issue == PROPER[0])
     features = flag_features(evidence[proper.key], stats)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 
 from ..errors import UnsafePathError
+from ..layout import Layout
 from ..models import Issue
 from ..pages import Document, split_pages
 from ..paths import inside
@@ -22,10 +22,10 @@ from .features import FlagEvidence
 log = logging.getLogger(__name__)
 
 
-def read_document(documents_dir: str | Path, subject: str, filename: str) -> str | None:
+def read_document(layout: Layout, subject: str, filename: str) -> str | None:
     """A document's Markdown, or None when it cannot be read (its flags get no document hints)."""
     try:
-        path = inside(documents_dir, subject, "markdown", filename)
+        path = inside(layout.docs, layout.markdown(subject, filename))
         return path.read_bytes().decode("utf-8-sig", errors="replace")
     except (UnsafePathError, OSError):
         return None
@@ -45,13 +45,13 @@ def document_evidence(issues: Iterable[Issue], text: str | None) -> list[FlagEvi
     return out
 
 
-def report_evidence(issues: Iterable[Issue], documents_dir: str | Path) -> dict[str, FlagEvidence]:
+def report_evidence(issues: Iterable[Issue], layout: Layout) -> dict[str, FlagEvidence]:
     """Flag key -> evidence for ``issues`` (any number of documents), reading each document once."""
     grouped: dict[tuple[str, str], list[Issue]] = {}
     for issue in issues:
         grouped.setdefault((issue.subject, issue.filename), []).append(issue)
     out: dict[str, FlagEvidence] = {}
     for (subject, filename), members in grouped.items():
-        for evidence in document_evidence(members, read_document(documents_dir, subject, filename)):
+        for evidence in document_evidence(members, read_document(layout, subject, filename)):
             out[evidence.issue.key] = evidence
     return out

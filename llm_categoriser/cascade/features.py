@@ -3,7 +3,7 @@
 Every feature is a name (``rule=MORFOLOGIK_RULE_EN_GB``, ``word=cymru``, ``off=FALSE_POSITIVE``)
 with a value. The names hold text of the corpus, so they never leave this process: the
 classifier receives them through a hashing trick (``FeatureHasher``) and the saved model holds
-only the hashed column numbers and their weights (docs/DESIGN.md, cascade section).
+only the hashed column numbers and their weights (docs/DESIGN.md §30).
 
 Three sources, as the offline rules use them:
 

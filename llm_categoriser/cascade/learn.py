@@ -9,7 +9,6 @@ its newest answer. The flags are those of the current report, matched by their s
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ def cached_model_answers(layout: Layout) -> CachedAnswers:
     found: dict[str, tuple[int, str, str]] = {}
     skipped: dict[str, int] = {}
     files = 0
-    for path in sorted(folder.glob("*/*.json")):
+    for path in sorted(folder.glob("*/" + layout.file_glob("cached_answer"))):
         try:
             result = read_record(path, BatchResult)
             stamp = path.stat().st_mtime_ns
@@ -69,14 +68,12 @@ def cached_model_answers(layout: Layout) -> CachedAnswers:
     return CachedAnswers({k: v[2] for k, v in found.items()}, files, skipped)
 
 
-def examples_for(
-    issues: Iterable[Issue], answers: dict[str, str], documents_dir: str | os.PathLike[str]
-) -> list[Example]:
+def examples_for(issues: Iterable[Issue], answers: dict[str, str], layout: Layout) -> list[Example]:
     """Training examples for the flags of ``issues`` that have an answer."""
     issues = list(issues)
     stats = ReportStats.from_issues(issues)
     answered = [i for i in issues if i.key in answers]
-    evidence = report_evidence(answered, documents_dir)
+    evidence = report_evidence(answered, layout)
     return [
         Example(
             key=issue.key,
@@ -92,7 +89,7 @@ def train_from_cache(settings: Settings) -> tuple[CascadeModel, CachedAnswers, P
     """Train on the cached model answers to the flags of the report; save; return what was done."""
     cached = cached_model_answers(settings.layout)
     report = load_report(settings.report)
-    examples = examples_for(report.issues, cached.answers, settings.documents_dir)
+    examples = examples_for(report.issues, cached.answers, settings.layout)
     if not examples:
         learnt_from = "; ".join(f"{n} answer(s) of {p}" for p, n in sorted(cached.skipped_providers.items()))
         raise TrainingError(

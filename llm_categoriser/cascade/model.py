@@ -3,7 +3,7 @@
 Saved as one NumPy ``.npz`` archive of plain numeric arrays plus a JSON header (an array of
 text), read back with ``allow_pickle=False``: loading it runs no code, whoever wrote the file
 (a pickle, or a joblib file, loaded from a user-writable folder would run whatever it holds;
-docs/DESIGN.md, cascade section). Prediction is a sparse product and a softmax, done here, so
+docs/DESIGN.md §30). Prediction is a sparse product and a softmax, done here, so
 scikit-learn is needed to train but the file format does not depend on its internals.
 """
 
