@@ -11,9 +11,10 @@ outputs and logs. A run's folders:
 * ``<documents_dir>/report.html``, ``triage.xlsx``, ``languagetool/`` (``disable-rules.txt``,
   per subject ``spelling.txt`` and ``disable-rules.txt``): the results view, built from them;
 * ``<data_dir>/plan/``: the plan (``plan.json``, ``stamp.json``, per document
-  ``manifest.json`` and ``batches/<batch>.json``, ``jobs/<job>.json`` for each job: a group of
+  ``manifest.json``, ``batches/<batch>.json``, with the cascade ``cascade.json``, ``jobs/<job>.json`` for each job: a group of
   batches that one categorise job sends in sync mode, one remote job carries in batch mode);
 * ``<data_dir>/results/<job>.json``: sync mode, one per job;
+* ``<data_dir>/results/<subject>/<document>/cascade.json``: the flags the cascade answered locally;
 * ``<data_dir>/jobs/<job>/``: one remote job (``handle.json``, ``state.json``,
   ``attempts.json``, ``results.json``);
 * ``<data_dir>/ledger/<provider>/<name>.json``: every remote job ever created (``remote_ledger.py``);
@@ -66,9 +67,11 @@ TEMPLATES = {
     "manifest": "{data}/plan/{subject}/{document}/manifest.json",
     "batches_dir": "{data}/plan/{subject}/{document}/batches",
     "batch": "{data}/plan/{subject}/{document}/batches/{batch}.json",
+    "cascade_spec": "{data}/plan/{subject}/{document}/cascade.json",
     "job_specs_dir": "{data}/plan/jobs",
     "job_spec": "{data}/plan/jobs/{job}.json",
     "job_result": "{data}/results/{job}.json",
+    "cascade_result": "{data}/results/{subject}/{document}/cascade.json",
     "remote_jobs_dir": "{data}/jobs",
     "remote_job_dir": "{data}/jobs/{job}",
     "handle": "{data}/jobs/{job}/handle.json",
@@ -87,6 +90,7 @@ TEMPLATES = {
     "log_submit": "{data}/logs/submit/{job}.log",
     "log_fetch": "{data}/logs/fetch/{job}.log",
     "log_merge": "{data}/logs/merge/{subject}/{document}.log",
+    "log_cascade": "{data}/logs/cascade/{subject}/{document}.log",
     "log_combine": "{data}/logs/combine.log",
     "log_results_view": "{data}/logs/results_view.log",
     "log_train": "{data}/logs/train.log",
@@ -152,10 +156,12 @@ class Layout:
     manifest = _path("manifest", "subject", "document")
     batches_dir = _path("batches_dir", "subject", "document")
     batch = _path("batch", "subject", "document", "batch")
+    cascade_spec = _path("cascade_spec", "subject", "document")
     job_specs_dir = _fixed("job_specs_dir")
     job_spec = _path("job_spec", "job")
     # results and remote jobs
     job_result = _path("job_result", "job")
+    cascade_result = _path("cascade_result", "subject", "document")
     remote_jobs_dir = _fixed("remote_jobs_dir")
     remote_job_dir = _path("remote_job_dir", "job")
     handle = _path("handle", "job")

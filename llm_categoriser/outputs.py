@@ -160,9 +160,12 @@ def merge_document(
     bom: bool = False,
 ) -> DocumentStats:
     manifest = read_record(manifest_file, Manifest)
-    wanted = set(manifest.batches)
+    wanted = set(manifest.batches) | ({manifest.cascade_batch} if manifest.cascade_batch else set())
     results = [b for b in load_results(result_files) if b.batch_id in wanted]
     rows = document_rows(manifest, results)
+    local = next((b for b in results if b.batch_id == manifest.cascade_batch), None)
+    sent = {k: item for b in results if b is not local for k, item in b.items.items()}
+    audited = [k for k in (local.items if local else {}) if k in sent and sent[k].error_category]
     write_csv(csv_file, DOCUMENT_COLUMNS, rows, bom)
     stats = DocumentStats(
         subject=manifest.subject,
@@ -177,6 +180,11 @@ def merge_document(
         output_tokens=sum(b.output_tokens for b in results),
         providers=sorted({b.provider for b in results}),
         answers_by_provider=answered_by(rows),
+        cascaded=len(local.items) - len(audited) if local else 0,
+        audited=len(audited),
+        audit_agreed=sum(local.items[k].error_category == sent[k].error_category for k in audited)
+        if local
+        else 0,
     )
     write_record(stats_file, stats, durable=False)
     return stats
@@ -225,6 +233,9 @@ def combine(
             sum((Counter(s.answers_by_provider) for s in stats), Counter()).most_common()
         ),
         estimated_cost_usd=round(cost, 4) if spent else 0.0,
+        cascaded=sum(s.cascaded for s in stats),
+        audited=sum(s.audited for s in stats),
+        audit_agreed=sum(s.audit_agreed for s in stats),
         skipped_documents=plan.skipped_documents,
         skipped_rows=plan.skipped_rows,
         warnings=plan.warnings,
@@ -277,6 +288,14 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"{len(summary.warnings)} warning(s) (see the summary JSON).")
     if summary.estimated_cost_usd:
         lines.append(f"Estimated cost: ${summary.estimated_cost_usd:.2f}")
+    if summary.cascaded or summary.audited:
+        lines.append(f"Answered locally by the cascade (no request): {summary.cascaded} flag(s).")
+    if summary.audited:
+        share = summary.audit_agreed / summary.audited
+        lines.append(
+            f"Cascade audit: {summary.audited} flag(s) also sent to the provider; it agreed on "
+            f"{summary.audit_agreed} ({share:.0%})."
+        )
     lines.append(f"Combined report: {summary.combined_report}")
     folder = Path(summary.combined_report).parent
     where = Layout(str(folder), "").document_csv("<Subject>", "<stem>")

@@ -71,6 +71,7 @@ class Plan:
     files_written: int = 0
     seconds: float = 0.0
     cached: bool = False
+    cascade_line: str = ""  # what the cascade decided (empty when it is off)
 
     @property
     def batches(self) -> int:
@@ -265,6 +266,7 @@ def _stamp_key(settings: Settings) -> str:
         "settings": settings.model_dump(mode="json"),
         "request": request_settings(settings),
         "report": _stat(settings.report),
+        "cascade_model": _stat(settings.layout.cascade_model) if settings.cascade else None,
     }
     return fingerprint(data)
 
@@ -310,10 +312,15 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
         batches = Path(layout.batches_dir(doc.subject, doc.document))
         if not _has_files(batches, (layout.file_name("batch", batch=b) for b in doc.batch_ids)):
             return None
+        if doc.cascaded and not os.path.exists(layout.cascade_spec(doc.subject, doc.document)):
+            return None
     plan.jobs = group_jobs(plan, settings)
     if not _has_files(Path(layout.job_specs_dir), (layout.file_name("job_spec", job=j) for j in plan.jobs)):
         return None
     plan.cached = True
+    cascaded = sum(d.cascaded for d in plan.documents)
+    if settings.cascade:
+        plan.cascade_line = f"Cascade: {cascaded} of {plan.flags} flag(s) answered locally (plan unchanged)"
     return plan
 
 
@@ -346,6 +353,9 @@ def build_plan(
             ReportDocument(subject=s, document=d, selected=(s, d) in chosen) for s, d in everything
         ]
     layout = settings.layout
+    decisions = _cascade_decisions(settings, report, grouped)
+    if decisions is not None and decisions.problem:
+        plan.warnings.append(f"cascade: {decisions.problem}")
     hints = get_provider(settings.provider).document_hints
     markdown_files: dict[str, list[int] | None] = {}
     planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
@@ -376,11 +386,15 @@ def build_plan(
         planned[(subject, issues[0].document)] = filename
         if not text.strip():
             plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
-        plan.files_written += _plan_document(settings, req, hints, subject, filename, text, issues, plan)
+        plan.files_written += _plan_document(
+            settings, req, hints, subject, filename, text, issues, plan, decisions
+        )
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
     plan.jobs = group_jobs(plan, settings)
     plan.files_written += write_job_specs(plan, layout)
+    if decisions is not None:
+        plan.cascade_line = decisions.plan_line(plan.flags)
     summary = PlanSummary(
         documents=plan.documents,
         skipped_documents=plan.skipped_documents,
@@ -395,6 +409,17 @@ def build_plan(
     return plan
 
 
+def _cascade_decisions(
+    settings: Settings, report: LoadedReport, grouped: dict[tuple[str, str], list[Issue]]
+) -> Any:
+    """The cascade's decisions (``cascade/decide.py``), or None when it is off."""
+    if not settings.cascade:
+        return None
+    from .cascade.decide import decide
+
+    return decide(settings, report, grouped)
+
+
 def _plan_document(
     settings: Settings,
     req: dict[str, Any],
@@ -404,6 +429,7 @@ def _plan_document(
     text: str,
     issues: list[Issue],
     plan: Plan,
+    decisions: Any = None,
 ) -> int:
     label = f"{subject}/{filename}"
     layout = settings.layout
@@ -422,9 +448,10 @@ def _plan_document(
         pages_of[issue.key] = _resolve_page(issue, doc, plan, label)
     page_chars = {p: min(len(t), settings.max_page_chars) for p, t in doc.pages.items()}
     document = issues[0].document
+    sent = issues if decisions is None else decisions.sent(issues)
     specs = make_batches(
         f"{subject}/{filename}",
-        [Planned(i.key, pages_of[i.key], i.context) for i in issues],
+        [Planned(i.key, pages_of[i.key], i.context) for i in sent],
         page_chars,
         settings.batch_size,
         settings.max_batch_chars,
@@ -480,6 +507,16 @@ def _plan_document(
         if stale.name not in wanted_files:
             stale.unlink()
     batch_ids = [s.batch_id for s in specs]
+    cascaded = 0
+    if decisions is not None:
+        from .cascade.decide import BATCH_ID
+
+        cascaded, changed = decisions.write(layout, subject, document, issues)
+        written += changed
+        for issue in issues:
+            batch_of.setdefault(issue.key, BATCH_ID)
+    elif os.path.exists(layout.cascade_spec(subject, document)):
+        os.unlink(layout.cascade_spec(subject, document))
     manifest = Manifest(
         subject=subject,
         filename=filename,
@@ -490,6 +527,7 @@ def _plan_document(
             ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **FlagFields.fields_of(issue))
             for n, issue in enumerate(issues)
         ],
+        cascade_batch=batch_of_cascade(cascaded),
     )
     written += write_record_if_changed(layout.manifest(subject, document), manifest, durable=False)
     plan.documents.append(
@@ -500,9 +538,19 @@ def _plan_document(
             batch_ids=batch_ids,
             fingerprints=[fingerprints[b] for b in batch_ids],
             flags=len(issues),
+            cascaded=cascaded,
         )
     )
     return written
+
+
+def batch_of_cascade(cascaded: int) -> str | None:
+    """The manifest's ``cascade_batch``: the batch id of the locally answered flags, if any."""
+    if not cascaded:
+        return None
+    from .cascade.decide import BATCH_ID
+
+    return BATCH_ID
 
 
 def group_jobs(plan: Plan, settings: Settings) -> JobGroups:

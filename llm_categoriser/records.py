@@ -106,6 +106,7 @@ class Manifest(Record):
     batches: list[str]
     fingerprints: dict[str, str]
     flags: list[ManifestFlag]
+    cascade_batch: str | None = Field(None, description="batch id of the flags answered locally")
 
 
 class DocumentPlan(Record):
@@ -115,6 +116,7 @@ class DocumentPlan(Record):
     batch_ids: list[str]
     fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
     flags: int = 0
+    cascaded: int = Field(0, description="flags answered locally by the cascade")
 
 
 class SkippedDocument(Record):
@@ -222,6 +224,28 @@ class JobResult(ResultSet):
 
     model_config = ConfigDict(extra="forbid")
     job: str
+
+
+class CascadeAnswer(Record):
+    key: str
+    category: str
+    probability: float
+    audit: bool = Field(False, description="also sent to the provider (cascade_audit)")
+
+
+class CascadeSpec(Record):
+    """``plan/<subject>/<document>/cascade.json``: the flags the cascade answers, and its model."""
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    model: str
+    trained_on: int
+    answers: list[CascadeAnswer]
+
+
+class CascadeResult(ResultSet):
+    """``results/<subject>/<document>/cascade.json``: the cascade's answers for one document."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 # --------------------------------------------------------------------------
@@ -368,6 +392,9 @@ class DocumentStats(Record):
     answers_by_provider: dict[str, int] = Field(
         default_factory=dict, description="flags answered (ok or repaired) per provider"
     )
+    cascaded: int = 0
+    audited: int = 0
+    audit_agreed: int = 0
 
 
 class RunSummary(Record):
@@ -386,6 +413,9 @@ class RunSummary(Record):
         default_factory=dict, description="flags answered (ok or repaired) per provider"
     )
     estimated_cost_usd: float
+    cascaded: int = Field(0, description="flags answered locally by the cascade (no request)")
+    audited: int = Field(0, description="of those, also sent to the provider (cascade_audit)")
+    audit_agreed: int = Field(0, description="audited flags where the provider gave the same category")
     skipped_documents: list[SkippedDocument]
     skipped_rows: list[SkippedRow]
     warnings: list[str]

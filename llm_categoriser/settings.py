@@ -62,8 +62,10 @@ class Settings(BaseModel):
     reuse_answers: bool
     progress: Literal["compact", "verbose"]
     csv_bom: bool
+    cascade: bool
     cascade_min_agreement: float
     cascade_seed: int
+    cascade_audit: int
 
     @property
     def layout(self) -> Layout:

@@ -98,3 +98,5 @@ def report_plan(plan: Plan, settings: Settings) -> None:
         f"({state}, {plan.seconds:.2f} s)",
         file=sys.stderr,
     )
+    if plan.cascade_line:
+        print(plan.cascade_line, file=sys.stderr)

@@ -125,3 +125,14 @@ def run_train(output: str, log_file: str, settings: Settings) -> None:
     with job_logger(log_file, "train") as logger:
         model, _cached, path = train_from_cache(settings)
         logger.info("%s\nsaved %s", describe(model), path)
+
+
+def run_cascade(spec_file: str, output: str, log_file: str) -> None:
+    """Write the cascade's answers for one document (decided when the run was planned)."""
+    from .cascade.decide import cascade_result
+    from .records import CascadeResult, CascadeSpec
+
+    with job_logger(log_file, "cascade") as logger:
+        spec = read_record(spec_file, CascadeSpec)
+        write_record(output, CascadeResult(batches=[cascade_result(spec)]))
+        logger.info("%d flag(s) answered locally by model %s", len(spec.answers), spec.model[:12])

@@ -25,12 +25,17 @@ class Targets:
         return self.documents[(subject, document)]
 
     def document_results(self, subject: str, document: str) -> list[str]:
-        """The results of the jobs that carry the document's batches (sync or batch mode)."""
+        """The results of the jobs that carry the document's batches (sync or batch mode).
+
+        The cascade's answers, when it answered any flag of the document, come first: an audited
+        flag's answer from the provider, later in the list, is the one written.
+        """
         doc = self.document(subject, document)
+        local = [self.layout.cascade_result(doc.subject, doc.document)] if doc.cascaded else []
         jobs = dict.fromkeys(self.job_of[(doc.subject, doc.document, b)] for b in doc.batch_ids)
         if self.settings.mode == "batch":
-            return [self.layout.job_results(job) for job in jobs]
-        return [self.layout.job_result(job) for job in jobs]
+            return local + [self.layout.job_results(job) for job in jobs]
+        return local + [self.layout.job_result(job) for job in jobs]
 
     def job_batch_files(self, job: str) -> list[str]:
         return [self.layout.batch(*ref) for ref in self.plan.jobs[job]]

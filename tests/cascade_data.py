@@ -3,7 +3,8 @@
 Each document repeats a handful of word patterns whose "model answer" follows from what the
 classifier can see (a proper noun that occurs often in the document is a false positive, a
 typo with a close suggestion a spelling error, a split word a parsing error), with a little
-noise so that the thresholds have something to decide.
+noise, and one word answered either way at random, so that the thresholds have something to
+decide.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def build_corpus(root: Path, documents: int = 8, seed: int = 0) -> tuple[Path, d
                 flags.append(
                     (page, part, "meant, mint", f"...The com **{part}** and the...", "PARSING_ERROR")
                 )
+            for _ in range(2):  # a word the model answers either way: the classifier must not
+                answer = rng.choice(["STYLISTIC_PREFERENCE", "FALSE_POSITIVE"])
+                flags.append((page, "whilst", "while", "...The visit **whilst** busy...", answer))
         rule, message = "MORFOLOGIK_RULE_EN_GB", "Possible spelling mistake found."
         for page, word, suggestions, context, answer in flags:
             ident = (subject, filename, rule, word, context)
