@@ -11,8 +11,9 @@ outputs and logs. A run's folders:
 * ``<documents_dir>/report.html``, ``triage.xlsx``, ``languagetool/`` (``disable-rules.txt``,
   per subject ``spelling.txt`` and ``disable-rules.txt``): the results view, built from them;
 * ``<data_dir>/plan/``: the plan (``plan.json``, ``stamp.json``, per document
-  ``manifest.json``, ``batches/<batch>.json``, with the cascade ``cascade.json``, ``jobs/<job>.json`` for each job: a group of
-  batches that one categorise job sends in sync mode, one remote job carries in batch mode);
+  ``manifest.json``, ``batches/<batch>.json`` and, with the cascade, ``cascade.json``;
+  ``jobs/<job>.json`` for each job: a group of batches that one categorise job sends in sync
+  mode, one remote job carries in batch mode);
 * ``<data_dir>/results/<job>.json``: sync mode, one per job;
 * ``<data_dir>/results/<subject>/<document>/cascade.json``: the flags the cascade answered locally;
 * ``<data_dir>/jobs/<job>/``: one remote job (``handle.json``, ``state.json``,
