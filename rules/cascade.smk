@@ -1,5 +1,5 @@
 """The cascade: its classifier, trained on the model answers in data/cache (a deliberate step),
-and its answers for each document (decided when the run is planned; docs/DESIGN.md §28).
+and its answers for each document (decided when the run is planned; docs/DESIGN.md §30).
 
 `train` is not part of `all`: `snakemake --cores 1 train --forcerun train` (or
 `python -m llm_categoriser train`) retrains it. `cascade` is local: it only writes what the plan

@@ -1,7 +1,7 @@
 """At planning time: which flags the trained classifier answers, and which of those are audited.
 
 With ``cascade: true`` the planner asks ``decide`` about every selected flag before it packs the
-batches (docs/DESIGN.md §28): a flag the classifier answers at or above its category's threshold
+batches (docs/DESIGN.md §30): a flag the classifier answers at or above its category's threshold
 is answered locally (provider ``cascade``) and left out of the batches sent to the provider,
 unless it is one of the ``cascade_audit`` flags drawn (seeded) to be sent as well. The decisions
 of a document are a planning file (``cascade.json``) that holds the model's fingerprint, so a new
