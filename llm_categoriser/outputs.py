@@ -178,7 +178,7 @@ def merge_document(
         requests=sum(b.requests for b in results),
         input_tokens=sum(b.input_tokens for b in results),
         output_tokens=sum(b.output_tokens for b in results),
-        providers=sorted({b.provider for b in results}),
+        providers=sorted({b.provider for b in results if b is not local}),  # the cascade costs nothing
         answers_by_provider=answered_by(rows),
         cascaded=len(local.items) - len(audited) if local else 0,
         audited=len(audited),
