@@ -23,6 +23,7 @@ from support.emulators.gemini import (
     Endpoint,
     Fault,
     GeminiEmulator,
+    count_tokens,
     default_answer,
     parse_issue_rows,
 )
@@ -168,8 +169,11 @@ def test_generate_content_with_json_schema(emu: GeminiEmulator, client: genai.Cl
     assert candidate.finish_reason == types.FinishReason.STOP
     usage = response.usage_metadata
     assert usage is not None
-    assert usage.prompt_token_count == -(-len(PROMPT) // 4)
-    assert usage.total_token_count == usage.prompt_token_count + (usage.candidates_token_count or 0)
+    assert usage.prompt_token_count == count_tokens(PROMPT)
+    assert usage.candidates_token_count == count_tokens(response.text or "")
+    assert usage.total_token_count == (
+        usage.prompt_token_count + usage.candidates_token_count + (usage.thoughts_token_count or 0)
+    )
     assert response.model_version == MODEL
     again = client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
     assert again.text == response.text
@@ -273,6 +277,29 @@ def test_inline_batch_advances_one_state_per_poll() -> None:
         assert wire["metadata"]["displayName"] == "run-1"
         assert emulator.batch_creations == 1
         assert emulator.endpoint_counts[Endpoint.BATCHES_GET] == 3
+
+
+def test_token_counts_follow_the_text() -> None:
+    assert count_tokens("The cat sat.") == 4  # The, cat, sat, "."
+    assert count_tokens("categorisation 2026") == 3 + 4  # 14 letters: 3 pieces; 4 digits
+    assert count_tokens("|---|---|\n") == 5 + 1
+    english = "The pipeline asks a model to triage every flag into one category with a reason."
+    assert 3.5 < len(english) / count_tokens(english) < 5.5
+
+
+@pytest.mark.parametrize(("budget", "thinks"), [(0, False), (100, True), (-1, True)])
+def test_usage_reports_thinking_within_the_budget(client: genai.Client, budget: int, thinks: bool) -> None:
+    system = "You triage LanguageTool flags."
+    config = types.GenerateContentConfig(
+        system_instruction=system, thinking_config=types.ThinkingConfig(thinking_budget=budget)
+    )
+    usage = client.models.generate_content(model=MODEL, contents=PROMPT, config=config).usage_metadata
+    assert usage is not None
+    assert usage.prompt_token_count == count_tokens(PROMPT) + count_tokens(system)
+    thoughts = usage.thoughts_token_count or 0
+    assert (thoughts > 0) is thinks
+    if budget > 0:
+        assert thoughts <= budget
 
 
 def test_batch_answers_match_generate_content(emu: GeminiEmulator, client: genai.Client) -> None:

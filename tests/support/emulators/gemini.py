@@ -94,8 +94,17 @@ gets the text of a JSON array with one object per issue id::
 
 The category and score come from a SHA-256 of the row's text, so the same row
 always gets the same verdict. Pass ``answer_fn(prompt_text) -> str`` to answer
-differently. Responses carry ``finishReason: STOP``, ``usageMetadata`` (tokens
-= ceil(chars / 4)), ``modelVersion`` and ``responseId``.
+differently. Responses carry ``finishReason: STOP``, ``usageMetadata``,
+``modelVersion`` and ``responseId``.
+
+Usage metadata is counted from the text received and sent, with a word-piece
+approximation of a SentencePiece tokenizer (``count_tokens``: a word is one token
+per six letters, a digit one token, a newline one, a single space nothing, a run
+of one punctuation character one per four), not with Gemini's own tokenizer:
+``promptTokenCount`` covers the system instruction and the contents,
+``candidatesTokenCount`` the answer, and ``thoughtsTokenCount`` appears when
+thinking is on (``thinkingBudget`` > 0: up to the budget; -1 or no thinking
+config: dynamic), as on the real service.
 
 Fault API
 ---------
@@ -493,17 +502,45 @@ def _prompt_text(request: Mapping[str, Any]) -> str:
     return "\n".join(texts)
 
 
-def _all_prompt_chars(request: Mapping[str, Any]) -> int:
+def _prompt_tokens(request: Mapping[str, Any]) -> int:
     contents = request.get("contents") or []
     if isinstance(contents, dict):
         contents = [contents]
-    total = sum(len(t) for c in contents for t in _content_texts(c))
+    total = sum(count_tokens(t) for c in contents for t in _content_texts(c))
     system = request.get("systemInstruction") or request.get("system_instruction")
-    return total + sum(len(t) for t in _content_texts(system))
+    return max(1, total + sum(count_tokens(t) for t in _content_texts(system)))
 
 
-def _tokens(chars: int) -> int:
-    return max(1, math.ceil(chars / 4))
+_PIECE = re.compile(r"[^\W\d_]+|\d|\r?\n|[ \t]+|_+|([^\w\s])\1*")
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` by a word-piece approximation (see the module docstring)."""
+    count = 0
+    for match in _PIECE.finditer(text):
+        piece = match.group(0)
+        first = piece[0]
+        if first.isalpha():
+            count += math.ceil(len(piece) / 6)
+        elif first.isdigit() or first in "\r\n":
+            count += 1
+        elif first in " \t":
+            count += 0 if piece == " " else 1
+        else:
+            count += math.ceil(len(piece) / 4)
+    return count
+
+
+def _thinking_tokens(request: Mapping[str, Any], prompt_tokens: int) -> int:
+    """Thought tokens the emulated model spends: none when the budget is 0, else a
+    deterministic share of the prompt, up to the budget (dynamic: up to 8,192)."""
+    config = request.get("generationConfig") or request.get("generation_config") or {}
+    thinking = config.get("thinkingConfig") or config.get("thinking_config") or {}
+    budget = thinking.get("thinkingBudget", thinking.get("thinking_budget", -1))
+    if budget == 0:
+        return 0
+    wanted = 64 + prompt_tokens // 20
+    return min(wanted, 8192 if budget is None or budget < 0 else budget)
 
 
 # --------------------------------------------------------------------------
@@ -1333,7 +1370,8 @@ class GeminiEmulator:
         finish = "STOP"
         if fault is not None and fault != Fault.SAFETY_BLOCK:
             text, finish = _apply_answer_fault(fault, text)
-        prompt_tokens = _tokens(_all_prompt_chars(request))
+        prompt_tokens = _prompt_tokens(request)
+        thinking_tokens = 0 if fault == Fault.SAFETY_BLOCK else _thinking_tokens(request, prompt_tokens)
         with self._lock:
             self._response_seq += 1
             seq = self._response_seq
@@ -1360,14 +1398,16 @@ class GeminiEmulator:
                 "finishReason": finish,
                 "index": 0,
             }
-            output_tokens = _tokens(len(text))
+            output_tokens = max(1, count_tokens(text))
         usage: dict[str, Any] = {
             "promptTokenCount": prompt_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens + thinking_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
         }
         if output_tokens:
             usage["candidatesTokenCount"] = output_tokens
+        if thinking_tokens:
+            usage["thoughtsTokenCount"] = thinking_tokens
         return {
             "candidates": [candidate],
             "usageMetadata": usage,

@@ -1,0 +1,206 @@
+"""The spend of the current run, shared by all its jobs, and the outputs the cap cut short.
+
+One small JSON file (``SpendRecord``) per workspace. The run's main process starts a new
+record when the run starts (``start``); every job, in any thread or process of the run,
+adds what each request cost (``add``) and reads the total before it sends the next one
+(``spent``). Updates take an exclusive ``flock`` on a lock file beside the record and
+replace the record atomically, so concurrent jobs never lose an addition and a reader never
+sees half a file. (On a cluster the lock needs a file system with working ``flock``.)
+
+Remote jobs are paid when their answers are fetched, possibly much later: a submission
+reserves its estimated cost (``try_commit``), so that the jobs submitted in one run cannot
+together pass the cap before any of them reports its usage; the fetch releases it.
+
+A job that stopped at the cap lists its output, and the per-document statistics that depend
+on it, in ``stopped``. When the run ends (``onsuccess``/``onerror``), after the CSVs have
+shown the flags left as ``over_budget``, ``remove_stopped`` deletes those files and records
+the stop, so that the next run redoes exactly those jobs. A run killed before its end leaves
+the list, and the next start does the same before Snakemake builds its DAG.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..atomic import atomic_write_text
+from .usage import RunSpend, TokenUsage
+
+
+class SpendRecord(BaseModel):
+    """What the current run has spent so far, from the providers' reported usage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = ""
+    started_at: str = ""
+    cap_usd: Decimal | None = None
+    estimate: str = ""
+    spent_usd: Decimal = Decimal(0)
+    committed_usd: Decimal = Decimal(0)  # estimates of remote jobs submitted and not yet fetched
+    requests_sent: int = 0
+    requests_reused: int = 0
+    unpriced_requests: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    stopped: list[str] = Field(default_factory=list, description="outputs cut short by the cap")
+
+    def as_run_spend(self) -> RunSpend:
+        return RunSpend(
+            requests_sent=self.requests_sent,
+            requests_reused=self.requests_reused,
+            usage=self.usage,
+            cost_usd=float(self.spent_usd),
+            unpriced_requests=self.unpriced_requests,
+            run_id=self.run_id,
+            started_at=self.started_at,
+            cap_usd=None if self.cap_usd is None else float(self.cap_usd),
+            estimate=self.estimate,
+        )
+
+
+class StopRecord(BaseModel):
+    """The last run that stopped at the cap, and the outputs it left to redo."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = ""
+    outputs: list[str] = Field(default_factory=list)
+
+
+def read_spend(path: str | os.PathLike[str]) -> SpendRecord:
+    """The spend record in ``path`` (an empty one if there is none or it is unreadable)."""
+    try:
+        return SpendRecord.model_validate_json(Path(path).read_bytes())
+    except (FileNotFoundError, ValueError, ValidationError):
+        return SpendRecord()
+
+
+class SpendLedger:
+    """The spend record ``path`` and the record of cap stops ``stops`` (``layout.py`` names both)."""
+
+    def __init__(self, path: str | os.PathLike[str], stops: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.stops_path = Path(stops)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def read(self) -> SpendRecord:
+        return read_spend(self.path)
+
+    def _write(self, record: SpendRecord) -> None:
+        atomic_write_text(self.path, record.model_dump_json() + "\n")
+
+    def start(self, cap: Decimal | None, estimate: str = "") -> SpendRecord:
+        """Begin a new run: nothing spent yet, nothing stopped."""
+        record = SpendRecord(
+            run_id=uuid.uuid4().hex[:12],
+            started_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+            cap_usd=cap,
+            estimate=estimate,
+        )
+        with self._locked():
+            self._write(record)
+        return record
+
+    def spent(self) -> Decimal:
+        return self.read().spent_usd
+
+    def add(self, cost: Decimal | None, usage: TokenUsage, requests: int = 1) -> SpendRecord:
+        """Record ``requests`` sent with ``usage`` costing ``cost`` (None: no price known)."""
+        with self._locked():
+            record = self.read()
+            record.requests_sent += requests
+            record.usage = record.usage + usage
+            if cost is None:
+                record.unpriced_requests += requests
+            else:
+                record.spent_usd += cost
+            self._write(record)
+        return record
+
+    def try_commit(self, amount: Decimal, cap: Decimal | None) -> bool:
+        """Reserve ``amount`` for a remote job if spent + reserved + ``amount`` stays within
+        ``cap`` (one check-and-reserve under the lock, so concurrent submissions cannot both pass)."""
+        with self._locked():
+            record = self.read()
+            if cap is not None and record.spent_usd + record.committed_usd + amount > cap:
+                return False
+            record.committed_usd += amount
+            self._write(record)
+        return True
+
+    def release(self, amount: Decimal) -> None:
+        """A remote job's reservation ends: its answers are fetched and their cost recorded."""
+        with self._locked():
+            record = self.read()
+            record.committed_usd = max(Decimal(0), record.committed_usd - amount)
+            self._write(record)
+
+    def add_reused(self, count: int) -> None:
+        """Record ``count`` batches answered from the answer cache (nothing sent)."""
+        if count <= 0:
+            return
+        with self._locked():
+            record = self.read()
+            record.requests_reused += count
+            self._write(record)
+
+    def mark_stopped(self, *outputs: str | os.PathLike[str]) -> None:
+        """``outputs`` hold (or depend on) flags the cap left unanswered: they are redone."""
+        with self._locked():
+            record = self.read()
+            new = [str(o) for o in outputs if str(o) not in record.stopped]
+            if new:
+                record.stopped.extend(new)
+                self._write(record)
+
+    def ensure_stops_file(self) -> None:
+        """Create the record of cap stops (an input of the final rule) if there is none."""
+        if not self.stops_path.exists():
+            atomic_write_text(self.stops_path, StopRecord().model_dump_json() + "\n")
+
+    def remove_stopped(self) -> list[str]:
+        """Delete the outputs the cap cut short, record the stop, forget them; return those deleted.
+
+        Snakemake only redoes a job whose output is missing when a job downstream has to run,
+        and a final output that is present and newer than its inputs has not. So the outputs
+        cut short are deleted (with the per-document statistics that depend on them), and the
+        record of cap stops, an input of the rule that writes the final outputs, gets new
+        content: the next run then redoes the final outputs and, for them, exactly the jobs
+        that were cut short. Their flags are asked for then; the batches already answered
+        come from the answer cache, so nothing is sent twice. A run that stopped nothing
+        leaves the record as it was, so an up-to-date workflow stays up to date.
+        """
+        with self._locked():
+            record = self.read()
+            if not record.stopped:
+                return []
+            removed = []
+            for output in record.stopped:
+                try:
+                    os.unlink(output)
+                except FileNotFoundError:
+                    continue
+                removed.append(output)
+            stop = StopRecord(run_id=record.run_id or uuid.uuid4().hex[:12], outputs=record.stopped)
+            atomic_write_text(self.stops_path, stop.model_dump_json() + "\n")
+            record.stopped = []
+            self._write(record)
+        return removed

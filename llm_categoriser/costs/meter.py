@@ -1,0 +1,79 @@
+"""What a job consults around each request: may it send, and what did the answer cost.
+
+``can_send`` is checked before a batch is started: once the run's recorded spend (the ledger)
+has reached ``max_cost_usd``, no new batch is sent. Batches already started still finish
+(their follow-up requests included) and are recorded, so a sync run can end above the cap by
+at most the batches that were in flight when it was reached. A remote job is paid when its
+answers are fetched, so ``reserve`` admits it only if the run's spend plus the estimates of
+the jobs already submitted plus its own stay within the cap.
+``charge`` prices the usage the provider reported for one request (the batch rate for an
+answer that came from a remote job) and adds it to the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .ledger import SpendLedger
+from .prices import Pricing, format_usd
+from .usage import TokenUsage
+
+OVER_BUDGET = "over_budget"
+
+
+@dataclass
+class SpendMeter:
+    sync: Pricing
+    batch: Pricing | None = None
+    ledger: SpendLedger | None = None
+    cap: Decimal | None = None
+    provider: str = ""  # written in the results of batches not sent
+
+    def can_send(self) -> bool:
+        """Whether the run may start another request: its spend has not reached the cap."""
+        if self.cap is None or self.ledger is None:
+            return True
+        return self.ledger.spent() < self.cap
+
+    def reserve(self, expected: Decimal | None) -> bool:
+        """Whether a remote job of estimated cost ``expected`` may be created; if so its cost is
+        reserved until its answers are fetched (``release``)."""
+        if self.ledger is None or (self.cap is None and expected is None):
+            return True
+        if not self.can_send():
+            return False
+        return self.ledger.try_commit(expected or Decimal(0), self.cap)
+
+    def release(self, expected: Decimal | None) -> None:
+        if self.ledger is not None and expected:
+            self.ledger.release(expected)
+
+    def pricing(self, batch: bool) -> Pricing:
+        return self.batch if batch and self.batch is not None else self.sync
+
+    def charge(self, usage: TokenUsage, batch: bool = False, requests: int = 1) -> Decimal | None:
+        """Price one request's reported usage, record it, return its cost (None: no price known)."""
+        cost = self.pricing(batch).cost(usage)
+        if self.ledger is not None:
+            self.ledger.add(cost, usage, requests)
+        return cost
+
+    def reused(self, count: int) -> None:
+        """``count`` batches were answered from the answer cache (nothing sent, nothing spent)."""
+        if self.ledger is not None:
+            self.ledger.add_reused(count)
+
+    def stopped(self, *outputs: str) -> None:
+        """``outputs`` hold (or depend on) flags left unanswered at the cap: they are redone."""
+        if self.ledger is not None:
+            self.ledger.mark_stopped(*outputs)
+
+    def stop_reason(self) -> str:
+        """The error written for a flag that was not sent because of the cap."""
+        spent = self.ledger.spent() if self.ledger is not None else Decimal(0)
+        return (
+            f"not sent: this run reached max_cost_usd={format_usd(self.cap)} (spent {format_usd(spent)}); "
+            f"rerun with a higher cap (--config max_cost_usd=...) to continue, answers already "
+            f"received are kept"
+        )

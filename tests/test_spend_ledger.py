@@ -1,0 +1,123 @@
+"""The run's spend ledger, shared by threads and processes, and the meter that keeps the cap."""
+
+from __future__ import annotations
+
+import multiprocessing
+from decimal import Decimal
+from pathlib import Path
+
+from llm_categoriser.costs.ledger import SpendLedger
+from llm_categoriser.costs.meter import SpendMeter
+from llm_categoriser.costs.prices import CataloguePrices
+from llm_categoriser.costs.usage import TokenUsage
+
+ONE = TokenUsage(input_tokens=1000, cached_tokens=100, output_tokens=200, thinking_tokens=10)
+
+
+def _add_many(path: Path, times: int) -> None:
+    ledger = SpendLedger(path, path.parent / "stops.json")
+    for _ in range(times):
+        ledger.add(Decimal("0.001"), ONE)
+
+
+def test_concurrent_processes_lose_no_addition(tmp_path):
+    path = tmp_path / "spend" / "ledger.json"
+    SpendLedger(path, path.parent / "stops.json").start(cap=None)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_add_many, args=(path, 40)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    record = SpendLedger(path, path.parent / "stops.json").read()
+    assert record.requests_sent == 160
+    assert record.spent_usd == Decimal("0.160")
+    assert record.usage.input_tokens == 160_000 and record.usage.thinking_tokens == 1_600
+
+
+def test_start_resets_and_unpriced_requests_are_counted_apart(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    first = ledger.start(cap=Decimal("1"))
+    ledger.add(Decimal("0.5"), ONE)
+    ledger.add(None, ONE)
+    record = ledger.read()
+    assert (record.spent_usd, record.requests_sent, record.unpriced_requests) == (Decimal("0.5"), 2, 1)
+    second = ledger.start(cap=None)
+    assert second.run_id != first.run_id
+    assert ledger.read().spent_usd == 0 and ledger.read().requests_sent == 0
+
+
+def test_stopped_outputs_are_removed_once(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=Decimal("0.01"))
+    output = tmp_path / "part-1.json"
+    output.write_text("{}")
+    ledger.mark_stopped(output)
+    ledger.mark_stopped(output)
+    ledger.mark_stopped(tmp_path / "gone.json")
+    assert ledger.read().stopped == [str(output), str(tmp_path / "gone.json")]
+    ledger.ensure_stops_file()
+    before = ledger.stops_path.read_text()
+    assert ledger.remove_stopped() == [str(output)]
+    assert not output.exists() and ledger.read().stopped == []
+    after = ledger.stops_path.read_text()
+    assert after != before and str(output) in after  # the final rule's input changes
+    assert ledger.remove_stopped() == []
+    ledger.ensure_stops_file()
+    assert ledger.stops_path.read_text() == after  # a run that stopped nothing changes nothing
+
+
+def test_meter_stops_once_the_cap_is_reached(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=Decimal("0.002"))
+    prices = CataloguePrices("google")
+    meter = SpendMeter(
+        sync=prices.pricing("gemini-2.5-flash", False),
+        batch=prices.pricing("gemini-2.5-flash", True),
+        ledger=ledger,
+        cap=Decimal("0.002"),
+    )
+    usage = TokenUsage(input_tokens=2000, output_tokens=400)  # $0.0016 sync, $0.0008 batch
+    assert meter.can_send()
+    assert meter.charge(usage, batch=True) == Decimal("0.0008")
+    assert meter.can_send()
+    assert meter.charge(usage) == Decimal("0.0016")
+    assert not meter.can_send()
+    assert ledger.read().spent_usd == Decimal("0.0024")
+    assert "max_cost_usd=$0.0020" in meter.stop_reason() and "spent $0.0024" in meter.stop_reason()
+
+
+def test_meter_without_cap_always_sends(tmp_path):
+    meter = SpendMeter(sync=CataloguePrices("google").pricing("gemini-2.5-flash", False))
+    assert meter.can_send() and meter.charge(ONE) > 0
+
+
+def test_remote_jobs_reserve_their_estimate_until_fetched(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=Decimal("0.010"))
+    meter = SpendMeter(
+        sync=CataloguePrices("google").pricing("gemini-2.5-flash", False),
+        ledger=ledger,
+        cap=Decimal("0.010"),
+    )
+    assert meter.reserve(Decimal("0.006"))
+    assert not meter.reserve(Decimal("0.006"))  # both together would pass the cap
+    assert meter.reserve(Decimal("0.004"))
+    meter.release(Decimal("0.006"))
+    assert ledger.read().committed_usd == Decimal("0.004")
+    meter.release(Decimal("1"))  # a job submitted by an earlier run: nothing below zero
+    assert ledger.read().committed_usd == 0
+
+
+def test_reused_answers_are_counted_apart(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=None, estimate="Estimate: ...")
+    ledger.add_reused(3)
+    ledger.add(Decimal("0.25"), ONE)
+    spend = ledger.read().as_run_spend()
+    assert (spend.requests_sent, spend.requests_reused, spend.cost_usd) == (1, 3, 0.25)
+    assert spend.estimate == "Estimate: ..." and spend.run_id
+    assert spend.describe().startswith(
+        "1 request(s) sent, 3 answered from the cache; 1,000 input (100 cached)"
+    )
