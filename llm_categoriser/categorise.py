@@ -7,9 +7,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 from .answers import save_answer
 from .fallback import ProviderChain
+from .costs.meter import SpendMeter
+from .costs.prices import format_usd
+from .costs.usage import TokenUsage
 from .layout import Layout
 from .limits import RequestLimiter, estimate_tokens
 from .prompts import Templates, load_templates, render_user
@@ -66,13 +70,19 @@ def categorise_batch(
     first_answer: Answer | None = None,
     limiter: RequestLimiter | None = None,
     raise_unavailable: bool = False,
+    meter: SpendMeter | None = None,
 ) -> BatchResult:
     """Categorise ``batch``; ``first_answer`` (a batch job's answer) stands in for the first call.
 
     With a ``limiter``, every request holds one of its slots while it is sent (concurrency,
     requests and tokens per minute: ``limits.py``). A provider that stays unavailable after its
     retries (ProviderError ``unavailable``) leaves the flags it was asked about failed, unless
-    ``raise_unavailable`` (another provider of the chain can take the batch).
+    ``raise_unavailable`` (another provider of the chain can take the batch). With a ``meter``, each answer's reported
+    usage is priced at the rates of the provider and model that gave it (the batch rate for a remote job's answer) and added to the run's spend;
+    without one, the cost is left unknown (None). The cap is checked before a batch is started
+    (``categorise_part``, ``remote_jobs.submit``), not here: the follow-up requests of a batch
+    already started are sent, so that its answers are complete and cached and a rerun never
+    sends them again (docs/DESIGN.md §31).
     """
     logger = logger or log
     templates = templates or load_templates()
@@ -80,7 +90,9 @@ def categorise_batch(
     pending = set(by_local)
     results: dict[int, FlagResult] = {}
     problems: dict[int, str] = {}
-    requests = input_tokens = output_tokens = 0
+    requests = 0
+    usage = TokenUsage()
+    cost: Decimal | None = Decimal(0) if meter is not None else None
     for attempt in range(1, max_retries + 2):
         if not pending:
             break
@@ -96,6 +108,7 @@ def categorise_batch(
             batch=batch,
             local_ids=set(pending),
         )
+        from_job = attempt == 1 and first_answer is not None
         if attempt == 1 and first_answer is not None:
             answer = first_answer
         else:
@@ -110,8 +123,10 @@ def categorise_batch(
                     raise
                 answer = Answer(text=None, error=str(exc))
         requests += 1
-        input_tokens += answer.input_tokens
-        output_tokens += answer.output_tokens
+        usage = usage + answer.usage
+        if meter is not None:
+            charged = meter.charge(answer.usage, batch=from_job, provider=provider.name, model=provider.model)
+            cost = None if cost is None or charged is None else cost + charged
         if answer.text is None:
             problems = {i: answer.error or "no answer" for i in pending}
             logger.warning("%s attempt %d: %s", batch.batch_id, attempt, answer.error)
@@ -139,8 +154,22 @@ def categorise_batch(
         model=provider.model,
         items={by_local[i].key: results[i] for i in sorted(results)},
         requests=requests,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        input_tokens=usage.input_tokens,
+        cached_tokens=usage.cached_tokens,
+        output_tokens=usage.output_tokens,
+        thinking_tokens=usage.thinking_tokens,
+        cost_usd=None if cost is None else float(cost),
+    )
+
+
+def over_budget(batch: PlannedBatch, provider: str, model: str, reason: str) -> BatchResult:
+    """The result of a batch that was not sent because the run reached its cost cap."""
+    return BatchResult(
+        batch_id=batch.batch_id,
+        fingerprint=batch.fingerprint,
+        provider=provider,
+        model=model,
+        items={flag.key: FlagResult(status="over_budget", error=reason) for flag in batch.flags},
     )
 
 
@@ -152,6 +181,7 @@ def categorise_part(
     reuse: bool = True,
     logger: logging.Logger | None = None,
     limiter: RequestLimiter | None = None,
+    meter: SpendMeter | None = None,
 ) -> tuple[list[BatchResult], int]:
     """Categorise ``batches``; return their results (in order) and how many were reused.
 
@@ -162,6 +192,9 @@ def categorise_part(
     each provider is made once, when a batch needs it. With a ``limiter`` the batches go out
     concurrently, from a pool of its ``max_concurrent`` threads (the limiter, shared by every
     job of the process, bounds what is really in flight); without one, one after another.
+    A reused answer counts no request and no cost. Once the run has reached its cost cap
+    (``meter``), a batch not yet started is not sent: its flags are ``over_budget`` and a rerun
+    with a higher cap asks.
     """
     logger = logger or log
     chain = provider if isinstance(provider, ProviderChain) else ProviderChain.single(provider, logger)
@@ -170,30 +203,44 @@ def categorise_part(
     for index, batch in enumerate(batches):
         saved = chain.cached(layout, batch) if reuse else None
         if saved is not None:
-            results[index] = saved
+            results[index] = saved.as_reused()
         else:
             waiting.append(index)
     reused = len(batches) - len(waiting)
+    if meter is not None:
+        meter.reused(reused)
     if not waiting:
         return [r for r in results if r is not None], reused
     templates = load_templates()
 
     def one(index: int) -> BatchResult:
         batch = batches[index]
+        if meter is not None and not meter.can_send():
+            reason = meter.stop_reason()
+            logger.warning("%s: %s", batch.batch_id, reason)
+            return over_budget(batch, meter.provider, meter.model, reason)
         started = time.perf_counter()
         result = chain.answer(
             batch,
             lambda seen, made, more: categorise_batch(
-                seen, made, max_retries, templates, logger, limiter=limiter, raise_unavailable=more
+                seen,
+                made,
+                max_retries,
+                templates,
+                logger,
+                limiter=limiter,
+                raise_unavailable=more,
+                meter=meter,
             ),
         )
         save_answer(layout, result)
         logger.info(
-            "%s: %d flag(s) %s, %d request(s) in %.2f s",
+            "%s: %d flag(s) %s, %d request(s), %s in %.2f s",
             batch.batch_id,
             len(result.items),
             dict(Counter(item.status for item in result.items.values())),
             result.requests,
+            format_usd(result.cost_usd),
             time.perf_counter() - started,
         )
         return result

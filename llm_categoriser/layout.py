@@ -22,6 +22,8 @@ outputs and logs. A run's folders:
 * ``<data_dir>/cache/<xx>/<fingerprint>.json``: answers kept per batch fingerprint;
 * ``<data_dir>/merged/<subject>/<document>.json``: per-document statistics;
 * ``<data_dir>/cascade/model.npz``: the cascade's classifier, written by ``train``;
+* ``<data_dir>/spend/ledger.json``: what the current run has spent, and ``stops.json``: the last
+  stop at the cost cap (``costs/ledger.py``);
 * ``<data_dir>/logs/<rule>/...``: one log per job.
 """
 
@@ -87,6 +89,8 @@ TEMPLATES = {
     "cascade_model": "{data}/cascade/model.npz",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
+    "spend_ledger": "{data}/spend/ledger.json",
+    "cap_stops": "{data}/spend/stops.json",
     "log_categorise": "{data}/logs/categorise/{job}.log",
     "log_submit": "{data}/logs/submit/{job}.log",
     "log_fetch": "{data}/logs/fetch/{job}.log",
@@ -176,6 +180,9 @@ class Layout:
     cache_dir = _fixed("cache_dir")
     cascade_model = _fixed("cascade_model")
     document_stats = _path("document_stats", "subject", "document")
+    # the cost of a run
+    spend_ledger = _fixed("spend_ledger")
+    cap_stops = _fixed("cap_stops")
 
     def cached_answer(self, fingerprint: str) -> str:
         return self.fill("cached_answer", prefix=fingerprint[:2], fingerprint=fingerprint)

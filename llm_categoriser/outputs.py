@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
+from .costs.ledger import read_spend
+from .costs.usage import RunSpend, Spend
 from .layout import Layout
 from .records import (
     BatchResult,
@@ -60,9 +62,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A report cell may be large (a 1 MB message or context is carried through to the CSVs); the
 # csv module's default limit of 128 KiB would make such a document CSV unreadable when combined.
 csv.field_size_limit(64 * 1024 * 1024)
-
-# Rough list prices in US dollars per million tokens, for the summary's estimate only.
-PRICES_PER_MILLION = {"input": 0.30, "output": 2.50}
 
 
 def _needs_escape(value: str) -> bool:
@@ -175,10 +174,9 @@ def merge_document(
         batches=len(manifest.batches),
         categories=dict(Counter(r["error_category"] for r in rows if r["error_category"])),
         statuses=dict(Counter(r["status"] for r in rows)),
-        requests=sum(b.requests for b in results),
-        input_tokens=sum(b.input_tokens for b in results),
-        output_tokens=sum(b.output_tokens for b in results),
-        providers=sorted({b.provider for b in results if b is not local}),  # the cascade costs nothing
+        # the cascade's answers were not sent: they count no request and cost nothing
+        spend=sum((b.spend() for b in results if b is not local), Spend()),
+        providers=sorted({b.provider for b in results if b is not local}),
         answers_by_provider=answered_by(rows),
         cascaded=len(local.items) - len(audited) if local else 0,
         audited=len(audited),
@@ -202,7 +200,7 @@ def combine(
     plan_file: str | Path,
     combined_csv: str | Path,
     summary_json: str | Path,
-    batch_mode: bool = False,
+    ledger_file: str | Path | None = None,
     bom: bool = False,
     started: float | None = None,
 ) -> RunSummary:
@@ -213,12 +211,6 @@ def combine(
             rows.append({"subject": doc.subject, "filename": doc.filename, **row})
     write_csv(combined_csv, COMBINED_COLUMNS, rows, bom)
     plan = read_record(plan_file, PlanSummary)
-    tokens_in = sum(s.input_tokens for s in stats)
-    tokens_out = sum(s.output_tokens for s in stats)
-    spent = any(billed(p) for s in stats for p in s.providers)
-    cost = (tokens_in * PRICES_PER_MILLION["input"] + tokens_out * PRICES_PER_MILLION["output"]) / 1e6
-    if batch_mode:
-        cost /= 2
     summary = RunSummary(
         documents=len(stats),
         issues=len(rows),
@@ -226,13 +218,11 @@ def combine(
         categories=dict(Counter(r["error_category"] for r in rows if r["error_category"]).most_common()),
         statuses=dict(Counter(r["status"] for r in rows).most_common()),
         subjects=dict(sorted(Counter(r["subject"] for r in rows).items())),
-        requests=sum(s.requests for s in stats),
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
+        spend=sum((s.spend for s in stats), Spend()),
+        this_run=read_spend(ledger_file).as_run_spend() if ledger_file is not None else RunSpend(),
         answers_by_provider=dict(
             sum((Counter(s.answers_by_provider) for s in stats), Counter()).most_common()
         ),
-        estimated_cost_usd=round(cost, 4) if spent else 0.0,
         cascaded=sum(s.cascaded for s in stats),
         audited=sum(s.audited for s in stats),
         audit_agreed=sum(s.audit_agreed for s in stats),
@@ -259,18 +249,12 @@ def run_times(started: float | None, now: datetime | None = None) -> dict[str, A
     return times
 
 
-def billed(provider: str) -> bool:
-    """Whether answers of ``provider`` cost money (unknown names are assumed to)."""
-    from .providers import PROVIDERS
-
-    spec = PROVIDERS.get(provider)
-    return spec is None or spec.runs_remotely
-
-
-def format_summary(summary: RunSummary) -> str:
+def format_summary(summary: RunSummary, this_run: RunSpend | None = None) -> str:
+    """The summary printed at the end of a run; ``this_run`` is what the run itself sent."""
+    this_run = this_run or summary.this_run
     lines = [
         f"Categorised {summary.issues} flag(s) in {summary.documents} document(s), "
-        f"{summary.batches} batch(es), {summary.requests} request(s).",
+        f"{summary.batches} batch(es).",
     ]
     for name, count in summary.categories.items():
         lines.append(f"  {name:<38} {count:>6}")
@@ -279,6 +263,13 @@ def format_summary(summary: RunSummary) -> str:
     if len(summary.answers_by_provider) > 1:
         answered = ", ".join(f"{k} {v}" for k, v in summary.answers_by_provider.items())
         lines.append(f"Answered by: {answered}")
+    lines.append(f"This run: {this_run.describe()}")
+    over = summary.statuses.get("over_budget", 0)
+    if over:
+        lines.append(
+            f"{over} flag(s) were not sent: the run reached max_cost_usd. Rerun with a higher cap "
+            f"(--config max_cost_usd=...) to continue; the answers received are reused."
+        )
     if summary.skipped_documents:
         lines.append(f"Skipped {len(summary.skipped_documents)} document(s):")
         lines += [f"  {d.document}: {d.reason}" for d in summary.skipped_documents]
@@ -286,8 +277,6 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"Skipped {len(summary.skipped_rows)} report row(s) (see the summary JSON).")
     if summary.warnings:
         lines.append(f"{len(summary.warnings)} warning(s) (see the summary JSON).")
-    if summary.estimated_cost_usd:
-        lines.append(f"Estimated cost: ${summary.estimated_cost_usd:.2f}")
     if summary.cascaded or summary.audited:
         lines.append(f"Answered locally by the cascade (no request): {summary.cascaded} flag(s).")
     if summary.audited:
@@ -309,12 +298,15 @@ def format_summary(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def print_summary(summary_json: str | Path, sources: Iterable[str | Path] = ()) -> None:
+def print_summary(
+    summary_json: str | Path, sources: Iterable[str | Path] = (), ledger_file: str | Path | None = None
+) -> None:
     """Print the run summary at the end of a run (the workflow's ``onsuccess``).
 
     Only a summary at least as new as every one of ``sources`` (the document CSVs it is made
     from) is printed: a run that stopped before ``combine`` (``--until merge``) must not show
-    the summary of an earlier run as its own.
+    the summary of an earlier run as its own. What this run sent and spent is read from its
+    ledger (``ledger_file``), not from the summary.
     """
     try:
         summary = read_record(summary_json, RunSummary)
@@ -328,4 +320,5 @@ def print_summary(summary_json: str | Path, sources: Iterable[str | Path] = ()) 
             f"e.g. {newer[0]}); run without --until to update it and the combined report."
         )
         return
-    print(format_summary(summary))
+    this_run = read_spend(ledger_file).as_run_spend() if ledger_file is not None else None
+    print(format_summary(summary, this_run))

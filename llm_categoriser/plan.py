@@ -29,7 +29,7 @@ from .models import Issue
 from .packing import Planned, make_batches
 from .pages import Document, cut_page, find_page, locate, split_pages
 from .paths import inside, normalise_filter
-from .prompts import load_templates
+from .prompts import load_templates, prompt_chars
 from .providers import get_provider
 from .records import (
     PLAN_FORMAT,
@@ -45,6 +45,7 @@ from .records import (
     PlanSummary,
     RecordError,
     ReportDocument,
+    RequestSize,
     SkippedDocument,
     SkippedRow,
     fingerprint,
@@ -459,6 +460,7 @@ def _plan_document(
     by_key = {i.key: i for i in issues}
     batch_of: dict[str, str] = {}
     fingerprints: dict[str, str] = {}
+    sizes: list[RequestSize] = []
     written = 0
     wanted_files: set[str] = set()
     for spec in specs:
@@ -500,6 +502,9 @@ def _plan_document(
             pages=pages,
         )
         batch.fingerprint = fingerprints[spec.batch_id] = batch.request_fingerprint()
+        sizes.append(
+            RequestSize(fingerprint=batch.fingerprint, prompt_chars=prompt_chars(batch), flags=len(flags))
+        )
         path = Path(layout.batch(subject, document, spec.batch_id))
         wanted_files.add(path.name)
         written += write_record_if_changed(path, batch, durable=False)
@@ -539,6 +544,7 @@ def _plan_document(
             fingerprints=[fingerprints[b] for b in batch_ids],
             flags=len(issues),
             cascaded=cascaded,
+            requests=sizes,
         )
     )
     return written

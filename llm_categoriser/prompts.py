@@ -113,3 +113,9 @@ def render_user(
     }
     template = templates.user if local_ids is None else templates.retry
     return template.safe_substitute(values)
+
+
+def prompt_chars(batch: PlannedBatch, templates: Templates | None = None) -> int:
+    """Characters of a batch's first request as sent: the system part and the user part."""
+    templates = templates or load_templates()
+    return len(templates.system) + len(render_user(batch, templates=templates))

@@ -16,12 +16,13 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .atomic import atomic_write_text, dumps_json, write_if_changed
+from .costs.usage import RunSpend, Spend, TokenUsage
 from .errors import CategoriserError
 from .models import Issue, ReportedFlag
 
 PLAN_FORMAT = 2
 
-FlagStatus = Literal["ok", "repaired", "failed", "missing"]
+FlagStatus = Literal["ok", "repaired", "failed", "missing", "over_budget"]
 
 
 class RecordError(CategoriserError):
@@ -109,6 +110,14 @@ class Manifest(Record):
     cascade_batch: str | None = Field(None, description="batch id of the flags answered locally")
 
 
+class RequestSize(Record):
+    """The first request of one planned batch, as the estimate before a run counts it."""
+
+    fingerprint: str
+    prompt_chars: int = Field(description="system part plus the rendered user part")
+    flags: int
+
+
 class DocumentPlan(Record):
     subject: str
     filename: str
@@ -117,6 +126,7 @@ class DocumentPlan(Record):
     fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
     flags: int = 0
     cascaded: int = Field(0, description="flags answered locally by the cascade")
+    requests: list[RequestSize] = Field(default_factory=list, description="one per batch, in order")
 
 
 class SkippedDocument(Record):
@@ -198,7 +208,12 @@ class FlagResult(Record):
 
 
 class BatchResult(Record):
-    """The answers for one batch; also the cached answer (``cache/<xx>/<fingerprint>.json``)."""
+    """The answers for one batch; also the cached answer (``cache/<xx>/<fingerprint>.json``).
+
+    ``requests``, the token counts and ``cost_usd`` are what was sent to get these answers, as
+    the provider reported it (``cost_usd`` None: no price known). A result answered from the
+    cache is ``reused``: it counts no request, no token and no cost.
+    """
 
     batch_id: str
     fingerprint: str
@@ -207,8 +222,41 @@ class BatchResult(Record):
     items: dict[str, FlagResult]
     requests: int = 0
     input_tokens: int = 0
+    cached_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float | None = 0.0
+    reused: bool = False
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def spend(self) -> Spend:
+        if self.reused:
+            return Spend(requests_reused=1)
+        return Spend(
+            requests_sent=self.requests,
+            usage=TokenUsage(
+                input_tokens=self.input_tokens,
+                cached_tokens=self.cached_tokens,
+                output_tokens=self.output_tokens,
+                thinking_tokens=self.thinking_tokens,
+            ),
+            cost_usd=self.cost_usd,
+            unpriced_requests=self.requests if self.cost_usd is None else 0,
+        )
+
+    def as_reused(self) -> BatchResult:
+        """This answer taken from the cache: nothing sent, nothing spent."""
+        return self.model_copy(
+            update={
+                "requests": 0,
+                "input_tokens": 0,
+                "cached_tokens": 0,
+                "output_tokens": 0,
+                "thinking_tokens": 0,
+                "cost_usd": 0.0,
+                "reused": True,
+            }
+        )
 
 
 class ResultSet(Record):
@@ -281,6 +329,7 @@ class RemoteJobHandle(Record):
     payload_bytes: int = 0
     adopted: bool = False
     error: str = ""
+    expected_cost_usd: float | None = Field(default=None, description="the estimate reserved at submission")
     batches: list[RemoteBatch]
 
 
@@ -328,6 +377,7 @@ class RemoteJobResults(ResultSet):
     state: str
     handle_created_at: str = ""
     fetched_at: str
+    spend: Spend = Field(default_factory=Spend, description="what the job and its follow-ups cost")
 
 
 LedgerStatus = Literal["live", "completed", "dead", "superseded", "cancelled"]
@@ -385,9 +435,7 @@ class DocumentStats(Record):
     batches: int
     categories: dict[str, int]
     statuses: dict[str, int]
-    requests: int
-    input_tokens: int
-    output_tokens: int
+    spend: Spend = Field(description="requests sent and reused for the answers in this CSV")
     providers: list[str]
     answers_by_provider: dict[str, int] = Field(
         default_factory=dict, description="flags answered (ok or repaired) per provider"
@@ -406,13 +454,11 @@ class RunSummary(Record):
     categories: dict[str, int]
     statuses: dict[str, int]
     subjects: dict[str, int]
-    requests: int
-    input_tokens: int
-    output_tokens: int
+    spend: Spend = Field(description="requests sent and reused for the answers in this report")
+    this_run: RunSpend = Field(description="what the run that wrote this summary sent and spent")
     answers_by_provider: dict[str, int] = Field(
         default_factory=dict, description="flags answered (ok or repaired) per provider"
     )
-    estimated_cost_usd: float
     cascaded: int = Field(0, description="flags answered locally by the cascade (no request)")
     audited: int = Field(0, description="of those, also sent to the provider (cascade_audit)")
     audit_agreed: int = Field(0, description="audited flags where the provider gave the same category")

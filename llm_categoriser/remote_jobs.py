@@ -26,12 +26,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import remote_ledger
+from . import remote_ledger, spending
 from .answers import load_answer, save_answer
-from .categorise import categorise_batch
+from .categorise import categorise_batch, over_budget
+from .costs.meter import SpendMeter
+from .costs.prices import format_usd
+from .costs.usage import Spend
 from .fallback import SPENT, backend_of, link_of, names, settings_for
 from .layout import Layout
 from .prompts import load_templates, render_user
@@ -145,6 +149,7 @@ def submit(
     backend: BatchBackend | None = None,
     logger: logging.Logger = log,
     indexes: list[int] | None = None,
+    meter: SpendMeter | None = None,
 ) -> RemoteJobHandle:
     layout = settings.layout
     batches = [read_record(p, PlannedBatch) for p in batch_files]
@@ -190,9 +195,20 @@ def submit(
         return handle
     handle.display_name = display_name(job, to_send, handle.attempt)
     requests = [first_request(b) for b in to_send]
-    created, handle.provider, handle.model = create_job(
-        handle.display_name, requests, settings, backend, logger, job
-    )
+    meter = meter or spending.meter(settings)
+    try:
+        created, handle.provider, handle.model, expected = create_job(
+            handle.display_name, requests, settings, backend, logger, job, meter
+        )
+    except OverBudget as stop:
+        handle.state = "OVER_BUDGET"
+        handle.error = f"{meter.stop_reason()} (this job: about {format_usd(stop.expected)})"
+        logger.warning("%s: not submitted: %s", job, handle.error)
+        write_record(handle_file, handle)
+        documents = dict.fromkeys((b.subject, b.document) for b in to_send)
+        meter.stopped(handle_file, layout.job_results(job), *(layout.document_stats(*d) for d in documents))
+        return handle
+    handle.expected_cost_usd = None if expected is None else float(expected)
     handle.name, handle.transport, handle.payload_bytes = (
         created.name,
         created.transport,
@@ -216,6 +232,14 @@ def submit(
     return handle
 
 
+class OverBudget(Exception):
+    """A remote job the cost cap leaves no room for: it is not created."""
+
+    def __init__(self, expected: Decimal | None) -> None:
+        super().__init__(f"over the cost cap (about {format_usd(expected)})")
+        self.expected = expected
+
+
 def create_job(
     display_name: str,
     requests: list[Request],
@@ -223,23 +247,36 @@ def create_job(
     backend: BatchBackend | None,
     logger: logging.Logger,
     job: str,
-) -> tuple[Created, str, str]:
+    meter: SpendMeter | None = None,
+) -> tuple[Created, str, str, Decimal | None]:
     """Create the remote job with the first provider of the chain that can; returns the job,
-    that provider and its model. A provider that is spent (quota, or 429, 5xx or unreachable
-    after its retries) hands the job to the next; an invalid key stops the run."""
-    chain = names(settings)
-    if backend is not None:  # given (tests): that provider only
-        return backend.create(display_name, requests), backend.provider, backend.model
+    that provider, its model and the job's estimated cost at that provider's batch rates. A
+    provider that is spent (quota, or 429, 5xx or unreachable after its retries) hands the job
+    to the next; an invalid key stops the run. With a ``meter``, the job's estimated cost is
+    reserved against the cap before it is created (released if the creation fails); when the
+    cap leaves no room for it, ``OverBudget`` is raised and nothing is created."""
+    chain = [backend.provider] if backend is not None else names(settings)
     for index, provider in enumerate(chain):
+        # given a backend (tests), the run's own settings price it
+        seen = settings if backend is not None else settings_for(settings, provider)
+        expected = spending.expected_cost(seen, requests, batch=True)
+        if meter is not None and not meter.reserve(expected):
+            raise OverBudget(expected)
         try:
-            made = backend_of(settings, provider)
-            return made.create(display_name, requests), provider, made.model
+            made = backend if backend is not None else backend_of(settings, provider)
+            return made.create(display_name, requests), provider, made.model, expected
         except ProviderError as exc:
+            if meter is not None:
+                meter.release(expected)
             if exc.kind not in SPENT or index == len(chain) - 1:
                 raise
             logger.warning(
                 "%s: provider %s is spent (%s); %s takes the job", job, provider, exc, chain[index + 1]
             )
+        except BaseException:
+            if meter is not None:
+                meter.release(expected)
+            raise
     raise AssertionError("unreachable: the last provider creates the job or raises")
 
 
@@ -305,8 +342,10 @@ def fetch(
     backend: BatchBackend | None = None,
     logger: logging.Logger = log,
     sleep: Callable[[float], None] = time.sleep,
+    meter: SpendMeter | None = None,
 ) -> FetchOutcome:
     layout = settings.layout
+    meter = meter or spending.meter(settings)
     handle = read_record(handle_file, RemoteJobHandle)
     batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in batch_files)}
 
@@ -325,9 +364,14 @@ def fetch(
                 raise RuntimeError(
                     f"cached answer for {ref.batch_id} vanished; delete {handle_file} and rerun"
                 )
-            results.append(cached)
+            results.append(cached.as_reused())
+    meter.reused(len(handle.batches) - len(to_answer))
     remote = handle.state
-    if to_answer and handle.state == "ABANDONED":
+    if to_answer and handle.state == "OVER_BUDGET":
+        for ref in to_answer:
+            batch = batches[ref.fingerprint]
+            results.append(over_budget(batch, handle.provider, handle.model, handle.error))
+    elif to_answer and handle.state == "ABANDONED":
         for ref in to_answer:
             results.append(
                 _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
@@ -344,6 +388,8 @@ def fetch(
             raise PendingJob(message)
         if remote in DEAD_STATES or remote != "SUCCEEDED":
             _record_death(layout, handle, remote, status.error)
+            if handle.expected_cost_usd:
+                meter.release(Decimal(str(handle.expected_cost_usd)))
             Path(handle_file).unlink(missing_ok=True)
             attempts = read_attempts(layout, handle.job).attempt
             what = (
@@ -371,11 +417,18 @@ def fetch(
             batch = batches[ref.fingerprint]
             answer = answers.get(ref.fingerprint) or Answer(text=None, error="no response for this request")
             result = categorise_batch(
-                seen(batch), retry_provider, settings.max_retries, logger=logger, first_answer=answer
+                seen(batch),
+                retry_provider,
+                settings.max_retries,
+                logger=logger,
+                first_answer=answer,
+                meter=meter,
             )
             result.extra["job"] = handle.name
             results.append(result)
             save_answer(layout, result)
+    if to_answer and handle.expected_cost_usd:
+        meter.release(Decimal(str(handle.expected_cost_usd)))
     record = RemoteJobResults(
         job=handle.job,
         name=handle.name,
@@ -383,12 +436,13 @@ def fetch(
         handle_created_at=handle.created_at,
         fetched_at=now_iso(),
         batches=results,
+        spend=sum((r.spend() for r in results), Spend()),
     )
     write_record(results_file, record)
     state("completed", remote)
     remote_ledger.mark(layout, handle, "completed", remote)
     saved = sum(len(r.items) for r in results)
-    logger.info("Saved %d result(s) to %s", saved, results_file)
+    logger.info("Saved %d result(s) to %s; %s", saved, results_file, record.spend.describe())
     return FetchOutcome(handle, results, remote)
 
 

@@ -66,6 +66,7 @@ class Settings(BaseModel):
     cascade_min_agreement: float
     cascade_seed: int
     cascade_audit: int
+    max_cost_usd: float | None
 
     @property
     def layout(self) -> Layout:

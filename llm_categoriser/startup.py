@@ -12,7 +12,9 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
+from . import spending
 from .atomic import sweep_stale_temp_files
+from .costs.estimate import Estimate
 from .layout import INSTANCE_LOCK, SNAKEMAKE_LOCKS
 from .plan import Plan, build_plan
 from .providers import check_ready
@@ -65,15 +67,36 @@ def claim_workspace(settings: Settings) -> IO[Any]:
     return handle
 
 
-def start(config: MutableMapping[str, Any], main_process: bool) -> tuple[Settings, Plan, IO[Any] | None]:
-    """Resolve the settings (validated once), claim the workspace, plan; CategoriserError if bad."""
+def start(
+    config: MutableMapping[str, Any], main_process: bool
+) -> tuple[Settings, Plan, IO[Any] | None, Estimate | None]:
+    """Resolve the settings (validated once), claim the workspace, plan and estimate its cost
+    (the main process only); CategoriserError if bad."""
     setup_logging()
     settings = resolve(config)
     check_ready(settings)
     claim = claim_workspace(settings) if main_process else None
     plan = build_plan(settings)
     report_plan(plan, settings)
-    return settings, plan, claim
+    estimate = None
+    if main_process:
+        reopened = spending.reopen_stopped(settings)
+        if reopened:
+            log.warning("%d output(s) that the cost cap cut short are redone", len(reopened))
+        estimate = spending.estimate_plan(plan, settings)
+        print(estimate.describe(), file=sys.stderr)
+    return settings, plan, claim, estimate
+
+
+def before_jobs(settings: Settings, estimate: Estimate | None) -> None:
+    """Snakemake's ``onstart`` (not on a dry run): refuse a run whose estimate is above
+    ``max_cost_usd`` before anything is sent (exit status 1), else start its spend ledger."""
+    if estimate is None:
+        return
+    problem = spending.begin_run(settings, estimate)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        sys.exit(1)
 
 
 def report_plan(plan: Plan, settings: Settings) -> None:

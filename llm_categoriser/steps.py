@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import spending
+from .costs.usage import Spend
 from .outputs import merge_document
 from .providers import get_provider
 from .records import JobResult, JobSpec, PlannedBatch, read_record, write_record
@@ -68,6 +70,7 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
                 )
             batches.append(batch)
         remote = get_provider(settings.provider).runs_remotely
+        meter = spending.meter(settings)
         results, reused = categorise_part(
             batches,
             ProviderChain.of(settings, logger),  # providers made only when a batch needs one
@@ -76,17 +79,22 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
             reuse=settings.reuse_answers,
             logger=logger,
             limiter=limiter_for(settings) if remote else None,
+            meter=meter,
         )
         write_record(output, JobResult(job=spec.job, batches=results), durable=False)
-        statuses = dict(Counter(item.status for result in results for item in result.items.values()))
+        statuses = Counter(item.status for result in results for item in result.items.values())
+        if statuses["over_budget"]:  # the next run redoes this job (and its documents' merges)
+            documents = dict.fromkeys((subject, document) for subject, document, _ in spec.batches)
+            meter.stopped(output, *(layout.document_stats(*d) for d in documents))
         logger.info(
-            "%s: %d batch(es), %d answered from the cache, %d flag(s) %s in %.2f s",
+            "%s: %d batch(es), %d answered from the cache, %d flag(s) %s in %.2f s; %s",
             spec.job,
             len(results),
             reused,
             sum(statuses.values()),
-            statuses,
+            dict(statuses),
             time.perf_counter() - started,
+            sum((r.spend() for r in results), Spend()).describe(),
         )
 
 

@@ -20,7 +20,7 @@ gc.freeze()  # see the end of this file
 RUN_STARTED = time.time()
 try:
     coerce_booleans(config)
-    SETTINGS, PLAN, _WORKSPACE_CLAIM = start(config, workflow.is_main_process)
+    SETTINGS, PLAN, _WORKSPACE_CLAIM, ESTIMATE = start(config, workflow.is_main_process)
 except CategoriserError as exc:
     print(f"error: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
@@ -54,6 +54,10 @@ if workflow.is_main_process:
 
 
 onstart:
+    from llm_categoriser.startup import before_jobs
+
+    # exits here when the estimate is above max_cost_usd
+    before_jobs(SETTINGS, ESTIMATE)
     gc.collect()
     gc.freeze()
     gc.enable()

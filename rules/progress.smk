@@ -12,8 +12,8 @@ if workflow.is_main_process and SETTINGS.progress == "compact":
 
 def start_progress():
     """Show flags done, requests, cache, cost and time left while the jobs run."""
-    from llm_categoriser.outputs import PRICES_PER_MILLION, billed
     from llm_categoriser.progress import ProgressView
+    from llm_categoriser.spending import rates_per_million
 
     if not workflow.is_main_process:
         return
@@ -24,14 +24,7 @@ def start_progress():
             for path in TARGETS.document_results(doc.subject, doc.document)
         )
     )
-    prices = None
-    if billed(SETTINGS.provider):
-        scale = 0.5 if SETTINGS.mode == "batch" else 1.0
-        prices = (
-            PRICES_PER_MILLION["input"] * scale,
-            PRICES_PER_MILLION["output"] * scale,
-        )
-    view = ProgressView(files, PLAN.flags, LAYOUT, prices=prices)
+    view = ProgressView(files, PLAN.flags, LAYOUT, prices=rates_per_million(SETTINGS))
     PROGRESS_VIEW.append(view.start())
 
 

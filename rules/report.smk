@@ -32,6 +32,7 @@ rule combine:
         csvs=TARGETS.document_csvs(),
         stats=TARGETS.document_stats(),
         plan=LAYOUT.plan_summary,
+        cap_stops=LAYOUT.cap_stops,  # new content after a run stopped at max_cost_usd
     output:
         csv=LAYOUT.combined_csv,
         summary=LAYOUT.summary,
@@ -40,24 +41,28 @@ rule combine:
     conda:
         "../environment.yml"
     params:
-        batch_mode=SETTINGS.mode == "batch",
         # a filtered run also combines the other documents' CSVs (README "Everyday use")
         combined=TARGETS.combined_files(),
         csv_bom=SETTINGS.csv_bom,
         started=RUN_STARTED,
+        ledger=LAYOUT.spend_ledger,
     script:
         "../scripts/combine.py"
 
 
 onsuccess:
     from llm_categoriser.outputs import print_summary
+    from llm_categoriser.spending import finish_run
 
     stop_progress()
-    print_summary(LAYOUT.summary, TARGETS.document_csvs())
+    print_summary(LAYOUT.summary, TARGETS.document_csvs(), LAYOUT.spend_ledger)
+    finish_run(SETTINGS)  # what the cost cap cut short is redone by the next run
 
 
 onerror:
     from llm_categoriser.run_outcome import end_of_failed_run
+    from llm_categoriser.spending import finish_run
 
     stop_progress()
+    finish_run(SETTINGS)
     end_of_failed_run(LAYOUT, log, RUN_STARTED)

@@ -14,7 +14,7 @@ with open(snakemake.log[0], "w", encoding="utf-8") as log:
         snakemake.input.plan,
         snakemake.output.csv,
         snakemake.output.summary,
-        batch_mode=snakemake.params.batch_mode,
+        ledger_file=snakemake.params.ledger,
         bom=snakemake.params.csv_bom,
         started=snakemake.params.started,
     )

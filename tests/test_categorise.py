@@ -104,7 +104,8 @@ def test_a_part_saves_each_answer_and_reuses_it_while_the_fingerprint_holds(tmp_
     again, reused = categorise_part(batches, lambda: provider, _data(tmp_path), max_retries=0)
     assert reused == 2
     assert [req.key for req in provider.requests] == ["b1#1"]
-    assert again[0] == results[0] and again[2] == results[2]
+    assert again[0] == results[0].as_reused() and again[2] == results[2].as_reused()
+    assert again[0].spend().requests_reused == 1 and again[0].spend().requests_sent == 0
     assert {i.error_category for i in again[1].items.values()} == {"SPELLING_ERROR"}
     assert load_answer(_data(tmp_path), "changed") == again[1]
 

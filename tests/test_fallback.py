@@ -126,7 +126,9 @@ def test_a_batch_job_that_cannot_be_created_goes_to_the_next_provider(emulators)
     from llm_categoriser.remote_jobs import first_request
 
     requests = [first_request(BATCH)]
-    created, provider, model = create_job("llmcat-j-1", requests, settings, None, logging.getLogger(), "j")
+    created, provider, model, _cost = create_job(
+        "llmcat-j-1", requests, settings, None, logging.getLogger(), "j"
+    )
     assert (provider, model) == ("mistral", "mistral-small-latest")
     assert first.stats()["batch_creations"] == 0 and second.stats()["batch_creations"] == 1
     assert created.name in second.job_ids()

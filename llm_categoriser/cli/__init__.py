@@ -1,8 +1,8 @@
 """Command-line interface over the workflow (``python -m llm_categoriser``).
 
-``arguments.py`` parses the command line, ``verbs.py`` holds the verbs, ``snakemake_run.py``
-runs the workflow as a subprocess, ``job_records.py`` reads what the rules recorded, and
-``present.py`` shows it.
+``arguments.py`` parses the command line, ``verbs.py`` holds the batch verbs, ``estimate.py``
+the estimate of a run, ``snakemake_run.py`` runs the workflow as a subprocess,
+``job_records.py`` reads what the rules recorded, and ``present.py`` shows it.
 """
 
 from __future__ import annotations

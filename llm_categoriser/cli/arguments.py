@@ -7,6 +7,7 @@ import argparse
 from ..layout import SNAKEFILE
 from ..providers import PROVIDERS
 from . import verbs
+from .estimate import cmd_estimate
 from .job_records import STATUSES
 
 EXIT_CODES = """exit status:
@@ -58,6 +59,14 @@ VERBS = (
         "cross-validation over documents, print the share of flags it expects to answer and its "
         "agreement with the model, and save it to data/cascade/model.npz.",
     ),
+    (
+        "estimate",
+        cmd_estimate,
+        "what a run would send and cost, before sending anything",
+        "Plan the run as the workflow would (same settings and filters, in the configured mode) and "
+        "print the requests to send, those the cache answers, the estimated tokens and the "
+        "estimated cost. Exit status 2 when the estimate is above max_cost_usd (a run would be refused).",
+    ),
 )
 
 
@@ -83,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="settings passed to Snakemake's --config (the verbs add mode=batch, run adds mode=sync)",
+        help="settings passed to Snakemake's --config (the batch verbs add mode=batch, run adds mode=sync)",
     )
     group.add_argument("--provider", choices=list(PROVIDERS), help="the model provider")
     group.add_argument("--subjects", nargs="+", metavar="SUBJECT", help="only these subjects")
@@ -113,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         )
         parsers[-1].set_defaults(handler=handler)
-    run, create, listing, fetch, cancel, _train = parsers
+    run, create, listing, fetch, cancel, _train, estimate = parsers
     for verb in (run, create, fetch):
         verb.add_argument("--verbose", action="store_true", help="show Snakemake's output")
     create.add_argument(
@@ -123,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     listing.add_argument("--status", choices=STATUSES, help="only jobs with this status")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    for verb in (listing, estimate):
+        verb.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument(
         "--refresh", action="store_true", help="ask each job's provider for its remote state and progress"
     )

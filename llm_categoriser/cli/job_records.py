@@ -28,6 +28,8 @@ from ..records import (
 from .workspace import CliError, Workspace
 
 STATUSES = ("pending", "completed", "failed", "superseded", "cancelled")
+# Handle states of a job that was never sent: too many dead attempts, or the run's cost cap.
+STOPPED_STATES = ("ABANDONED", "OVER_BUDGET")
 R = TypeVar("R", bound=Record)
 
 
@@ -102,14 +104,14 @@ class JobInfo:
 
     @property
     def status(self) -> str:
-        if self.remote_state == "ABANDONED" or (self.died and not self.fetched):
+        if self.remote_state in STOPPED_STATES or (self.died and not self.fetched):
             return "failed"
         return "completed" if self.fetched else "pending"
 
     @property
     def failure(self) -> str:
-        if self.handle and self.remote_state == "ABANDONED":
-            return self.handle.error or "job abandoned"
+        if self.handle and self.remote_state in STOPPED_STATES:
+            return self.handle.error or f"job {self.remote_state.lower()}"
         history = self.attempts.history if self.attempts else []
         if history:
             last = history[-1]

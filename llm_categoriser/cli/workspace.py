@@ -72,8 +72,9 @@ def open_workspace(
     args: argparse.Namespace,
     extra: Sequence[tuple[str, str]] = (),
     need_report: bool = True,
-    mode: str = "batch",
+    mode: str | None = "batch",
 ) -> Workspace:
+    """The workspace of ``args``, in ``mode`` (None: the mode the configuration says)."""
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CliError(f"directory {directory} does not exist")
@@ -97,7 +98,8 @@ def open_workspace(
     if args.provider:
         pairs.append(("provider", args.provider))
     pairs.extend(extra)
-    pairs.append(("mode", mode))
+    if mode is not None:
+        pairs.append(("mode", mode))
     for key, value in pairs:
         config[key] = parse_config_value(value)
     try:

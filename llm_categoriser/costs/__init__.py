@@ -1,5 +1,5 @@
 """What a run costs: token usage, prices per model, the estimate before spending, the cap
-(docs/DESIGN.md §21).
+(docs/DESIGN.md §31).
 
 * ``usage.py``: token counts as a provider reports them for one request (prompt, cached,
   output, thinking) and their sums.

@@ -12,6 +12,7 @@ answer that came from a remote job) and adds it to the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -29,6 +30,10 @@ class SpendMeter:
     ledger: SpendLedger | None = None
     cap: Decimal | None = None
     provider: str = ""  # written in the results of batches not sent
+    model: str = ""
+    # the pricing of another provider and model of the chain (provider, model, batch), None
+    # when that provider is not known: the answer is then priced with ``sync``/``batch``
+    price_of: Callable[[str, str, bool], Pricing | None] | None = None
 
     def can_send(self) -> bool:
         """Whether the run may start another request: its spend has not reached the cap."""
@@ -52,9 +57,21 @@ class SpendMeter:
     def pricing(self, batch: bool) -> Pricing:
         return self.batch if batch and self.batch is not None else self.sync
 
-    def charge(self, usage: TokenUsage, batch: bool = False, requests: int = 1) -> Decimal | None:
-        """Price one request's reported usage, record it, return its cost (None: no price known)."""
-        cost = self.pricing(batch).cost(usage)
+    def charge(
+        self,
+        usage: TokenUsage,
+        batch: bool = False,
+        requests: int = 1,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Decimal | None:
+        """Price one request's reported usage at the rates of the ``provider`` and ``model`` that
+        answered it (default: the run's), record it, return its cost (None: no price known)."""
+        pricing = None
+        if provider is not None and model is not None and self.price_of is not None:
+            if (provider, model) != (self.provider, self.model):
+                pricing = self.price_of(provider, model, batch)
+        cost = (pricing or self.pricing(batch)).cost(usage)
         if self.ledger is not None:
             self.ledger.add(cost, usage, requests)
         return cost

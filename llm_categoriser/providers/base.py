@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..costs.estimate import TokenCalibration
+from ..costs.prices import NoPriceList, PriceList
+from ..costs.usage import TokenUsage
 from ..errors import ProviderError
 
 if TYPE_CHECKING:
@@ -50,7 +53,12 @@ class Request:
 
 @dataclass
 class Answer:
-    """A model's answer text, or why there is none, with the provider's own usage counts."""
+    """A model's answer text, or why there is none, with the provider's own usage counts.
+
+    ``input_tokens`` is the whole prompt, ``cached_tokens`` the part of it read from the
+    provider's cache; ``output_tokens`` the answer without the model's thinking, which is
+    ``thinking_tokens`` (a provider that reports reasoning inside its output count subtracts it).
+    """
 
     text: str | None
     error: str = ""
@@ -59,6 +67,15 @@ class Answer:
     thinking_tokens: int = 0
     cached_tokens: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def usage(self) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens,
+            cached_tokens=min(self.cached_tokens, self.input_tokens),
+            output_tokens=self.output_tokens,
+            thinking_tokens=self.thinking_tokens,
+        )
 
 
 class Provider(Protocol):
@@ -125,6 +142,11 @@ class ProviderSpec:
     runs_remotely: bool = True
     # Its answers are a language model's: the cascade's classifier may learn from them.
     answers_from_a_model: bool = True
+    # What its models cost (costs/prices.py) and how its tokenizer counts our text, for the
+    # estimate before a run (costs/estimate.py). A provider without a price list has no known
+    # price: its estimates say so and a max_cost_usd cap refuses to start.
+    prices: PriceList = NoPriceList()
+    calibration: TokenCalibration = TokenCalibration()
 
     def model(self, settings: Settings) -> str:
         """The model name written in the outputs."""

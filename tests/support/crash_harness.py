@@ -755,12 +755,15 @@ def read_json_or_none(path: Path) -> Any:
 
 
 RUN_TIME_KEYS = ("started_at", "finished_at", "duration_seconds")  # differ between runs by nature
+# What the runs sent and spent differs by design after a kill: the resumed run takes from the
+# answer cache what the killed one had received (reused, not sent), so only the rest is compared.
+SPEND_KEYS = ("spend", "this_run")
 
 
 def read_summary(work: Path) -> Any:
     summary = read_json_or_none(work / "Documents" / "run-summary.json")
     if isinstance(summary, dict):
-        for key in RUN_TIME_KEYS:
+        for key in (*RUN_TIME_KEYS, *SPEND_KEYS):
             summary.pop(key, None)
     return summary
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...costs.estimate import TokenCalibration
+from ...costs.prices import CataloguePrices
 from ..base import BatchBackend, Provider, ProviderSpec
 
 if TYPE_CHECKING:
@@ -16,6 +18,10 @@ class GeminiSpec(ProviderSpec):
     name = "gemini"
     key_variables = KEY_VARIABLES
     api_slots = 1
+    prices = CataloguePrices("google")  # the Gemini API's list prices in genai-prices
+    calibration = TokenCalibration(
+        chars_per_token=4.0, source="Gemini API documentation: a token is about four characters"
+    )
 
     def make(self, settings: Settings) -> Provider:
         from .client import GeminiProvider

@@ -196,11 +196,10 @@ class GeminiBatchBackend:
                         text=None, error=f"item error: {record['error'].get('message', '')}"
                     )
                 else:
-                    text, tin, tout, finish = response_text(record.get("response") or {})
+                    text, usage, finish = response_text(record.get("response") or {})
                     answers[key] = Answer(
                         text=text,
-                        input_tokens=tin,
-                        output_tokens=tout,
+                        **usage,
                         error="" if text else f"empty answer ({finish})",
                     )
         return answers
@@ -209,10 +208,8 @@ class GeminiBatchBackend:
     def _inline_answer(item: Any) -> Answer:
         if item.error is not None:
             return Answer(text=None, error=f"item error {item.error.code}: {item.error.message}")
-        text, tin, tout, finish = response_text(item.response)
-        return Answer(
-            text=text, input_tokens=tin, output_tokens=tout, error="" if text else f"empty answer ({finish})"
-        )
+        text, usage, finish = response_text(item.response)
+        return Answer(text=text, **usage, error="" if text else f"empty answer ({finish})")
 
     def cancel(self, name: str) -> None:
         self._sync.call("batches.cancel", lambda: self.client.batches.cancel(name=name))

@@ -178,32 +178,37 @@ def rest_request(settings: Settings, system: str, user: str) -> dict[str, Any]:
     }
 
 
-def response_text(response: Any) -> tuple[str | None, int, int, str]:
-    """(text, input tokens, output tokens, note) of a GenerateContentResponse (SDK object or REST dict)."""
+_USAGE_FIELDS = {  # usageMetadata (REST) -> the SDK's attribute and our field
+    "promptTokenCount": ("prompt_token_count", "input_tokens"),
+    "cachedContentTokenCount": ("cached_content_token_count", "cached_tokens"),
+    "candidatesTokenCount": ("candidates_token_count", "output_tokens"),
+    "thoughtsTokenCount": ("thoughts_token_count", "thinking_tokens"),
+}
+
+
+def usage_of(usage: Any) -> dict[str, int]:
+    """Our usage fields from ``usageMetadata`` (SDK object or REST dict); absent counts are 0."""
+    counts = {}
+    for rest, (attribute, ours) in _USAGE_FIELDS.items():
+        value = usage.get(rest) if isinstance(usage, dict) else getattr(usage, attribute, None)
+        counts[ours] = int(value or 0)
+    return counts
+
+
+def response_text(response: Any) -> tuple[str | None, dict[str, int], str]:
+    """(text, usage counts, finish reason) of a GenerateContentResponse (SDK object or REST dict)."""
     if isinstance(response, dict):
         candidates = response.get("candidates") or []
-        usage = response.get("usageMetadata") or {}
         parts = ((candidates[0].get("content") or {}).get("parts") or []) if candidates else []
         text = "".join(p.get("text", "") for p in parts if not p.get("thought")) or None
         finish = str(candidates[0].get("finishReason", "")) if candidates else "no candidates"
-        return (
-            text,
-            int(usage.get("promptTokenCount") or 0),
-            int(usage.get("candidatesTokenCount") or 0),
-            finish,
-        )
-    usage = getattr(response, "usage_metadata", None)
+        return text, usage_of(response.get("usageMetadata") or {}), finish
     candidates = getattr(response, "candidates", None) or []
     finish = str(getattr(candidates[0], "finish_reason", "") or "") if candidates else "no candidates"
     text = None
     if candidates and candidates[0].content and candidates[0].content.parts:
         text = "".join(p.text or "" for p in candidates[0].content.parts if not getattr(p, "thought", False))
-    return (
-        text or None,
-        int(getattr(usage, "prompt_token_count", 0) or 0),
-        int(getattr(usage, "candidates_token_count", 0) or 0),
-        finish,
-    )
+    return text or None, usage_of(getattr(response, "usage_metadata", None)), finish
 
 
 def make_client(settings: Settings, key: str) -> Any:
@@ -334,12 +339,11 @@ class GeminiProvider:
             response = self.call("generateContent", once)
         except TransientFailure as exc:
             return Answer(text=None, error=str(exc))
-        text, tokens_in, tokens_out, finish = response_text(response)
+        text, usage, finish = response_text(response)
         notes = [] if finish.upper().endswith("STOP") else [f"finish reason {finish}"]
         return Answer(
             text=text,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
+            **usage,
             notes=notes,
             error="" if text else f"empty answer ({finish})",
         )

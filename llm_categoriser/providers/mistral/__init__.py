@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...costs.estimate import TokenCalibration
+from ...costs.prices import CataloguePrices
 from ..base import BatchBackend, Provider, ProviderSpec
 
 if TYPE_CHECKING:
@@ -16,6 +18,11 @@ class MistralSpec(ProviderSpec):
     name = "mistral"
     key_variables = KEY_VARIABLES
     api_slots = 1
+    prices = CataloguePrices("mistral")  # Mistral's list prices in genai-prices (batch: half)
+    calibration = TokenCalibration(
+        chars_per_token=4.0,
+        source="no published figure; the common four characters per token, not measured for Mistral",
+    )
 
     def model(self, settings: Settings) -> str:
         return settings.mistral_model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...costs.prices import NoCharge
 from ..base import BatchBackend, Provider, ProviderSpec
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ class OfflineSpec(ProviderSpec):
     api_slots = 0  # no remote calls: offline jobs are bounded by cores only
     runs_remotely = False
     answers_from_a_model = False  # rules: the cascade never learns from them
+    prices = NoCharge("runs locally, no charge")
 
     def model(self, settings: Settings) -> str:
         return MODEL

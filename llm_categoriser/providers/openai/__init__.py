@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ...costs.estimate import TokenCalibration
+from ...costs.prices import CataloguePrices
 from ..base import BatchBackend, Provider, ProviderSpec
 
 if TYPE_CHECKING:
@@ -22,6 +24,10 @@ class OpenAISpec(ProviderSpec):
     name = "openai"
     key_variables = KEY_VARIABLES
     api_slots = 1
+    prices = CataloguePrices("openai")  # OpenAI's list prices in genai-prices (Batch API: half)
+    calibration = TokenCalibration(
+        chars_per_token=4.0, source="OpenAI documentation: a token is about four characters of English"
+    )
 
     def model(self, settings: Settings) -> str:
         return settings.openai_model
