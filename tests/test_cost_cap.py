@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,12 @@ from support.emulators.gemini import GeminiEmulator, default_answer
 from support.workflow import answer_times, prepare, read_rows, resent, snakemake
 
 from llm_categoriser.cli import main as cli_main
+from llm_categoriser.costs.estimate import suggested_cap
+from llm_categoriser.plan import build_plan
+from llm_categoriser.settings import resolve
 
 pytestmark = pytest.mark.slow
 FAKE_KEY = "AIzaSy-FAKE-cost-cap-0000"
-SAMPLE_BATCHES = 34
 
 
 @pytest.fixture
@@ -27,6 +31,17 @@ def emu():
 def work(tmp_path) -> Path:
     copy_sample(tmp_path)
     return tmp_path
+
+
+def default_plan_batches() -> int:
+    """Batches of the bundled sample with the default settings (one request each)."""
+    with tempfile.TemporaryDirectory() as folder:
+        documents = copy_sample(Path(folder))
+        settings = resolve({"documents_dir": str(documents), "data_dir": f"{folder}/data"}, env={})
+        return build_plan(settings).batches
+
+
+SAMPLE_BATCHES = default_plan_batches()
 
 
 def run(work: Path, emu: GeminiEmulator, *config: str, check: bool = True) -> tuple[int, str]:
@@ -64,12 +79,13 @@ def verbose_answer(prompt: str) -> str:
 
 
 @pytest.mark.parametrize("mode", ["sync", "batch"])
-def test_a_cap_far_below_the_estimate_sends_nothing(work, emu, mode):
+def test_a_cap_far_below_the_estimate_sends_nothing(work, emu, capsys, mode):
+    planned = estimate(work, capsys, f"mode={mode}")
     code, out = run(work, emu, f"mode={mode}", "max_cost_usd=0.0001", check=False)
     assert code != 0
     assert "is above max_cost_usd=$0.0001: nothing was sent" in out
-    assert "Estimate: 34 request(s) to send" in out  # the estimate it refused
-    raise_to = {"sync": "0.05", "batch": "0.03"}[mode]  # a round cap above the estimate
+    assert f"Estimate: {SAMPLE_BATCHES} request(s) to send" in out  # the estimate it refused
+    raise_to = suggested_cap(Decimal(str(planned["cost_usd"])))  # a round cap above the estimate
     assert f"To run it, raise the cap, e.g. --config max_cost_usd={raise_to}" in out
     assert emu.generate_content_calls == 0 and emu.batch_creations == 0
     assert not list((work / "Documents").glob("*/document_reports/*.csv"))

