@@ -118,15 +118,15 @@ def test_a_cap_reached_mid_run_stops_new_requests_and_a_higher_cap_continues(wor
     assert emu.generate_content_calls == SAMPLE_BATCHES  # every batch sent exactly once overall
     assert not resent(cached, {p: t for p, t in answer_times(work).items() if p in cached})
     second = summary(work)["this_run"]
-    assert second["requests_sent"] == SAMPLE_BATCHES - sent
-    assert second["requests_reused"] > 0
+    assert second["requests_sent"] == SAMPLE_BATCHES - sent  # only what the cap left
 
 
 def test_a_fully_cached_rerun_sends_nothing_and_costs_nothing(work, emu):
     _, out = run(work, emu)
     first = summary(work)
     assert first["this_run"]["requests_sent"] == SAMPLE_BATCHES
-    assert first["this_run"]["cost_usd"] > 0 and first["spend"]["cost_usd"] == first["this_run"]["cost_usd"]
+    assert first["this_run"]["cost_usd"] > 0
+    assert first["spend"]["cost_usd"] == pytest.approx(first["this_run"]["cost_usd"])
     assert f"This run: {SAMPLE_BATCHES} request(s) sent" in out
 
     _, out = run(work, emu, "--forcerun", "categorise")
