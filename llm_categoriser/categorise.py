@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from .answers import save_answer
-from .fallback import ProviderChain
 from .costs.meter import SpendMeter
 from .costs.prices import format_usd
 from .costs.usage import TokenUsage
+from .fallback import ProviderChain
 from .layout import Layout
 from .limits import RequestLimiter, estimate_tokens
 from .prompts import Templates, load_templates, render_user
@@ -77,9 +77,10 @@ def categorise_batch(
     With a ``limiter``, every request holds one of its slots while it is sent (concurrency,
     requests and tokens per minute: ``limits.py``). A provider that stays unavailable after its
     retries (ProviderError ``unavailable``) leaves the flags it was asked about failed, unless
-    ``raise_unavailable`` (another provider of the chain can take the batch). With a ``meter``, each answer's reported
-    usage is priced at the rates of the provider and model that gave it (the batch rate for a remote job's answer) and added to the run's spend;
-    without one, the cost is left unknown (None). The cap is checked before a batch is started
+    ``raise_unavailable`` (another provider of the chain can take the batch). With a ``meter``,
+    each answer's reported usage is priced at the rates of the provider and model that gave it
+    (the batch rate for a remote job's answer) and added to the run's spend; without one, the
+    cost is left unknown (None). The cap is checked before a batch is started
     (``categorise_part``, ``remote_jobs.submit``), not here: the follow-up requests of a batch
     already started are sent, so that its answers are complete and cached and a rerun never
     sends them again (docs/DESIGN.md §31).

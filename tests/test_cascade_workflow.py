@@ -74,7 +74,7 @@ def test_cascade_answers_locally_and_sends_only_the_rest(tmp_path: Path) -> None
     assert not planned_keys(work) & {r["issue_key"] for r in cascaded}
     done = summary(work)
     assert done.cascaded == local and done.audited == 0
-    assert done.estimated_cost_usd == 0.0  # offline and the cascade cost nothing
+    assert done.spend.cost_usd == 0.0  # offline and the cascade cost nothing
     assert done.issues == len(answers)
     assert f"Answered locally by the cascade (no request): {local} flag(s)." in proc.stdout
 

@@ -4,15 +4,18 @@ quota mid-run, the second answers the rest; answers are cached per provider and 
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import pytest
 from support.emulators.mistral import MistralEmulator
 from support.emulators.openai import Fault, OpenAIEmulator
 from test_categorise import BATCH
 
-from llm_categoriser import fallback
+from llm_categoriser import fallback, spending
 from llm_categoriser.answers import load_answer
 from llm_categoriser.categorise import categorise_part
+from llm_categoriser.costs.prices import CataloguePrices
+from llm_categoriser.costs.usage import TokenUsage
 from llm_categoriser.errors import ProviderError
 from llm_categoriser.fallback import ProviderChain
 from llm_categoriser.layout import Layout
@@ -74,6 +77,30 @@ def test_quota_spent_mid_run_hands_the_rest_to_the_next_provider(tmp_path, emula
     assert first.stats()["chat_completions"] == 4 and second.stats()["chat_completions"] == 5
 
 
+def test_each_answer_is_priced_by_the_provider_and_model_that_gave_it(tmp_path, emulators, monkeypatch):
+    first, second = emulators
+    first.quota = 2
+    monkeypatch.chdir(tmp_path)
+    settings = settings_for(first, second)
+    meter = spending.meter(settings)
+    layout = Layout("Documents", str(tmp_path))
+    results, _ = categorise_part(part(5), ProviderChain.of(settings), layout, max_retries=0, meter=meter)
+    assert [r.provider for r in results] == ["openai"] * 2 + ["mistral"] * 3
+    for result in results:
+        usage = TokenUsage(input_tokens=result.input_tokens, output_tokens=result.output_tokens)
+        assert usage.input_tokens > 0 and result.cost_usd is not None and result.cost_usd > 0
+        own = CataloguePrices(result.provider).pricing(result.model, batch=False).cost(usage)
+        other = "openai" if result.provider == "mistral" else "mistral"
+        theirs = CataloguePrices(other).pricing(settings_for_model(other), batch=False).cost(usage)
+        assert result.cost_usd == pytest.approx(float(own)) and own != theirs
+    assert meter.ledger is not None
+    assert meter.ledger.spent() == pytest.approx(Decimal(str(sum(r.cost_usd or 0 for r in results))))
+
+
+def settings_for_model(provider: str) -> str:
+    return {"openai": "gpt-4.1-mini", "mistral": "mistral-small-latest"}[provider]
+
+
 def test_5xx_after_the_retries_falls_back_too(tmp_path, emulators):
     first, second = emulators
     first.inject(Fault.UNAVAILABLE, times=None)
@@ -126,10 +153,14 @@ def test_a_batch_job_that_cannot_be_created_goes_to_the_next_provider(emulators)
     from llm_categoriser.remote_jobs import first_request
 
     requests = [first_request(BATCH)]
-    created, provider, model, _cost = create_job(
+    created, provider, model, cost = create_job(
         "llmcat-j-1", requests, settings, None, logging.getLogger(), "j"
     )
     assert (provider, model) == ("mistral", "mistral-small-latest")
+    # the job's estimate is at the batch rates of the provider that took it
+    mistral = fallback.settings_for(settings, "mistral")
+    assert cost is not None and cost == spending.expected_cost(mistral, requests, batch=True)
+    assert cost != spending.expected_cost(settings, requests, batch=True)
     assert first.stats()["batch_creations"] == 0 and second.stats()["batch_creations"] == 1
     assert created.name in second.job_ids()
 

@@ -68,9 +68,8 @@ class SpendMeter:
         """Price one request's reported usage at the rates of the ``provider`` and ``model`` that
         answered it (default: the run's), record it, return its cost (None: no price known)."""
         pricing = None
-        if provider is not None and model is not None and self.price_of is not None:
-            if (provider, model) != (self.provider, self.model):
-                pricing = self.price_of(provider, model, batch)
+        if provider and model and (provider, model) != (self.provider, self.model) and self.price_of:
+            pricing = self.price_of(provider, model, batch)
         cost = (pricing or self.pricing(batch)).cost(usage)
         if self.ledger is not None:
             self.ledger.add(cost, usage, requests)
