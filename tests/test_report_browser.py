@@ -123,6 +123,10 @@ def test_sample_report_rows_filters_and_screenshot(browser, sample_report, tmp_p
     narrowed = page.search(word)
     assert 0 < narrowed < len(combined)
     assert narrowed == sum(word in searchable(r) for r in combined)
+    # Markdown bold around LanguageTool's own ** markers ("****Kyffin** Williams**"): the
+    # flagged word is the one marked, not its neighbour
+    assert page.search("kyffin") > 0
+    assert page.page.locator("#flags-table .tabulator-row .ctx mark").first.inner_text() == "Kyffin"
     page.search("")
     page.page.select_option("#f-category", "FALSE_POSITIVE")
     false_positives = sum(r["error_category"] == "FALSE_POSITIVE" for r in combined)
@@ -145,6 +149,8 @@ def test_sample_report_rows_filters_and_screenshot(browser, sample_report, tmp_p
     link = page.page.get_attribute("#flags-table .tabulator-row a", "href")
     assert (sample_report / link).is_file() and link.endswith(".csv")
     assert page.page.locator("#chart-subjects").bounding_box()["height"] > 100
+    run = page.page.inner_text("#run-table")  # the nested spend records, opened one level
+    assert "Spend: requests sent" in run and "This run: cost usd\t$0.0000" in run
     assert page.errors == []
     assert page.requests == [url]  # nothing fetched: the page is self-contained
 

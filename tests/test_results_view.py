@@ -326,3 +326,20 @@ def test_run_summary_is_indented_and_timed(sample_run):
     assert started <= finished and summary["duration_seconds"] == pytest.approx(
         (finished - started).total_seconds(), abs=1.0
     )
+
+
+def test_nested_summary_records_are_opened_one_level_in_the_run_table():
+    from llm_categoriser.results_view.report_data import _extra_summary
+
+    rows = _extra_summary(
+        {
+            "issues": 3,  # shown elsewhere
+            "this_run": {"requests_sent": 2, "usage": {"input_tokens": 10}, "deep": {"x": {"y": 1}}},
+            "cascaded": 0,
+        }
+    )
+    assert rows == [
+        ["this_run: requests_sent", 2],
+        ["this_run: usage", {"input_tokens": 10}],
+        ["cascaded", 0],
+    ]

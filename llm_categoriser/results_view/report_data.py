@@ -68,23 +68,28 @@ def relative_href(report_dir: Path, target: str | Path) -> str:
     return urllib.parse.quote(Path(relative).as_posix(), safe="/")
 
 
-def _extra_summary(summary: Mapping[str, Any]) -> list[list[Any]]:
+def _extra_summary(summary: Mapping[str, Any], prefix: str = "") -> list[list[Any]]:
+    """Rows for the "Run" table; a nested mapping (``spend``, ``this_run``) is opened one level,
+    its rows named ``"<key>: <field>"``."""
     extra: list[list[Any]] = []
     for key, value in summary.items():
-        if key in _SHOWN:
+        if not prefix and key in _SHOWN:
             continue
+        name = f"{prefix}{key}"
         if isinstance(value, str | int | float | bool) or value is None:
-            extra.append([key, value])
+            extra.append([name, value])
         elif isinstance(value, Mapping) and all(
             isinstance(v, str | int | float | bool) or v is None for v in value.values()
         ):
-            extra.append([key, {str(k): v for k, v in value.items()}])
+            extra.append([name, {str(k): v for k, v in value.items()}])
+        elif isinstance(value, Mapping) and not prefix:
+            extra.extend(_extra_summary(value, prefix=f"{key}: "))
         elif (
             isinstance(value, list)
             and len(value) <= 20
             and all(isinstance(v, str | int | float) for v in value)
         ):
-            extra.append([key, ", ".join(str(v) for v in value)])
+            extra.append([name, ", ".join(str(v) for v in value)])
     return extra
 
 

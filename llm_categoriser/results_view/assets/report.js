@@ -203,9 +203,20 @@
   function contextCell(cell) {
     const r = cell.getRow().getData();
     const span = el("span", "ctx");
-    String(r.context || "").split("**").forEach((part, i) => {
-      span.appendChild(i % 2 ? el("mark", "", part) : document.createTextNode(part));
-    });
+    const context = String(r.context || "");
+    const issue = String(r.issue || "");
+    // LanguageTool wraps the match in ** but the Markdown around it may hold ** too (bold
+    // text): mark the flagged text itself where it stands wrapped, else alternate on **.
+    const at = issue ? context.indexOf("**" + issue + "**") : -1;
+    if (at >= 0) {
+      span.appendChild(document.createTextNode(context.slice(0, at).split("**").join("")));
+      span.appendChild(el("mark", "", issue));
+      span.appendChild(document.createTextNode(context.slice(at + issue.length + 4).split("**").join("")));
+    } else {
+      context.split("**").forEach((part, i) => {
+        span.appendChild(i % 2 ? el("mark", "", part) : document.createTextNode(part));
+      });
+    }
     span.title = r.message + (r.suggestions ? " Suggestions: " + r.suggestions : "");
     return span;
   }
