@@ -1,6 +1,6 @@
 """A flag as the LanguageTool report gives it, and a validated answer for one flag.
 
-The files the pipeline writes are in ``records.py``.
+The files the pipeline writes are in ``records/``.
 """
 
 from __future__ import annotations

@@ -10,32 +10,30 @@ its fingerprint decides whether an existing result is still valid.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .encoding import decode_utf8, decode_utf8_lenient
 from .errors import ConfigError, UnsafePathError
-from .layout import PACKAGE_DIR, Layout
 from .lt_report import LoadedReport, load_report
 from .models import Issue
 from .packing import Planned, make_batches
 from .pages import Document, cut_page, find_page, locate, split_pages
-from .paths import inside, normalise_filter
+from .paths import inside
+from .plan_cache import current_summary, file_stat, has_files, stamp_key
+from .plan_filters import select_issues
+from .plan_jobs import JobGroups, group_jobs, write_job_specs
 from .prompts import load_templates, prompt_chars
 from .providers import get_provider
 from .records import (
     PLAN_FORMAT,
     DocumentPlan,
     FlagFields,
-    JobSpec,
     Manifest,
     ManifestFlag,
     PageText,
@@ -43,22 +41,15 @@ from .records import (
     PlannedFlag,
     PlanStamp,
     PlanSummary,
-    RecordError,
     ReportDocument,
     RequestSize,
     SkippedDocument,
     SkippedRow,
-    fingerprint,
-    read_record,
     write_record_if_changed,
 )
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The jobs (a categorise job in sync mode, a remote job in batch mode):
-# job id -> (subject, document, batch id) of its batches.
-JobGroups = dict[str, list[tuple[str, str, str]]]
 
 
 @dataclass
@@ -83,40 +74,6 @@ class Plan:
         return sum(d.flags for d in self.documents)
 
 
-def write_job_specs(plan: Plan, layout: Layout) -> int:
-    """One file per job listing its batches and their fingerprints, rewritten only when that changes.
-
-    It is the input of the categorise and submit rules: with modification times as the only
-    rerun trigger, a job whose batches change must see a newer input, not just a different list
-    of inputs.
-    """
-    written = 0
-    fingerprint_of = {
-        (doc.subject, doc.document, batch): digest
-        for doc in plan.documents
-        for batch, digest in zip(doc.batch_ids, doc.fingerprints, strict=True)
-    }
-    for job, refs in plan.jobs.items():
-        spec = JobSpec(job=job, batches=refs, fingerprints=[fingerprint_of[ref] for ref in refs])
-        written += write_record_if_changed(layout.job_spec(job), spec, durable=False)
-    folder = Path(layout.job_specs_dir)
-    if folder.is_dir():
-        wanted = {layout.file_name("job_spec", job=job) for job in plan.jobs}
-        for stale in folder.glob(layout.file_glob("job_spec")):
-            if stale.name not in wanted:
-                stale.unlink()
-    return written
-
-
-def read_job_specs(layout: Layout, root: Path = Path(".")) -> JobGroups:
-    """The remote jobs as the last plan wrote them (what the submit rule sends), below ``root``."""
-    folder = root / layout.job_specs_dir
-    if not folder.is_dir():
-        return {}
-    specs = (read_record(path, JobSpec) for path in sorted(folder.glob(layout.file_glob("job_spec"))))
-    return {spec.job: [tuple(ref) for ref in spec.batches] for spec in specs}  # type: ignore[misc]
-
-
 def request_settings(settings: Settings) -> dict[str, Any]:
     """What a request depends on besides its flags and pages (part of the fingerprint)."""
     data: dict[str, Any] = {
@@ -127,69 +84,6 @@ def request_settings(settings: Settings) -> dict[str, Any]:
     }
     data.update(get_provider(settings.provider).fingerprint(settings))
     return data
-
-
-def _closest(wanted: str, known: Iterable[str]) -> list[str]:
-    """Up to three known names nearest to ``wanted`` (compared as the filters compare them)."""
-    by_form: dict[str, str] = {}
-    for name in sorted(known):
-        by_form.setdefault(normalise_filter(name), name)
-    found = difflib.get_close_matches(normalise_filter(wanted), list(by_form), n=3, cutoff=0.5)
-    return [by_form[form] for form in found]
-
-
-def _unmatched(key: str, what: str, wanted: Iterable[str], known: set[str], hint: str = "") -> list[str]:
-    """One line per entry of filter ``key`` that names nothing in ``known``."""
-    forms = {normalise_filter(name) for name in known}
-    lines = []
-    for entry in wanted:
-        if normalise_filter(entry) in forms:
-            continue
-        near = _closest(entry, known)
-        if near:
-            suggestion = "closest: " + ", ".join(repr(n) for n in near)
-        else:
-            listed = sorted(known)
-            suggestion = "known: " + (", ".join(repr(n) for n in listed[:10]) or "none")
-            suggestion += f" and {len(listed) - 10} more" if len(listed) > 10 else ""
-        lines.append(f"config key {key}: {entry!r} matches no {what}{hint}; {suggestion}")
-    return lines
-
-
-def check_filters(report: LoadedReport, settings: Settings) -> None:
-    """Every entry of the subjects and documents filters must select something (ConfigError).
-
-    A typo would otherwise select nothing, or less than meant, and the run would look finished.
-    """
-    subjects = {normalise_filter(s) for s in settings.subjects}
-    all_subjects = {i.subject for i in report.issues}
-    problems = _unmatched("subjects", "subject of the report", settings.subjects, all_subjects)
-    in_scope = [i for i in report.issues if not subjects or normalise_filter(i.subject) in subjects]
-    names = {i.filename for i in in_scope} | {i.document for i in in_scope}
-    hint = " of the selected subjects" if subjects else " of the report"
-    problems += _unmatched("documents", "document", settings.documents, names, hint)
-    if problems:
-        raise ConfigError(
-            "Nothing to do for part of the selection (nothing was changed):\n  "
-            + "\n  ".join(problems)
-            + "\nFilters ignore case, and spaces, hyphens and underscores match each other."
-        )
-
-
-def _selected(report: LoadedReport, settings: Settings) -> dict[tuple[str, str], list[Issue]]:
-    check_filters(report, settings)
-    subjects = {normalise_filter(s) for s in settings.subjects}
-    documents = {normalise_filter(d) for d in settings.documents}
-    grouped: dict[tuple[str, str], list[Issue]] = {}
-    for issue in report.issues:
-        if subjects and normalise_filter(issue.subject) not in subjects:
-            continue
-        if documents and not (
-            normalise_filter(issue.filename) in documents or normalise_filter(issue.document) in documents
-        ):
-            continue
-        grouped.setdefault((issue.subject, issue.filename), []).append(issue)
-    return grouped
 
 
 def _read_markdown(path: Path, plan: Plan, label: str) -> tuple[str | None, str]:
@@ -207,7 +101,7 @@ def _read_markdown(path: Path, plan: Plan, label: str) -> tuple[str | None, str]
     return text, ""
 
 
-def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | None:
+def resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | None:
     """The page whose text goes with the flag."""
     if not doc.pages:  # an empty Markdown file: already warned about once
         return None
@@ -231,73 +125,14 @@ def _resolve_page(issue: Issue, doc: Document, plan: Plan, label: str) -> int | 
     return found
 
 
-def _stat(path: str | Path) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-CODE_SUFFIXES = (".py", ".md", ".yaml")
-
-
-def code_files() -> list[Path]:
-    """Every file of the package's code, prompts and schema."""
-    return sorted(
-        path
-        for path in PACKAGE_DIR.rglob("*")
-        if path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts
-    )
-
-
-@cache
-def _code_digest() -> str:
-    """Digest of ``code_files``: any change to the package re-plans."""
-    digest = hashlib.sha256()
-    for path in code_files():
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _stamp_key(settings: Settings) -> str:
-    data = {
-        "format": PLAN_FORMAT,
-        "code": _code_digest(),
-        "settings": settings.model_dump(mode="json"),
-        "request": request_settings(settings),
-        "report": _stat(settings.report),
-        "cascade_model": _stat(settings.layout.cascade_model) if settings.cascade else None,
-    }
-    return fingerprint(data)
-
-
-def _has_files(folder: Path, names: Iterable[str]) -> bool:
-    wanted = list(names)
-    if not wanted:
-        return True
-    try:
-        present = set(os.listdir(folder))
-    except OSError:
-        return False
-    return all(name in present for name in wanted)
-
-
-def _load_cached_plan(settings: Settings) -> Plan | None:
+def _cached_plan(settings: Settings, key: str) -> Plan | None:
     """The previous plan, when the report, the Markdown, the settings and the code are unchanged.
 
-    Checking costs a ``stat`` per Markdown file instead of reading them all (docs/DESIGN.md §9); the
-    planning files themselves are then known to be current, so nothing is rewritten.
+    The planning files themselves are then known to be current, so nothing is rewritten
+    (docs/DESIGN.md §9, ``plan_cache``).
     """
-    layout = settings.layout
-    try:
-        stamp = read_record(layout.plan_stamp, PlanStamp)
-        summary = read_record(layout.plan_summary, PlanSummary)
-    except (OSError, ValueError, RecordError):  # absent, or written by another version: re-plan
-        return None
-    if stamp.key != _stamp_key(settings):
-        return None
-    if any(_stat(path) != value for path, value in stamp.files.items()):
+    summary = current_summary(settings, key)
+    if summary is None:
         return None
     plan = Plan(
         documents=summary.documents,
@@ -306,17 +141,9 @@ def _load_cached_plan(settings: Settings) -> Plan | None:
         warnings=summary.warnings,
         report_documents=summary.report_documents,
     )
-    # One directory listing per document rather than a stat per file (docs/DESIGN.md §9).
-    for doc in plan.documents:
-        if not os.path.exists(layout.manifest(doc.subject, doc.document)):
-            return None
-        batches = Path(layout.batches_dir(doc.subject, doc.document))
-        if not _has_files(batches, (layout.file_name("batch", batch=b) for b in doc.batch_ids)):
-            return None
-        if doc.cascaded and not os.path.exists(layout.cascade_spec(doc.subject, doc.document)):
-            return None
-    plan.jobs = group_jobs(plan, settings)
-    if not _has_files(Path(layout.job_specs_dir), (layout.file_name("job_spec", job=j) for j in plan.jobs)):
+    layout = settings.layout
+    plan.jobs = group_jobs(plan.documents, settings)
+    if not has_files(layout.job_specs_dir, (layout.file_name("job_spec", job=j) for j in plan.jobs)):
         return None
     plan.cached = True
     cascaded = sum(d.cascaded for d in plan.documents)
@@ -337,16 +164,16 @@ def build_plan(
             f"holds <Subject>/markdown/*.md and receives the reports. Run in the project folder "
             f"or set documents_dir (config.yaml or --config documents_dir=PATH)."
         )
+    req = request_settings(settings)
+    key = stamp_key(settings, req)
     if report is None:
-        cached = _load_cached_plan(settings)
+        cached = _cached_plan(settings, key)
         if cached is not None:
             cached.seconds = time.perf_counter() - started
             return cached
-    key = _stamp_key(settings)
     report = report or load_report(settings.report)
     plan = Plan(skipped_rows=list(report.skipped), warnings=list(report.warnings))
-    req = request_settings(settings)
-    grouped = _selected(report, settings)
+    grouped = select_issues(report, settings)
     if settings.subjects or settings.documents:
         chosen = {(subject, issues[0].document) for (subject, _), issues in grouped.items()}
         everything = dict.fromkeys((i.subject, i.document) for i in report.issues)
@@ -378,7 +205,7 @@ def build_plan(
             )
             plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
             continue
-        markdown_files[str(md_path)] = _stat(md_path)
+        markdown_files[str(md_path)] = file_stat(md_path)
         text, problem = _read_markdown(md_path, plan, label)
         if text is None:
             reason = f"{problem}; its {len(issues)} flag(s) are not categorised"
@@ -392,8 +219,8 @@ def build_plan(
         )
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
-    plan.jobs = group_jobs(plan, settings)
-    plan.files_written += write_job_specs(plan, layout)
+    plan.jobs = group_jobs(plan.documents, settings)
+    plan.files_written += write_job_specs(plan.documents, plan.jobs, layout)
     if decisions is not None:
         plan.cascade_line = decisions.plan_line(plan.flags)
     summary = PlanSummary(
@@ -446,7 +273,7 @@ def _plan_document(
         plan.warnings.append(f"{label}: page markers are out of order; pages are taken by their numbers")
     pages_of: dict[str, int | None] = {}
     for issue in issues:
-        pages_of[issue.key] = _resolve_page(issue, doc, plan, label)
+        pages_of[issue.key] = resolve_page(issue, doc, plan, label)
     page_chars = {p: min(len(t), settings.max_page_chars) for p, t in doc.pages.items()}
     document = issues[0].document
     sent = issues if decisions is None else decisions.sent(issues)
@@ -557,31 +384,3 @@ def batch_of_cascade(cascaded: int) -> str | None:
     from .cascade.decide import BATCH_ID
 
     return BATCH_ID
-
-
-def group_jobs(plan: Plan, settings: Settings) -> JobGroups:
-    """Pack the batches of each subject into jobs of at most ``max_batches_per_job`` batches.
-
-    One job is one categorise job in sync mode (its requests go out concurrently) and one remote
-    job in batch mode. Whole documents stay together where they fit, so a finished job
-    completes whole documents.
-    """
-    jobs: JobGroups = {}
-    by_subject: dict[str, list[DocumentPlan]] = {}
-    for doc in plan.documents:
-        by_subject.setdefault(doc.subject, []).append(doc)
-    for subject, docs in by_subject.items():
-        part, current = 1, []
-        for doc in docs:
-            refs = [(doc.subject, doc.document, b) for b in doc.batch_ids]
-            if current and len(current) + len(refs) > settings.max_batches_per_job:
-                jobs[f"{subject}-{part:02d}"] = current
-                part, current = part + 1, []
-            while len(refs) > settings.max_batches_per_job:
-                jobs[f"{subject}-{part:02d}"] = refs[: settings.max_batches_per_job]
-                refs = refs[settings.max_batches_per_job :]
-                part += 1
-            current.extend(refs)
-        if current:
-            jobs[f"{subject}-{part:02d}"] = current
-    return jobs

@@ -1,6 +1,6 @@
 """Batch mode: submit remote jobs, fetch them when done, never lose or duplicate one (docs/DESIGN.md §7).
 
-The files of a remote job (``layout.py``; records in ``records.py``):
+The files of a remote job (``layout.py``; records in ``records/remote.py``):
 
 * the handle (output of the submit rule): provider, remote job name, model, the batches it
   carries with their fingerprints, created_at, attempt. Written only after the job exists; a

@@ -12,7 +12,8 @@ from conftest import HEADER, write_doc
 from llm_categoriser import plan as plan_module
 from llm_categoriser import prompts
 from llm_categoriser.layout import PACKAGE_DIR, PROMPTS_DIR
-from llm_categoriser.plan import build_plan, code_files
+from llm_categoriser.plan import build_plan
+from llm_categoriser.plan_cache import code_files
 from llm_categoriser.records import Manifest, RecordError, read_record
 from llm_categoriser.settings import resolve
 
@@ -75,7 +76,7 @@ def test_editing_a_prompt_template_rewrites_every_batch_spec(tmp_path, templates
 def test_unchanged_templates_and_inputs_rewrite_nothing(tmp_path, templates, monkeypatch):
     settings = _settings(tmp_path)
     before = _specs(settings, build_plan(settings))
-    monkeypatch.setattr(plan_module, "_load_cached_plan", lambda settings: None)  # force a re-plan
+    monkeypatch.setattr(plan_module, "_cached_plan", lambda settings, key: None)  # force a re-plan
     replanned = build_plan(settings)
     assert replanned.files_written == 0
     assert _specs(settings, replanned) == before
@@ -126,7 +127,14 @@ def test_the_manifest_and_the_job_spec_carry_every_fingerprint(tmp_path, templat
 
 def test_the_plan_cache_is_keyed_on_the_whole_package():
     names = {str(p.relative_to(PACKAGE_DIR)) for p in code_files()}
-    expected = {"atomic.py", "models.py", "records.py", "layout.py", "config.schema.yaml", "prompts/user.md"}
+    expected = {
+        "atomic.py",
+        "models.py",
+        "records/planning.py",
+        "layout.py",
+        "config.schema.yaml",
+        "prompts/user.md",
+    }
     assert expected <= names
     assert "providers/offline/rules.py" in names and "providers/gemini/client.py" in names
 

@@ -15,7 +15,7 @@ from ..layout import Layout
 from ..models import Issue
 from ..pages import Document, split_pages
 from ..paths import inside
-from ..plan import Plan, _resolve_page
+from ..plan import Plan, resolve_page
 from ..providers.offline import rules as offline_rules
 from .features import FlagEvidence
 
@@ -37,7 +37,7 @@ def document_evidence(issues: Iterable[Issue], text: str | None) -> list[FlagEvi
     scratch = Plan()  # page warnings are the planner's to give, not ours
     out = []
     for issue in issues:
-        page = _resolve_page(issue, doc, scratch, "") if doc.pages else None
+        page = resolve_page(issue, doc, scratch, "") if doc.pages else None
         page_text = doc.pages.get(page) if doc.pages else None
         hints = offline_rules.document_hints(issue, text or "")
         category, confidence, _reason = offline_rules.classify(issue, page_text, hints)

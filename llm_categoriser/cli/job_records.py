@@ -1,4 +1,4 @@
-"""The remote jobs of a workspace as the rules recorded them (records of ``records.py``).
+"""The remote jobs of a workspace as the rules recorded them (records of ``records/remote.py``).
 
 A job's status comes from its typed records, never from file times or logs: ``completed``
 when its results belong to its current handle, ``failed`` when it was abandoned or died
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ..plan import read_job_specs
+from ..plan_jobs import read_job_specs
 from ..records import (
     Manifest,
     Record,

@@ -1,0 +1,106 @@
+"""Typed records of every file the pipeline writes and reads back (docs/DESIGN.md §4).
+
+Each file under ``data/`` and each output the pipeline reads again has one pydantic model
+here; ``read_record`` reads a file into its model and turns a file of an older or foreign
+shape into a ``RecordError`` that names the file and what to do, never a ``KeyError``.
+Where the files live: ``layout.py``.
+"""
+
+from .base import (
+    Record,
+    RecordError,
+    fingerprint,
+    parse_record,
+    read_record,
+    record_json,
+    write_record,
+    write_record_if_changed,
+)
+from .outputs import DocumentStats, RunSummary
+from .planning import (
+    PLAN_FORMAT,
+    BatchLocation,
+    DocumentPlan,
+    FlagFields,
+    JobSpec,
+    Manifest,
+    ManifestFlag,
+    PageText,
+    PlannedBatch,
+    PlannedFlag,
+    PlanStamp,
+    PlanSummary,
+    ReportDocument,
+    RequestSize,
+    SkippedDocument,
+    SkippedRow,
+)
+from .remote import (
+    DeadAttempt,
+    JobProgress,
+    LedgerJob,
+    LedgerStatus,
+    RemoteBatch,
+    RemoteJobAttempts,
+    RemoteJobHandle,
+    RemoteJobResults,
+    RemoteJobState,
+    RemoteStatus,
+)
+from .results import (
+    BatchResult,
+    CascadeAnswer,
+    CascadeResult,
+    CascadeSpec,
+    FlagResult,
+    FlagStatus,
+    JobResult,
+    ResultSet,
+)
+
+__all__ = [
+    "PLAN_FORMAT",
+    "BatchLocation",
+    "BatchResult",
+    "CascadeAnswer",
+    "CascadeResult",
+    "CascadeSpec",
+    "DeadAttempt",
+    "DocumentPlan",
+    "DocumentStats",
+    "FlagFields",
+    "FlagResult",
+    "FlagStatus",
+    "JobProgress",
+    "JobResult",
+    "JobSpec",
+    "LedgerJob",
+    "LedgerStatus",
+    "Manifest",
+    "ManifestFlag",
+    "PageText",
+    "PlanStamp",
+    "PlanSummary",
+    "PlannedBatch",
+    "PlannedFlag",
+    "Record",
+    "RecordError",
+    "RemoteBatch",
+    "RemoteJobAttempts",
+    "RemoteJobHandle",
+    "RemoteJobResults",
+    "RemoteJobState",
+    "RemoteStatus",
+    "ReportDocument",
+    "RequestSize",
+    "ResultSet",
+    "RunSummary",
+    "SkippedDocument",
+    "SkippedRow",
+    "fingerprint",
+    "parse_record",
+    "read_record",
+    "record_json",
+    "write_record",
+    "write_record_if_changed",
+]

@@ -1,0 +1,161 @@
+"""Records of the plan (``<data_dir>/plan/``): batches, manifests, job specs, the plan summary."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from ..models import Issue, ReportedFlag
+from .base import Record, fingerprint
+
+PLAN_FORMAT = 2
+
+
+class FlagFields(Record, ReportedFlag):
+    """What the report says about one flag (one row of the LanguageTool report), and its key."""
+
+    key: str
+    highlighted_context: str = ""
+
+    @classmethod
+    def fields_of(cls, issue: Issue) -> dict[str, object]:
+        return {"key": issue.key, "highlighted_context": issue.context, **issue.reported()}
+
+
+class PlannedFlag(FlagFields):
+    """A flag inside a planned batch: its number in the request and the page sent with it."""
+
+    local_id: int
+    context_page: int | None = None
+    hints: dict[str, Any] = Field(default_factory=dict, description="provider hints from the plan")
+
+
+class PageText(Record):
+    page: int | None
+    text: str
+    cut: bool = False
+
+
+class PlannedBatch(Record):
+    """``plan/<subject>/<document>/batches/<batch>.json``: everything one request depends on."""
+
+    fix: ClassVar[str] = "delete the data/plan folder and run again (it is rebuilt from the report)"
+    format: int = PLAN_FORMAT
+    subject: str
+    filename: str
+    document: str
+    batch_id: str
+    settings: dict[str, Any]
+    max_cell_chars: int
+    flags: list[PlannedFlag]
+    pages: list[PageText]
+    fingerprint: str = ""
+
+    def request_fingerprint(self) -> str:
+        """The digest of everything but the fingerprint itself."""
+        return fingerprint(self.model_dump(mode="json", exclude={"fingerprint"}))
+
+
+class ManifestFlag(FlagFields):
+    """A flag in its document's manifest: its row number in the CSV and its batch."""
+
+    issue_id: int
+    batch_id: str
+
+
+class Manifest(Record):
+    """``plan/<subject>/<document>/manifest.json``: a document's flags and batches.
+
+    It lists every batch's fingerprint, so it changes whenever a batch does (an input of the
+    merge rule, with the results of the jobs that carry its batches).
+    """
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    subject: str
+    filename: str
+    document: str
+    batches: list[str]
+    fingerprints: dict[str, str]
+    flags: list[ManifestFlag]
+    cascade_batch: str | None = Field(None, description="batch id of the flags answered locally")
+
+
+class RequestSize(Record):
+    """The first request of one planned batch, as the estimate before a run counts it."""
+
+    fingerprint: str
+    prompt_chars: int = Field(description="system part plus the rendered user part")
+    flags: int
+
+
+class DocumentPlan(Record):
+    subject: str
+    filename: str
+    document: str
+    batch_ids: list[str]
+    fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
+    flags: int = 0
+    cascaded: int = Field(0, description="flags answered locally by the cascade")
+    requests: list[RequestSize] = Field(default_factory=list, description="one per batch, in order")
+
+
+class SkippedDocument(Record):
+    document: str
+    issues: int
+    reason: str
+
+
+class SkippedRow(Record):
+    row: int
+    line: int = 0
+    reason: str
+
+
+class ReportDocument(Record):
+    """A document of the report, and whether the subjects/documents filters selected it."""
+
+    subject: str
+    document: str
+    selected: bool
+
+
+class PlanSummary(Record):
+    """``plan/plan.json``: the documents planned, and what was skipped or warned about."""
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    format: int = PLAN_FORMAT
+    documents: list[DocumentPlan]
+    skipped_documents: list[SkippedDocument]
+    skipped_rows: list[SkippedRow]
+    warnings: list[str]
+    report: str
+    report_documents: list[ReportDocument] = Field(
+        default_factory=list, description="a filtered run: every document of the report, in order"
+    )
+
+
+class PlanStamp(Record):
+    """``plan/stamp.json``: what the plan was made from (settings, code, report, Markdown)."""
+
+    key: str
+    files: dict[str, list[int] | None]
+
+
+class BatchLocation(BaseModel):
+    subject: str
+    document: str
+    batch_id: str
+
+
+class JobSpec(Record):
+    """``plan/jobs/<job>.json``: the batches of one job (a categorise job, or a remote job).
+
+    It lists every batch's fingerprint, so it changes whenever one of its batches does: it is
+    the only input of the sync categorise job (one file per job keeps the DAG small).
+    """
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    job: str
+    batches: list[tuple[str, str, str]] = Field(description="(subject, document, batch id)")
+    fingerprints: list[str] = Field(default_factory=list, description="of each batch, in order")
