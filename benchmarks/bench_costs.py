@@ -2,7 +2,7 @@
 
 For each mode (sync, batch): a fresh work folder of the reference corpus, the estimate
 (``python -m llm_categoriser estimate --json``, nothing sent), then a full run against the
-Gemini emulator (``tests/gemini_emulator.py`` in its own process; in batch mode its jobs are
+Gemini emulator (``python -m support.emulators.gemini`` in its own process; in batch mode its jobs are
 completed before the second run), and what that run recorded from the emulator's usage
 metadata (``run-summary.json``, ``this_run``). Prints one JSON document; the numbers go in
 docs/BENCHMARKS.md. One heavy run at a time: the two modes run one after the other.

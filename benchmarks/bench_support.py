@@ -31,7 +31,7 @@ if str(REPO / "tests") not in sys.path:
 from support.workflow import ENV_SETTINGS, clean_env, job_counts, snakemake_command  # noqa: E402
 
 WRAPPER = REPO / "benchmarks" / "snakemake_timed.py"
-EMULATOR = REPO / "tests" / "support" / "emulators" / "gemini.py"
+EMULATOR_MODULE = "support.emulators.gemini"  # run with ``python -m`` from tests/
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 GNU_TIME = shutil.which("time", path="/usr/bin:/bin") or ""
@@ -351,7 +351,7 @@ def snakemake(
 
 
 class Emulator:
-    """``tests/support/emulators/gemini.py`` as a separate process (its own CPU, as a real API would be)."""
+    """``tests/support/emulators/gemini/`` as a separate process (its own CPU, as a real API would be)."""
 
     def __init__(
         self,
@@ -367,7 +367,8 @@ class Emulator:
         self.proc = subprocess.Popen(
             [
                 PYTHON,
-                str(EMULATOR),
+                "-m",
+                EMULATOR_MODULE,
                 "--port",
                 "0",
                 "--latency",
@@ -381,6 +382,7 @@ class Emulator:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            cwd=REPO / "tests",
         )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()

@@ -13,7 +13,7 @@ repository except the results JSON and ``docs/BENCHMARKS.md``) with::
     python -m snakemake -s <repo>/Snakefile -d WORKDIR --cores 2 [...]
 
 through ``benchmarks/snakemake_timed.py`` (the same ``snakemake.cli.main`` with phase timers) under
-``/usr/bin/time``; the Gemini runs talk to ``tests/support/emulators/gemini.py`` in its own process.
+``/usr/bin/time``; the Gemini runs talk to ``tests/support/emulators/gemini/`` in its own process.
 Sections (``--only`` takes their names):
 
 ``offline``  full sync run with the offline provider: cold, no-op rerun, one-issue edit

@@ -29,7 +29,7 @@ from support.emulators.gemini import (
 )
 
 MODEL = "gemini-2.5-flash"
-EMULATOR_SCRIPT = Path(__file__).parent / "support" / "emulators" / "gemini.py"
+TESTS = Path(__file__).parent
 
 
 def make_prompt(*rows: tuple[int, str]) -> str:
@@ -682,7 +682,8 @@ def test_standalone_server() -> None:
     process = subprocess.Popen(
         [
             sys.executable,
-            str(EMULATOR_SCRIPT),
+            "-m",
+            "support.emulators.gemini",
             "--port",
             "0",
             "--latency",
@@ -694,6 +695,7 @@ def test_standalone_server() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=TESTS,
     )
     try:
         assert process.stdout is not None

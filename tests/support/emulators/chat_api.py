@@ -41,11 +41,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from support.emulators.gemini import CATEGORIES, default_answer
+from support.emulators.loopback import LoopbackServer, Response
 
 __all__ = [
     "CATEGORIES",
@@ -115,21 +115,6 @@ class RecordedRequest:
         if any(text in k or text in v for k, v in self.headers.items()):
             return True
         return raw in self.body
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-        return cls(
-            status,
-            json.dumps(payload).encode(),
-            {"Content-Type": "application/json", **(headers or {})},
-        )
 
 
 class ApiError(Exception):
@@ -258,55 +243,10 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
     return parts
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    emulator: ChatApiEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _dispatch(self) -> None:
-        body = self._read_body()
-        response = self.server.emulator.handle(self.command, self.path, dict(self.headers.items()), body)
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    do_GET = _dispatch
-    do_POST = _dispatch
-    do_DELETE = _dispatch
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        if self.server.emulator.verbose:
-            super().log_message(fmt, *args)
-
-
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
-class ChatApiEmulator:
+class ChatApiEmulator(LoopbackServer):
     """A fake chat-completion API server; vendors subclass it (see the module docstring).
 
     Settings (plain attributes):
@@ -344,8 +284,7 @@ class ChatApiEmulator:
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}")
-        self.host = host
-        self._requested_port = port
+        super().__init__(host=host, port=port, verbose=verbose)
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.invalid_api_keys = frozenset(invalid_api_keys)
         self.require_key = require_key
@@ -355,7 +294,6 @@ class ChatApiEmulator:
         self.batch_mode = batch_mode
         self.complete_after_polls = complete_after_polls
         self.answer_fn = answer_fn or default_answer
-        self.verbose = verbose
         self._lock = threading.RLock()
         self._faults: list[QueuedFault] = []
         self._default_plan = BatchPlan()
@@ -364,8 +302,6 @@ class ChatApiEmulator:
         self._files: dict[str, StoredFile] = {}
         self._requests: deque[RecordedRequest] = deque(maxlen=record_limit)
         self._seen_prefixes: set[str] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._routes: list[Route] = [
             (method, re.compile(pattern + r"/?$"), handler) for method, pattern, handler in self.routes()
         ]
@@ -388,45 +324,6 @@ class ChatApiEmulator:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-
-    # -- life cycle ----------------------------------------------------------
-
-    def start(self) -> ChatApiEmulator:
-        if self._server is not None:
-            return self
-        server = _Server((self.host, self._requested_port), _Handler)
-        server.emulator = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> ChatApiEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("emulator is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     # -- faults, plans, quota ------------------------------------------------
 
@@ -806,7 +703,10 @@ class ChatApiEmulator:
             return self.error(500, "server_error", "")
         return self.error(503, "unavailable", "")
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Response:
+    def handle(
+        self, method: str, raw_path: str, header_items: list[tuple[str, str]], body: bytes
+    ) -> Response:
+        headers = dict(header_items)
         split = urlsplit(raw_path)
         path, query = split.path, split.query
         if path.startswith("/_emulator/"):
@@ -890,17 +790,3 @@ class _Request:
     def header(self, name: str) -> str:
         lowered = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
-
-
-def serve_forever(emulator: ChatApiEmulator, url: str) -> None:
-    """Run a standalone emulator: print its base URL, serve until SIGINT/SIGTERM."""
-    import signal
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(url, flush=True)
-    try:
-        stop.wait()
-    finally:
-        emulator.stop()

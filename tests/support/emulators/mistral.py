@@ -68,8 +68,8 @@ from support.emulators.chat_api import (
     Response,
     StoredFile,
     parse_multipart,
-    serve_forever,
 )
+from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "MistralEmulator"]
 
@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         batch_mode="auto" if args.auto_complete else "manual",
         quota=args.quota,
-    ).start()
-    serve_forever(emulator, emulator.url)
+    )
+    serve_until_signalled(emulator)
     return 0
 
 

@@ -70,8 +70,8 @@ from support.emulators.chat_api import (
     Response,
     StoredFile,
     parse_multipart,
-    serve_forever,
 )
+from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "OpenAIEmulator"]
 
@@ -373,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         batch_mode="auto" if args.auto_complete else "manual",
         quota=args.quota,
         require_key=not args.no_key,
-    ).start()
-    serve_forever(emulator, emulator.url)
+    )
+    serve_until_signalled(emulator)
     return 0
 
 

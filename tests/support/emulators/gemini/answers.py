@@ -1,0 +1,150 @@
+"""What the emulated model answers: deterministic verdicts for the issue rows of a prompt,
+corrupted answers for the answer faults, and the token counts of its usage metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from support.emulators.gemini.wire import CATEGORIES, Fault
+
+_HEADER_RE = re.compile(r"^\s*\|\s*issue_id\s*\|")
+_ROW_RE = re.compile(r"^\s*\|\s*(-?\d+)\s*\|")
+
+
+def parse_issue_rows(prompt_text: str) -> list[tuple[int, str]]:
+    """``(issue_id, row_text)`` for each data row of the issue tables."""
+    rows: list[tuple[int, str]] = []
+    in_table = False
+    for line in prompt_text.splitlines():
+        if _HEADER_RE.match(line):
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if not line.strip().startswith("|"):
+            in_table = False
+            continue
+        match = _ROW_RE.match(line)
+        if match:
+            rows.append((int(match.group(1)), line.strip()))
+    return rows
+
+
+def _verdict(issue_id: int, row_text: str) -> dict[str, Any]:
+    digest = hashlib.sha256(row_text.encode("utf-8")).digest()
+    category = CATEGORIES[int.from_bytes(digest[:4], "big") % len(CATEGORIES)]
+    return {
+        "issue_id": issue_id,
+        "error_category": category,
+        "confidence_score": 50 + digest[4] % 51,
+        "reasoning": (
+            f"Emulated verdict for issue {issue_id}: row hash {digest.hex()[:8]} maps to {category}."
+        ),
+    }
+
+
+def default_answer(prompt_text: str) -> str:
+    """The emulator's deterministic answer to a categorisation prompt."""
+    seen: set[int] = set()
+    verdicts = []
+    for issue_id, row in parse_issue_rows(prompt_text):
+        if issue_id in seen:
+            continue
+        seen.add(issue_id)
+        verdicts.append(_verdict(issue_id, row))
+    return json.dumps(verdicts, indent=2)
+
+
+def apply_answer_fault(fault: str, text: str) -> tuple[str, str]:
+    """Corrupt an answer; returns ``(text, finish_reason)``."""
+    if fault == Fault.MALFORMED_JSON:
+        return text.strip().replace('"', "'")[:-1] + ", }", "STOP"
+    if fault == Fault.TRUNCATED_JSON:
+        stripped = text.strip()
+        cut = max(1, min(len(stripped) - 1, int(len(stripped) * 0.6)))
+        return stripped[:cut], "MAX_TOKENS"
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return text, "STOP"
+    if not isinstance(items, list):
+        return text, "STOP"
+    objects = [item for item in items if isinstance(item, dict)]
+    if fault == Fault.MISSING_IDS:
+        items = items[:-1]
+    elif fault == Fault.UNKNOWN_IDS:
+        ids = [o["issue_id"] for o in objects if isinstance(o.get("issue_id"), int)]
+        unknown = (max(ids) if ids else 0) + 1000
+        items.append(_verdict(unknown, f"| {unknown} | unknown issue |"))
+    elif fault == Fault.DUPLICATE_IDS and objects:
+        duplicate = dict(objects[0])
+        current = duplicate.get("error_category")
+        index = CATEGORIES.index(current) if current in CATEGORIES else 0
+        duplicate["error_category"] = CATEGORIES[(index + 1) % len(CATEGORIES)]
+        duplicate["reasoning"] = "Second, conflicting verdict for the same issue."
+        items.append(duplicate)
+    return json.dumps(items, indent=2), "STOP"
+
+
+def _content_texts(content: Any) -> list[str]:
+    if not isinstance(content, dict):
+        return []
+    parts = content.get("parts") or []
+    return [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def prompt_of(request: Mapping[str, Any]) -> str:
+    contents = request.get("contents") or []
+    if isinstance(contents, dict):
+        contents = [contents]
+    texts: list[str] = []
+    for content in contents:
+        if isinstance(content, dict) and content.get("role", "user") == "user":
+            texts.extend(_content_texts(content))
+    return "\n".join(texts)
+
+
+def prompt_tokens_of(request: Mapping[str, Any]) -> int:
+    contents = request.get("contents") or []
+    if isinstance(contents, dict):
+        contents = [contents]
+    total = sum(count_tokens(t) for c in contents for t in _content_texts(c))
+    system = request.get("systemInstruction") or request.get("system_instruction")
+    return max(1, total + sum(count_tokens(t) for t in _content_texts(system)))
+
+
+_PIECE = re.compile(r"[^\W\d_]+|\d|\r?\n|[ \t]+|_+|([^\w\s])\1*")
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` by a word-piece approximation (see the module docstring)."""
+    count = 0
+    for match in _PIECE.finditer(text):
+        piece = match.group(0)
+        first = piece[0]
+        if first.isalpha():
+            count += math.ceil(len(piece) / 6)
+        elif first.isdigit() or first in "\r\n":
+            count += 1
+        elif first in " \t":
+            count += 0 if piece == " " else 1
+        else:
+            count += math.ceil(len(piece) / 4)
+    return count
+
+
+def thinking_tokens_of(request: Mapping[str, Any], prompt_tokens: int) -> int:
+    """Thought tokens the emulated model spends: none when the budget is 0, else a
+    deterministic share of the prompt, up to the budget (dynamic: up to 8,192)."""
+    config = request.get("generationConfig") or request.get("generation_config") or {}
+    thinking = config.get("thinkingConfig") or config.get("thinking_config") or {}
+    budget = thinking.get("thinkingBudget", thinking.get("thinking_budget", -1))
+    if budget == 0:
+        return 0
+    wanted = 64 + prompt_tokens // 20
+    return min(wanted, 8192 if budget is None or budget < 0 else budget)

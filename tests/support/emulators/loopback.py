@@ -1,0 +1,178 @@
+"""The HTTP plumbing every loopback emulator shares: a threaded server on 127.0.0.1 (free port by
+default) whose handler reads the request body (plain or chunked) and hands the request to
+:meth:`LoopbackServer.handle`, and the standalone loop of an emulator in its own process.
+
+Only the Python standard library is used.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+__all__ = ["LoopbackServer", "Response", "serve_until_signalled"]
+
+
+@dataclass
+class Response:
+    """An HTTP answer: status, body bytes and headers (``Content-Length`` is added when sent)."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+        return cls(
+            status,
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: LoopbackServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.emulator.verbose:
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+    # Headers and body are two writes; without TCP_NODELAY every keep-alive
+    # response waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server.emulator.server_version
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        response = self.server.emulator.handle(self.command, self.path, list(self.headers.items()), body)
+        self.send_response(response.status)
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_DELETE = _dispatch
+    do_PUT = _dispatch
+    do_PATCH = _dispatch
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        if self.server.emulator.verbose:
+            super().log_message(fmt, *args)
+
+
+class LoopbackServer:
+    """A threaded HTTP server in a daemon thread; subclasses answer in :meth:`handle`.
+
+    Use it as a context manager (``with Emulator() as emu: emu.url``) or call :meth:`start` /
+    :meth:`stop`.
+    """
+
+    name = "loopback-emulator"
+    server_version = "LoopbackEmulator/1.0"
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+        self.host = host
+        self._requested_port = port
+        self.verbose = verbose
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def handle(
+        self, method: str, raw_path: str, header_items: list[tuple[str, str]], body: bytes
+    ) -> Response:
+        """The answer to one request (``raw_path`` with its query string)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        """The emulator's counters (JSON-serialisable); printed when a standalone one stops."""
+        return {}
+
+    def start(self) -> Self:
+        """Bind the socket and serve in a daemon thread."""
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self._requested_port), _Handler)
+        server.emulator = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("emulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def root_url(self) -> str:
+        """``http://host:port``, without any API path."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The base URL an SDK is given (vendors add their API path)."""
+        return self.root_url
+
+
+def serve_until_signalled(emulator: LoopbackServer) -> None:
+    """Run a standalone emulator: print its ``url`` as the first stdout line, serve until SIGINT or
+    SIGTERM, then print the counters as one JSON line on stderr."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with emulator:
+        print(emulator.url, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print(json.dumps(emulator.stats()), file=sys.stderr, flush=True)
