@@ -11,11 +11,12 @@ import json
 import signal
 import sys
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-__all__ = ["LoopbackServer", "Response", "serve_until_signalled"]
+__all__ = ["LoopbackServer", "RecordedRequest", "Response", "serve_until_signalled"]
 
 
 @dataclass
@@ -33,6 +34,43 @@ class Response:
             json.dumps(payload).encode(),
             {"Content-Type": "application/json", **(headers or {})},
         )
+
+
+@dataclass
+class RecordedRequest:
+    """One HTTP request as received (body truncated to ``record_body_limit``)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    body_size: int = 0
+    endpoint: str = ""
+    timestamp: float = 0.0
+    status: int = 0
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive header lookup."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def contains(self, needle: str | bytes) -> bool:
+        """Whether the needle occurs in the path, query, headers or body."""
+        raw = needle.encode() if isinstance(needle, str) else needle
+        text = raw.decode("utf-8", "replace")
+        if text in self.path or text in self.query:
+            return True
+        if any(text in k or text in v for k, v in self.headers.items()):
+            return True
+        return raw in self.body
 
 
 class _Server(ThreadingHTTPServer):
@@ -102,10 +140,14 @@ class LoopbackServer:
     name = "loopback-emulator"
     server_version = "LoopbackEmulator/1.0"
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, record_limit: int = 2000, verbose: bool = False
+    ) -> None:
         self.host = host
         self._requested_port = port
         self.verbose = verbose
+        self._lock = threading.RLock()
+        self._requests: deque[RecordedRequest] = deque(maxlen=record_limit)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -118,6 +160,16 @@ class LoopbackServer:
     def stats(self) -> dict[str, Any]:
         """The emulator's counters (JSON-serialisable); printed when a standalone one stops."""
         return {}
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The recorded requests, oldest first (bounded by ``record_limit``)."""
+        with self._lock:
+            return list(self._requests)
+
+    def find_requests(self, needle: str | bytes) -> list[RecordedRequest]:
+        """Recorded requests whose path, query, headers or body contain ``needle``."""
+        return [r for r in self.requests if r.contains(needle)]
 
     def start(self) -> Self:
         """Bind the socket and serve in a daemon thread."""

@@ -21,11 +21,11 @@ Emulated endpoints:
   inline ``requests``; ``endpoint``, ``model``, ``metadata``, ``timeout_hours``),
   ``GET /v1/batch/jobs/{id}``, ``GET /v1/batch/jobs?page=&page_size=&status=`` (newest
   first, ``{"data", "object": "list", "total"}``), ``POST /v1/batch/jobs/{id}/cancel``
-  (``CANCELLATION_REQUESTED``, then ``CANCELLED`` on the next read).
+  (``CANCELLATION_REQUESTED``, then ``State.CANCELLED`` on the next read).
 
-Statuses: ``QUEUED`` -> ``RUNNING`` -> ``SUCCESS`` | ``FAILED`` (``errors``) |
+Statuses: ``State.QUEUED`` -> ``State.RUNNING`` -> ``SUCCESS`` | ``State.FAILED`` (``errors``) |
 ``TIMEOUT_EXCEEDED`` (answered items in the output file, the rest in the error file) |
-``CANCELLATION_REQUESTED`` -> ``CANCELLED``. Output lines are ``{"id", "custom_id",
+``CANCELLATION_REQUESTED`` -> ``State.CANCELLED``. Output lines are ``{"id", "custom_id",
 "response": {"status_code": 200, "body"}, "error": null}``; an item that failed has a non-200
 ``response`` with an error body, or ``"response": null`` and an ``error`` object. A job
 created with inline ``requests`` also returns its lines in ``outputs``.
@@ -48,39 +48,30 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from support.emulators.chat_api import (
-    CANCELLED,
-    CANCELLING,
-    COMPLETED,
-    EXPIRED,
-    FAILED,
-    FINAL_STATES,
-    QUEUED,
-    RUNNING,
     BatchPlan,
     ChatApiEmulator,
     Fault,
     Item,
     Job,
     Response,
+    State,
     StoredFile,
-    parse_multipart,
 )
 from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "MistralEmulator"]
 
 _STATUS = {
-    QUEUED: "QUEUED",
-    RUNNING: "RUNNING",
-    COMPLETED: "SUCCESS",
-    FAILED: "FAILED",
-    EXPIRED: "TIMEOUT_EXCEEDED",
-    CANCELLING: "CANCELLATION_REQUESTED",
-    CANCELLED: "CANCELLED",
+    State.QUEUED: "QUEUED",
+    State.RUNNING: "RUNNING",
+    State.COMPLETED: "SUCCESS",
+    State.FAILED: "FAILED",
+    State.EXPIRED: "TIMEOUT_EXCEEDED",
+    State.CANCELLING: "CANCELLATION_REQUESTED",
+    State.CANCELLED: "CANCELLED",
 }
 _ENDPOINTS = ("/v1/chat/completions",)
 _LIST_PARAMS = frozenset(
@@ -92,6 +83,9 @@ class MistralEmulator(ChatApiEmulator):
     """A fake Mistral API (see the module docstring)."""
 
     name = "mistral-emulator"
+    batch_path = r"/v1/batch/jobs"
+    upload_needs_purpose = False
+    default_purpose = "fine-tune"
 
     def __init__(self, *, retry_after: float = 0.05, **kwargs: Any) -> None:
         self.retry_after = retry_after
@@ -104,19 +98,6 @@ class MistralEmulator(ChatApiEmulator):
 
     def _new_id(self, prefix: str) -> str:
         return str(uuid.uuid4())
-
-    def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
-        return [
-            ("POST", r"/v1/chat/completions", self._chat),
-            ("POST", r"/v1/files", self._upload),
-            ("GET", r"/v1/files/(?P<id>[^/]+)", self._file_get),
-            ("GET", r"/v1/files/(?P<id>[^/]+)/content", self._file_content),
-            ("DELETE", r"/v1/files/(?P<id>[^/]+)", self._file_delete),
-            ("POST", r"/v1/batch/jobs", self._job_create),
-            ("GET", r"/v1/batch/jobs", self._job_list),
-            ("GET", r"/v1/batch/jobs/(?P<id>[^/]+)", self._job_get),
-            ("POST", r"/v1/batch/jobs/(?P<id>[^/]+)/cancel", self._job_cancel),
-        ]
 
     def error(self, status: int, kind: str, message: str, **extra: Any) -> Response:
         if kind in ("invalid_key", "missing_key"):
@@ -143,14 +124,9 @@ class MistralEmulator(ChatApiEmulator):
             headers,
         )
 
-    # -- chat ------------------------------------------------------------------
-
-    def _chat(self, match: re.Match[str], request: Any) -> Response:
-        return self.chat(self.json_body(request), self.answer_fault(request.path))
-
     # -- files -----------------------------------------------------------------
 
-    def _file_json(self, stored: StoredFile) -> dict[str, Any]:
+    def file_json(self, stored: StoredFile) -> dict[str, Any]:
         sample_type = {"input": "batch_request", "output": "batch_result", "error": "batch_error"}
         return {
             "id": stored.id,
@@ -171,34 +147,9 @@ class MistralEmulator(ChatApiEmulator):
     def result_purpose(self, kind: str) -> str:
         return "batch"
 
-    def _upload(self, match: re.Match[str], request: Any) -> Response:
-        parts = parse_multipart(request.header("content-type"), request.body)
-        if "file" not in parts:
-            return self.error(422, "bad_request", "A multipart 'file' is required.")
-        filename, data = parts["file"]
-        purpose = parts["purpose"][1].decode() if "purpose" in parts else "fine-tune"
-        with self._lock:
-            return Response.json(200, self._file_json(self._new_file(filename or "upload", purpose, data)))
-
-    def _file_get(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            return Response.json(200, self._file_json(self.get_file(match["id"])))
-
-    def _file_content(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            return Response(
-                200, self.get_file(match["id"]).data, {"Content-Type": "application/octet-stream"}
-            )
-
-    def _file_delete(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            stored = self.get_file(match["id"])
-            del self._files[stored.id]
-            return Response.json(200, {"id": stored.id, "object": "file", "deleted": True})
-
     # -- batch jobs --------------------------------------------------------------
 
-    def job_json(self, job: Job) -> dict[str, Any]:
+    def batch_json(self, job: Job) -> dict[str, Any]:
         errors = [{"message": e["message"], "count": 1} for e in job.errors]
         return {
             "id": job.id,
@@ -219,10 +170,10 @@ class MistralEmulator(ChatApiEmulator):
             "succeeded_requests": job.succeeded,
             "failed_requests": job.failed,
             "started_at": job.started_at,
-            "completed_at": job.finished_at if job.state in FINAL_STATES else None,
+            "completed_at": job.finished_at if job.state in State.FINAL else None,
         }
 
-    def _job_create(self, match: re.Match[str], request: Any) -> Response:
+    def batch_create(self, match: re.Match[str], request: Any) -> Response:
         body = self.json_body(request)
         endpoint = body.get("endpoint")
         if endpoint not in _ENDPOINTS:
@@ -253,20 +204,14 @@ class MistralEmulator(ChatApiEmulator):
                 metadata=metadata,
                 inline=bool(body.get("requests")),
             )
-            return Response.json(200, self.job_json(job))
+            return Response.json(200, self.batch_json(job))
 
     def store_results(self, job: Job, outputs: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
         super().store_results(job, outputs, errors)
         if job.inline:
             job.outputs = outputs + errors
 
-    def _job_get(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            job = self.get_job(match["id"])
-            self._poll(job)
-            return Response.json(200, self.job_json(job))
-
-    def _job_list(self, match: re.Match[str], request: Any) -> Response:
+    def batch_list(self, match: re.Match[str], request: Any) -> Response:
         page = int((request.query.get("page") or ["0"])[0])
         size = int((request.query.get("page_size") or ["100"])[0])
         statuses = set(request.query.get("status") or [])
@@ -281,15 +226,8 @@ class MistralEmulator(ChatApiEmulator):
             ]
             chosen = jobs[page * size : (page + 1) * size]
             return Response.json(
-                200, {"object": "list", "data": [self.job_json(j) for j in chosen], "total": len(jobs)}
+                200, {"object": "list", "data": [self.batch_json(j) for j in chosen], "total": len(jobs)}
             )
-
-    def _job_cancel(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            job = self.get_job(match["id"])
-            if job.state not in FINAL_STATES:
-                job.state = CANCELLING
-            return Response.json(200, self.job_json(job))
 
     def item_output_line(self, item: Item, completion: dict[str, Any]) -> dict[str, Any]:
         return {

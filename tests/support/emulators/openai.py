@@ -50,39 +50,30 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from support.emulators.chat_api import (
-    CANCELLED,
-    CANCELLING,
-    COMPLETED,
-    EXPIRED,
-    FAILED,
-    FINAL_STATES,
-    QUEUED,
-    RUNNING,
     BatchPlan,
     ChatApiEmulator,
     Fault,
     Item,
     Job,
     Response,
+    State,
     StoredFile,
-    parse_multipart,
 )
 from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "OpenAIEmulator"]
 
 _STATUS = {
-    QUEUED: "validating",
-    RUNNING: "in_progress",
-    COMPLETED: "completed",
-    FAILED: "failed",
-    EXPIRED: "expired",
-    CANCELLING: "cancelling",
-    CANCELLED: "cancelled",
+    State.QUEUED: "validating",
+    State.RUNNING: "in_progress",
+    State.COMPLETED: "completed",
+    State.FAILED: "failed",
+    State.EXPIRED: "expired",
+    State.CANCELLING: "cancelling",
+    State.CANCELLED: "cancelled",
 }
 _ENDPOINTS = ("/v1/chat/completions",)
 
@@ -106,19 +97,6 @@ class OpenAIEmulator(ChatApiEmulator):
     def url(self) -> str:
         """Base URL for ``OpenAI(base_url=...)`` / ``OPENAI_BASE_URL``."""
         return self.root_url + "/v1"
-
-    def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
-        return [
-            ("POST", r"/v1/chat/completions", self._chat),
-            ("POST", r"/v1/files", self._upload),
-            ("GET", r"/v1/files/(?P<id>[^/]+)", self._file_get),
-            ("GET", r"/v1/files/(?P<id>[^/]+)/content", self._file_content),
-            ("DELETE", r"/v1/files/(?P<id>[^/]+)", self._file_delete),
-            ("POST", r"/v1/batches", self._batch_create),
-            ("GET", r"/v1/batches", self._batch_list),
-            ("GET", r"/v1/batches/(?P<id>[^/]+)", self._batch_get),
-            ("POST", r"/v1/batches/(?P<id>[^/]+)/cancel", self._batch_cancel),
-        ]
 
     # -- errors --------------------------------------------------------------
 
@@ -186,15 +164,9 @@ class OpenAIEmulator(ChatApiEmulator):
             },
         }
 
-    # -- chat ------------------------------------------------------------------
-
-    def _chat(self, match: re.Match[str], request: Any) -> Response:
-        body = self.json_body(request)
-        return self.chat(body, self.answer_fault(request.path))
-
     # -- files -----------------------------------------------------------------
 
-    def _file_json(self, stored: StoredFile) -> dict[str, Any]:
+    def file_json(self, stored: StoredFile) -> dict[str, Any]:
         return {
             "id": stored.id,
             "object": "file",
@@ -207,41 +179,16 @@ class OpenAIEmulator(ChatApiEmulator):
             "status_details": None,
         }
 
-    def _upload(self, match: re.Match[str], request: Any) -> Response:
-        parts = parse_multipart(request.header("content-type"), request.body)
-        if "file" not in parts or "purpose" not in parts:
-            return self.error(400, "bad_request", "A multipart 'file' and 'purpose' are required.")
-        filename, data = parts["file"]
-        purpose = parts["purpose"][1].decode()
-        with self._lock:
-            stored = self._new_file(filename or "upload", purpose, data)
-            return Response.json(200, self._file_json(stored))
-
-    def _file_get(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            return Response.json(200, self._file_json(self.get_file(match["id"])))
-
-    def _file_content(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            stored = self.get_file(match["id"])
-            return Response(200, stored.data, {"Content-Type": "application/octet-stream"})
-
-    def _file_delete(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            stored = self.get_file(match["id"])
-            del self._files[stored.id]
-            return Response.json(200, {"id": stored.id, "object": "file", "deleted": True})
-
     # -- batches ---------------------------------------------------------------
 
     def batch_json(self, job: Job) -> dict[str, Any]:
         stamp = {
-            "in_progress_at": job.started_at if job.state != QUEUED else None,
-            "finalizing_at": job.finished_at if job.state == COMPLETED else None,
-            "completed_at": job.finished_at if job.state == COMPLETED else None,
-            "failed_at": job.finished_at if job.state == FAILED else None,
-            "expired_at": job.finished_at if job.state == EXPIRED else None,
-            "cancelled_at": job.finished_at if job.state == CANCELLED else None,
+            "in_progress_at": job.started_at if job.state != State.QUEUED else None,
+            "finalizing_at": job.finished_at if job.state == State.COMPLETED else None,
+            "completed_at": job.finished_at if job.state == State.COMPLETED else None,
+            "failed_at": job.finished_at if job.state == State.FAILED else None,
+            "expired_at": job.finished_at if job.state == State.EXPIRED else None,
+            "cancelled_at": job.finished_at if job.state == State.CANCELLED else None,
         }
         return {
             "id": job.id,
@@ -266,7 +213,7 @@ class OpenAIEmulator(ChatApiEmulator):
             "metadata": job.metadata or None,
         }
 
-    def _batch_create(self, match: re.Match[str], request: Any) -> Response:
+    def batch_create(self, match: re.Match[str], request: Any) -> Response:
         body = self.json_body(request)
         endpoint = body.get("endpoint")
         if endpoint not in _ENDPOINTS:
@@ -293,13 +240,7 @@ class OpenAIEmulator(ChatApiEmulator):
             )
             return Response.json(200, self.batch_json(job))
 
-    def _batch_get(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            job = self.get_job(match["id"])
-            self._poll(job)
-            return Response.json(200, self.batch_json(job))
-
-    def _batch_list(self, match: re.Match[str], request: Any) -> Response:
+    def batch_list(self, match: re.Match[str], request: Any) -> Response:
         limit = int((request.query.get("limit") or ["20"])[0])
         after = (request.query.get("after") or [None])[0]
         with self._lock:
@@ -320,15 +261,8 @@ class OpenAIEmulator(ChatApiEmulator):
                 },
             )
 
-    def _batch_cancel(self, match: re.Match[str], request: Any) -> Response:
-        with self._lock:
-            job = self.get_job(match["id"])
-            if job.state in FINAL_STATES:
-                return self.error(
-                    409, "bad_request", f"Cannot cancel a batch with status '{_STATUS[job.state]}'."
-                )
-            job.state = CANCELLING
-            return Response.json(200, self.batch_json(job))
+    def cancel_refusal(self, job: Job) -> Response | None:
+        return self.error(409, "bad_request", f"Cannot cancel a batch with status '{_STATUS[job.state]}'.")
 
     def item_output_line(self, item: Item, completion: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -176,7 +176,8 @@ and later calls through its ``.models`` / ``.batches`` fail.
 
 from support.emulators.gemini.answers import count_tokens, default_answer, parse_issue_rows
 from support.emulators.gemini.emulator import GeminiEmulator
-from support.emulators.gemini.wire import CATEGORIES, BatchPlan, Endpoint, Fault, RecordedRequest
+from support.emulators.gemini.wire import CATEGORIES, BatchPlan, Endpoint, Fault
+from support.emulators.loopback import RecordedRequest
 
 __all__ = [
     "CATEGORIES",

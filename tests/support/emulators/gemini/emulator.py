@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -28,7 +27,6 @@ from support.emulators.gemini.wire import (
     Endpoint,
     Job,
     QueuedFault,
-    RecordedRequest,
     Response,
     Route,
     StoredFile,
@@ -39,7 +37,7 @@ from support.emulators.gemini.wire import (
     route_of,
     utc_now,
 )
-from support.emulators.loopback import LoopbackServer
+from support.emulators.loopback import LoopbackServer, RecordedRequest
 
 
 class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin, LoopbackServer):
@@ -76,7 +74,7 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}")
-        super().__init__(host=host, port=port, verbose=verbose)
+        super().__init__(host=host, port=port, record_limit=record_limit, verbose=verbose)
         self.latency = latency
         self.latency_per_item = latency_per_item
         self.requests_per_minute = requests_per_minute
@@ -91,14 +89,12 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
         self.default_page_size = default_page_size
         self.record_body_limit = record_body_limit
 
-        self._lock = threading.RLock()
         self._default_plan = default_batch_plan or BatchPlan()
         self._next_plans: deque[BatchPlan] = deque()
         self._faults: list[QueuedFault] = []
         self._jobs: dict[str, Job] = {}
         self._files: dict[str, StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
-        self._requests: deque[RecordedRequest] = deque(maxlen=record_limit)
         self._response_seq = 0
         self.reset_stats()
 
@@ -261,16 +257,6 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
     def endpoint_counts(self) -> Counter[str]:
         with self._lock:
             return Counter(self._endpoint_counts)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """The recorded requests, oldest first (bounded by ``record_limit``)."""
-        with self._lock:
-            return list(self._requests)
-
-    def find_requests(self, needle: str | bytes) -> list[RecordedRequest]:
-        """Recorded requests whose path, query, headers or body contain needle."""
-        return [r for r in self.requests if r.contains(needle)]
 
     def job_names(self) -> list[str]:
         with self._lock:

@@ -169,43 +169,6 @@ class BatchPlan:
         return self.answer_faults.get(index)
 
 
-@dataclass
-class RecordedRequest:
-    """One HTTP request as received (body truncated to ``record_body_limit``)."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    body_size: int
-    endpoint: str
-    timestamp: float
-    status: int = 0
-
-    def header(self, name: str) -> str | None:
-        """Case-insensitive header lookup."""
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-    def contains(self, needle: str | bytes) -> bool:
-        """Whether the needle occurs in the path, query, headers or body."""
-        raw = needle.encode() if isinstance(needle, str) else needle
-        text = raw.decode("utf-8", "replace")
-        if text in self.path or text in self.query:
-            return True
-        if any(text in k or text in v for k, v in self.headers.items()):
-            return True
-        return raw in self.body
-
-
 def normalise_state(state: str) -> str:
     short = state.upper()
     for prefix in ("JOB_STATE_", "BATCH_STATE_"):
