@@ -51,14 +51,14 @@ bench: $(STAMP)
 bench-providers: $(STAMP)
 	$(BIN)/python benchmarks/bench_providers.py $(BENCH_ARGS)
 
-# Crash safety (tests/support/crash_harness.py): SIGKILL the whole run at >= 20 seeded random moments per
+# Crash safety (tests/support/crash_harness): SIGKILL the whole run at >= 20 seeded random moments per
 # mode (offline, gemini sync, gemini batch against the emulator), rerun until done, compare with an
 # uninterrupted run; on the sample corpus and on a temp copy of ../shared/corpus (skipped when
 # absent). Prints a summary and the JSON report path; e.g. STRESS_ARGS="--seed 123 --parallel 2
 # --report /tmp/stress.json --shared-kills 10".
 STRESS_ARGS ?=
 stress: $(STAMP)
-	$(BIN)/python tests/support/crash_harness.py --corpus all --kills 20 $(STRESS_ARGS)
+	$(BIN)/python tests/support/crash_harness --corpus all --kills 20 $(STRESS_ARGS)
 
 # SLURM end to end (tests/slurm/run_pipeline.sh): the sample corpus through a throw-away
 # single-node slurmctld/slurmd with profiles/slurm, compared byte for byte with a local run.

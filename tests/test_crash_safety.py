@@ -86,7 +86,7 @@ def differences(report, *, blocked: bool) -> list[str]:
 def replay(report) -> str:
     return (
         f"replay: CRASH_SEED={report['seed']} pytest tests/test_crash_safety.py, or python "
-        f"tests/support/crash_harness.py --corpus sample --modes {','.join(MODES)} --kills {KILLS} "
+        f"tests/support/crash_harness --corpus sample --modes {','.join(MODES)} --kills {KILLS} "
         f"--kills-per-trial {KILLS} --subjects {','.join(SUBJECTS)} --parallel 2 --no-noop-check "
         f"--batch-completion first_poll --reach 0.85 --latency 0.1 --event-kills 1 --seed {report['seed']}"
     )
