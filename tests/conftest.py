@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+# the Gemini emulator and SDK client fixtures (``emu``, ``client``) of the emulator tests
+pytest_plugins = ["support.gemini_sdk"]
 HEADER = "Subject,Filename,Page,Rule ID,Type,Issue,Message,Suggestions,Highlighted Context,Pass Code\n"
 
 
