@@ -7,25 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from mistralai.client import Mistral, errors
-from mistralai.client.utils import BackoffStrategy, RetryConfig
+from support.chat_sdk import MISTRAL_SDK, PROMPT
 from support.emulators.mistral import BatchPlan, Fault, MistralEmulator
 
-KEY = "mistral-emulator-test-key-0123456789"
-MODEL = "mistral-small-latest"
-PROMPT = "| issue_id | issue |\n| --- | --- |\n| 0 | teh |\n| 1 | recieve |\n| 2 | Aberystwyth |"
-SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "verdicts",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {"answers": {"type": "array", "items": {"type": "object"}}},
-            "required": ["answers"],
-            "additionalProperties": False,
-        },
-    },
-}
+KEY = MISTRAL_SDK.key
+MODEL = MISTRAL_SDK.model
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +31,6 @@ def emu(server: MistralEmulator) -> MistralEmulator:
 @pytest.fixture(scope="module")
 def client(server: MistralEmulator) -> Mistral:
     return Mistral(api_key=KEY, server_url=server.url)
-
-
-def ask(client: Mistral, **kwargs):
-    return client.chat.complete(
-        model=kwargs.pop("model", MODEL),
-        messages=[{"role": "system", "content": "Triage."}, {"role": "user", "content": PROMPT}],
-        **kwargs,
-    )
 
 
 def batch_input(n: int) -> bytes:
@@ -79,81 +57,6 @@ def submit(client: Mistral, n: int = 3, **metadata: str):
 def lines(client: Mistral, file_id) -> list[dict]:
     assert isinstance(file_id, str)
     return [json.loads(line) for line in client.files.download(file_id=file_id).read().splitlines()]
-
-
-def test_json_schema_output_and_usage(emu, client):
-    response = ask(client, response_format=SCHEMA, temperature=0.2)
-    assert [v["issue_id"] for v in json.loads(response.choices[0].message.content)["answers"]] == [0, 1, 2]
-    assert response.choices[0].finish_reason == "stop"
-    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
-
-
-def test_json_object_mode_answers_a_bare_array(emu, client):
-    response = ask(client, response_format={"type": "json_object"})
-    assert isinstance(json.loads(response.choices[0].message.content), list)
-
-
-def test_rate_limit_is_retried_by_the_sdk_when_configured(emu):
-    emu.inject(Fault.RATE_LIMIT, times=2)
-    retrying = Mistral(
-        api_key=KEY,
-        server_url=emu.url,
-        retry_config=RetryConfig("backoff", BackoffStrategy(10, 100, 1.5, 5000), False),
-    )
-    assert ask(retrying).choices
-    assert emu.stats()["status_counts"] == {"429": 2, "200": 1}
-
-
-def test_rate_limit_without_retries_raises_429_with_retry_after(emu, client):
-    emu.inject(Fault.RATE_LIMIT)
-    with pytest.raises(errors.SDKError) as caught:
-        ask(client)
-    assert caught.value.status_code == 429
-    assert caught.value.raw_response.headers["retry-after"] == "0.01"
-    assert json.loads(caught.value.body)["type"] == "rate_limited"
-
-
-def test_quota_runs_out_after_n_answers(emu, client):
-    emu.quota = 1
-    ask(client)
-    with pytest.raises(errors.SDKError) as caught:
-        ask(client)
-    assert caught.value.status_code == 429
-    assert json.loads(caught.value.body)["type"] == "usage_limit_exceeded"
-
-
-@pytest.mark.parametrize(("fault", "status"), [(Fault.SERVER_ERROR, 500), (Fault.UNAVAILABLE, 503)])
-def test_server_errors(emu, client, fault, status):
-    emu.inject(fault)
-    with pytest.raises(errors.SDKError) as caught:
-        ask(client)
-    assert caught.value.status_code == status
-    assert ask(client).choices
-
-
-def test_invalid_key_is_401(emu):
-    with pytest.raises(errors.SDKError) as caught:
-        ask(Mistral(api_key="not-valid-key", server_url=emu.url))
-    assert caught.value.status_code == 401
-
-
-def test_unknown_model_is_invalid_model(emu, client):
-    with pytest.raises(errors.SDKError) as caught:
-        ask(client, model="mistral-none")
-    assert caught.value.status_code == 400
-    assert json.loads(caught.value.body)["type"] == "invalid_model"
-
-
-@pytest.mark.parametrize("fault", [Fault.MALFORMED_JSON, Fault.MISSING_IDS, Fault.UNKNOWN_IDS])
-def test_answer_faults(emu, client, fault):
-    emu.inject(fault)
-    text = ask(client, response_format=SCHEMA).choices[0].message.content
-    if fault == Fault.MALFORMED_JSON:
-        with pytest.raises(ValueError):
-            json.loads(text)
-    else:
-        ids = [v["issue_id"] for v in json.loads(text)["answers"]]
-        assert ids == ([0, 1] if fault == Fault.MISSING_IDS else [0, 1, 2, 1002])
 
 
 def test_batch_lifecycle_success(emu, client):

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import openai
 import pytest
+from support.chat_sdk import OPENAI_SDK, PROMPT, SCHEMA
 from support.emulators.openai import BatchPlan, Fault, OpenAIEmulator
 
-KEY = "sk-emulator-test-0123456789abcdef"
-PROMPT = "| issue_id | issue |\n| --- | --- |\n| 0 | teh |\n| 1 | recieve |\n| 2 | Aberystwyth |"
-SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "verdicts",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {"answers": {"type": "array", "items": {"type": "object"}}},
-            "required": ["answers"],
-            "additionalProperties": False,
-        },
-    },
-}
+KEY = OPENAI_SDK.key
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +33,7 @@ def client(server: OpenAIEmulator) -> openai.OpenAI:
     return openai.OpenAI(api_key=KEY, base_url=server.url, max_retries=0)
 
 
-def ask(client: openai.OpenAI, **kwargs) -> openai.types.chat.ChatCompletion:
-    return client.chat.completions.create(
-        model=kwargs.pop("model", "gpt-4.1-mini"),
-        messages=[{"role": "system", "content": "Triage."}, {"role": "user", "content": PROMPT}],
-        **kwargs,
-    )
+ask = OPENAI_SDK.ask
 
 
 def batch_input(n: int, model: str = "gpt-4.1-mini") -> bytes:
@@ -86,11 +67,9 @@ def lines(client: openai.OpenAI, file_id: str | None) -> list[dict]:
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
-def test_structured_output_wraps_verdicts_and_reports_usage(emu, client):
+def test_usage_reports_reasoning_and_no_cache_on_a_first_prompt(emu, client):
     completion = ask(client, response_format=SCHEMA, reasoning_effort="low")
-    data = json.loads(completion.choices[0].message.content)
-    assert [v["issue_id"] for v in data["answers"]] == [0, 1, 2]
-    assert completion.choices[0].finish_reason == "stop"
+    assert [v["issue_id"] for v in json.loads(completion.choices[0].message.content)["answers"]] == [0, 1, 2]
     usage = completion.usage
     assert usage.completion_tokens_details.reasoning_tokens == 64
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
@@ -110,58 +89,11 @@ def test_a_long_repeated_system_prompt_is_reported_as_cached(emu, client):
     assert second.usage.prompt_tokens_details.cached_tokens >= 1024
 
 
-def test_rate_limit_is_retried_by_the_sdk_after_retry_after(emu):
-    emu.inject(Fault.RATE_LIMIT, times=2)
-    retrying = openai.OpenAI(api_key=KEY, base_url=emu.url, max_retries=2)
-    assert ask(retrying).choices[0].message.content
-    assert emu.stats()["status_counts"] == {"429": 2, "200": 1}
-
-
-def test_rate_limit_without_retries_raises_with_retry_after(emu, client):
-    emu.inject(Fault.RATE_LIMIT)
-    with pytest.raises(openai.RateLimitError) as caught:
-        ask(client)
-    assert caught.value.code == "rate_limit_exceeded"
-    assert caught.value.response.headers["retry-after-ms"] == "10"
-
-
 def test_quota_exhaustion_is_a_distinct_429(emu, client):
     emu.inject(Fault.QUOTA)
     with pytest.raises(openai.RateLimitError) as caught:
         ask(client)
     assert caught.value.code == "insufficient_quota"
-
-
-def test_quota_runs_out_after_n_answers(emu, client):
-    emu.quota = 2
-    ask(client)
-    ask(client)
-    with pytest.raises(openai.RateLimitError) as caught:
-        ask(client)
-    assert caught.value.code == "insufficient_quota"
-
-
-@pytest.mark.parametrize(("fault", "status"), [(Fault.SERVER_ERROR, 500), (Fault.UNAVAILABLE, 503)])
-def test_server_errors(emu, client, fault, status):
-    emu.inject(fault)
-    with pytest.raises(openai.InternalServerError) as caught:
-        ask(client)
-    assert caught.value.status_code == status
-    assert ask(client).choices
-
-
-def test_invalid_key_is_401_and_the_message_masks_the_key(emu):
-    bad = "sk-not-a-real-key-99999999"
-    with pytest.raises(openai.AuthenticationError) as caught:
-        ask(openai.OpenAI(api_key=bad, base_url=emu.url, max_retries=0))
-    assert caught.value.code == "invalid_api_key"
-    assert bad not in str(caught.value)
-
-
-def test_unknown_model_is_404(emu, client):
-    with pytest.raises(openai.NotFoundError) as caught:
-        ask(client, model="gpt-0")
-    assert caught.value.code == "model_not_found"
 
 
 def test_a_server_without_keys_accepts_keyless_requests(emu):
@@ -179,24 +111,6 @@ def test_a_server_without_keys_accepts_keyless_requests(emu):
         assert raw.status == 200
     finally:
         emu.api_keys = saved
-
-
-@pytest.mark.parametrize(
-    "fault", [Fault.MALFORMED_JSON, Fault.TRUNCATED_JSON, Fault.MISSING_IDS, Fault.UNKNOWN_IDS]
-)
-def test_answer_faults(emu, client, fault):
-    emu.inject(fault)
-    completion = ask(client, response_format=SCHEMA)
-    text = completion.choices[0].message.content
-    if fault == Fault.MALFORMED_JSON:
-        with pytest.raises(ValueError):
-            json.loads(text)
-    elif fault == Fault.TRUNCATED_JSON:
-        assert completion.choices[0].finish_reason == "length"
-    else:
-        ids = [v["issue_id"] for v in json.loads(text)["answers"]]
-        assert ids == ([0, 1] if fault == Fault.MISSING_IDS else [0, 1, 2, 1002])
-    assert json.loads(ask(client, response_format=SCHEMA).choices[0].message.content)["answers"]
 
 
 def test_batch_lifecycle_completed(emu, client):
@@ -288,9 +202,3 @@ def test_batch_create_rejects_wrong_purpose_and_unknown_file(emu, client):
         client.batches.create(
             input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h"
         )
-
-
-def test_requests_are_recorded_for_secret_greps(emu, client):
-    ask(client)
-    assert emu.find_requests(KEY)  # the key travels in the Authorization header
-    assert not emu.find_requests("never-sent-" + str(time.time()))
