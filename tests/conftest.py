@@ -61,6 +61,13 @@ def copy_sample(dest: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A workspace holding a private copy of the bundled sample corpus (modules may override it)."""
+    copy_sample(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def _forget_fatal_provider_answers() -> None:
     """A fatal answer stops later calls of the same process with the same key and model."""

@@ -27,12 +27,6 @@ def emu():
         yield emulator
 
 
-@pytest.fixture
-def work(tmp_path) -> Path:
-    copy_sample(tmp_path)
-    return tmp_path
-
-
 def run(work: Path, emu: GeminiEmulator, *args: str, check: bool = True, key: str = FAKE_KEY):
     env = {"GOOGLE_GEMINI_BASE_URL": emu.url, "GEMINI_API_KEY": key}
     proc = snakemake(work, "--config", "provider=gemini", *args, env=env, check=check)

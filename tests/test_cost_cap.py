@@ -27,12 +27,6 @@ def emu():
         yield emulator
 
 
-@pytest.fixture
-def work(tmp_path) -> Path:
-    copy_sample(tmp_path)
-    return tmp_path
-
-
 def default_plan_batches() -> int:
     """Batches of the bundled sample with the default settings (one request each)."""
     with tempfile.TemporaryDirectory() as folder:

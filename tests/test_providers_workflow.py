@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import copy_sample
 from support.emulators.mistral import MistralEmulator
 from support.emulators.openai import OpenAIEmulator
 from support.workflow import read_rows, snakemake
@@ -16,12 +15,6 @@ pytestmark = pytest.mark.slow
 OPENAI_KEY = "sk-FAKE-workflow-openai-d41c7a"
 MISTRAL_KEY = "FAKE-workflow-mistral-8e2f05"
 FLAGS = 197
-
-
-@pytest.fixture
-def work(tmp_path) -> Path:
-    copy_sample(tmp_path)
-    return tmp_path
 
 
 def rows(work: Path) -> list[dict[str, str]]:
