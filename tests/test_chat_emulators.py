@@ -59,7 +59,7 @@ def test_rate_limit_is_retried_by_the_sdk_when_configured(sdk, emu):
 
 def test_rate_limit_without_retries_raises_429_with_retry_after(sdk, emu, client):
     emu.inject(Fault.RATE_LIMIT)
-    with pytest.raises(sdk.error) as caught:
+    with pytest.raises(sdk.raises(429)) as caught:
         sdk.ask(client)
     assert caught.value.status_code == 429
     assert sdk.code(caught.value) == sdk.rate_limit_code
@@ -71,7 +71,7 @@ def test_quota_runs_out_after_n_answers(sdk, emu, client):
     emu.quota = 2
     sdk.ask(client)
     sdk.ask(client)
-    with pytest.raises(sdk.error) as caught:
+    with pytest.raises(sdk.raises(429)) as caught:
         sdk.ask(client)
     assert caught.value.status_code == 429
     assert sdk.code(caught.value) == sdk.quota_code
@@ -81,7 +81,7 @@ def test_quota_runs_out_after_n_answers(sdk, emu, client):
 @pytest.mark.parametrize(("fault", "status"), [(Fault.SERVER_ERROR, 500), (Fault.UNAVAILABLE, 503)])
 def test_server_errors(sdk, emu, client, fault, status):
     emu.inject(fault)
-    with pytest.raises(sdk.error) as caught:
+    with pytest.raises(sdk.raises(status)) as caught:
         sdk.ask(client)
     assert caught.value.status_code == status
     assert sdk.ask(client).choices
@@ -89,7 +89,7 @@ def test_server_errors(sdk, emu, client, fault, status):
 
 def test_invalid_key_is_401_without_the_key(sdk, emu):
     bad = "not-a-real-key-99999999"
-    with pytest.raises(sdk.error) as caught:
+    with pytest.raises(sdk.raises(401)) as caught:
         sdk.ask(sdk.client(emu, bad, False))
     assert caught.value.status_code == 401
     assert bad not in str(caught.value)
@@ -99,7 +99,7 @@ def test_invalid_key_is_401_without_the_key(sdk, emu):
 
 def test_unknown_model_is_refused(sdk, emu, client):
     model, status, code = sdk.unknown_model
-    with pytest.raises(sdk.error) as caught:
+    with pytest.raises(sdk.raises(status)) as caught:
         sdk.ask(client, model=model)
     assert caught.value.status_code == status
     assert sdk.code(caught.value) == code

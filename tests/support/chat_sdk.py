@@ -44,7 +44,8 @@ class Sdk:
     model: str
     client: Callable[[ChatApiEmulator, str, bool], Any]  # (emulator, key, retrying) -> client
     complete: Callable[..., Any]  # (client, model=..., messages=..., **options) -> completion
-    error: type[Exception]  # what the SDK raises for an HTTP error status
+    errors: dict[int, type[Exception]]  # what the SDK raises for an HTTP error status
+    error: type[Exception]  # ... for any other status
     code: Callable[[Any], str | None]  # the error's code or type, as the vendor names it
     headers: Callable[[Any], Any]  # the error's HTTP response headers
     retry_header: tuple[str, str]  # (header, value) of a 429 with ``retry_after=0.01``
@@ -55,6 +56,10 @@ class Sdk:
 
     def __str__(self) -> str:
         return self.name
+
+    def raises(self, status: int) -> type[Exception]:
+        """The exception class the SDK raises for ``status``."""
+        return self.errors.get(status, self.error)
 
     def ask(self, client: Any, **options: Any) -> Any:
         return self.complete(client, model=options.pop("model", self.model), messages=MESSAGES, **options)
@@ -80,6 +85,13 @@ OPENAI_SDK = Sdk(
     model="gpt-4.1-mini",
     client=_openai_client,
     complete=lambda client, **kw: client.chat.completions.create(**kw),
+    errors={
+        401: openai.AuthenticationError,
+        404: openai.NotFoundError,
+        429: openai.RateLimitError,
+        500: openai.InternalServerError,
+        503: openai.InternalServerError,
+    },
     error=openai.APIStatusError,
     code=lambda exc: exc.code,
     headers=lambda exc: exc.response.headers,
@@ -96,6 +108,7 @@ MISTRAL_SDK = Sdk(
     model="mistral-small-latest",
     client=_mistral_client,
     complete=lambda client, **kw: client.chat.complete(**kw),
+    errors={},
     error=errors.SDKError,
     code=_mistral_code,
     headers=lambda exc: exc.raw_response.headers,
