@@ -43,7 +43,6 @@ Standalone (benchmarks): ``cd tests && python -m support.emulators.mistral --por
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -59,8 +58,8 @@ from support.emulators.chat_api import (
     Response,
     State,
     StoredFile,
+    serve_standalone,
 )
-from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "MistralEmulator"]
 
@@ -86,10 +85,6 @@ class MistralEmulator(ChatApiEmulator):
     batch_path = r"/v1/batch/jobs"
     upload_needs_purpose = False
     default_purpose = "fine-tune"
-
-    def __init__(self, *, retry_after: float = 0.05, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)
 
     @property
     def url(self) -> str:
@@ -251,20 +246,7 @@ class MistralEmulator(ChatApiEmulator):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve a loopback Mistral API emulator.")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--auto-complete", action="store_true", help="jobs finish on their 2nd read")
-    parser.add_argument("--quota", type=int, default=None, help="answers before the quota is spent")
-    args = parser.parse_args(argv)
-    emulator = MistralEmulator(
-        port=args.port,
-        latency=args.latency,
-        batch_mode="auto" if args.auto_complete else "manual",
-        quota=args.quota,
-    )
-    serve_until_signalled(emulator)
-    return 0
+    return serve_standalone(MistralEmulator, argv)
 
 
 if __name__ == "__main__":

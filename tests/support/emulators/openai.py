@@ -46,7 +46,6 @@ Standalone (benchmarks): ``cd tests && python -m support.emulators.openai --port
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -61,8 +60,8 @@ from support.emulators.chat_api import (
     Response,
     State,
     StoredFile,
+    serve_standalone,
 )
-from support.emulators.loopback import serve_until_signalled
 
 __all__ = ["BatchPlan", "Fault", "OpenAIEmulator"]
 
@@ -88,10 +87,6 @@ class OpenAIEmulator(ChatApiEmulator):
     name = "openai-emulator"
     job_prefix = "batch_"
     file_prefix = "file-"
-
-    def __init__(self, *, retry_after: float = 0.05, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)
 
     @property
     def url(self) -> str:
@@ -294,22 +289,7 @@ class OpenAIEmulator(ChatApiEmulator):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve a loopback OpenAI API emulator.")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--auto-complete", action="store_true", help="jobs finish on their 2nd read")
-    parser.add_argument("--quota", type=int, default=None, help="answers before the quota is spent")
-    parser.add_argument("--no-key", action="store_true", help="serve requests without an API key")
-    args = parser.parse_args(argv)
-    emulator = OpenAIEmulator(
-        port=args.port,
-        latency=args.latency,
-        batch_mode="auto" if args.auto_complete else "manual",
-        quota=args.quota,
-        require_key=not args.no_key,
-    )
-    serve_until_signalled(emulator)
-    return 0
+    return serve_standalone(OpenAIEmulator, argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ instead of an output line), ``answer_faults`` (per-item corrupted answers), ``ex
 0-based position (int).
 """
 
-from support.emulators.chat_api.emulator import ChatApiEmulator
+from support.emulators.chat_api.emulator import ChatApiEmulator, serve_standalone
 from support.emulators.chat_api.wire import (
     CATEGORIES,
     ApiError,
@@ -57,4 +57,5 @@ __all__ = [
     "State",
     "StoredFile",
     "parse_multipart",
+    "serve_standalone",
 ]

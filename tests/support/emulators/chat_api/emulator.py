@@ -4,6 +4,7 @@ answers, the Files API and the routing of a request to a vendor's handler. Batch
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import time
@@ -29,7 +30,7 @@ from support.emulators.chat_api.wire import (
     tokens_of,
 )
 from support.emulators.gemini import default_answer
-from support.emulators.loopback import LoopbackServer, RecordedRequest, Response
+from support.emulators.loopback import LoopbackServer, RecordedRequest, Response, serve_until_signalled
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
@@ -46,6 +47,7 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
     * ``quota``: successful chat answers (sync and batch items alike) before every further
       chat request is refused with the vendor's quota error (``None``: unlimited).
     * ``latency``: seconds added to each chat completion.
+    * ``retry_after``: seconds a rate-limited client is told to wait.
     * ``answer_fn(prompt_text) -> str``: the verdict array as JSON text.
     """
 
@@ -67,6 +69,7 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
         batch_mode: str = "manual",
         complete_after_polls: int = 2,
         answer_fn: Callable[[str], str] | None = None,
+        retry_after: float = 0.05,
         record_limit: int = 5000,
         verbose: bool = False,
     ) -> None:
@@ -79,6 +82,7 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
         self.models = None if models is None else frozenset(models)
         self.quota = quota
         self.latency = latency
+        self.retry_after = retry_after
         self.batch_mode = batch_mode
         self.complete_after_polls = complete_after_polls
         self.answer_fn = answer_fn or default_answer
@@ -437,3 +441,23 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
             self.quota = json.loads(body or b"{}").get("quota")
             return Response.json(200, {"quota": self.quota})
         return Response.json(404, {"error": "unknown control path"})
+
+
+def serve_standalone(emulator_class: type[ChatApiEmulator], argv: list[str] | None = None) -> int:
+    """A vendor emulator in its own process (benchmarks): serve until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(description=f"Serve a loopback {emulator_class.__name__}.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--auto-complete", action="store_true", help="jobs finish on their 2nd read")
+    parser.add_argument("--quota", type=int, default=None, help="answers before the quota is spent")
+    parser.add_argument("--no-key", action="store_true", help="serve requests without an API key")
+    args = parser.parse_args(argv)
+    emulator = emulator_class(
+        port=args.port,
+        latency=args.latency,
+        batch_mode="auto" if args.auto_complete else "manual",
+        quota=args.quota,
+        require_key=not args.no_key,
+    )
+    serve_until_signalled(emulator)
+    return 0
