@@ -3,11 +3,12 @@
 Both vendors speak the same shape of HTTP API: ``POST /v1/chat/completions``, a Files API
 (multipart upload, ``GET /v1/files/{id}/content``) and a Batch API over uploaded JSONL files
 whose results come back as output and error files keyed by ``custom_id``. This package holds
-what is common: a threaded HTTP server on 127.0.0.1 (ephemeral port by default), API-key
-checks, injectable faults, deterministic answers (the same verdicts as the Gemini emulator,
-:func:`support.emulators.gemini.default_answer`), a per-day quota that runs out after N answers,
-request recording (to grep for leaked secrets) and counters. The vendor modules
-(``support.emulators.openai``, ``support.emulators.mistral``) add only their quirks: paths, wire
+what is common: the routes, API-key checks, injectable faults, deterministic answers (the same
+verdicts as the Gemini emulator, :func:`support.emulators.gemini.default_answer`), a per-day
+quota that runs out after N answers, the Files API, the batch job life cycle and counters; the
+server on 127.0.0.1 and the request recording (to grep for leaked secrets) are
+:mod:`support.emulators.loopback`'s. The vendor modules (``support.emulators.openai``,
+``support.emulators.mistral``) add only their quirks: paths, wire
 shapes, status names and error bodies.
 
 Only the Python standard library is used. Everything a test may change is a plain attribute
