@@ -21,6 +21,7 @@ outputs and logs. A run's folders:
 * ``<data_dir>/ledger/<provider>/<name>.json``: every remote job ever created (``remote_ledger.py``);
 * ``<data_dir>/cache/<xx>/<fingerprint>.json``: answers kept per batch fingerprint;
 * ``<data_dir>/merged/<subject>/<document>.json``: per-document statistics;
+* ``<data_dir>/merge/<job>.json``: what the merge job of a job of the plan wrote (its output);
 * ``<data_dir>/cascade/model.npz``: the cascade's classifier, written by ``train``;
 * ``<data_dir>/spend/ledger.json``: what the current run has spent, and ``stops.json``: the last
   stop at the cost cap (``costs/ledger.py``);
@@ -89,12 +90,13 @@ TEMPLATES = {
     "cascade_model": "{data}/cascade/model.npz",
     "cached_answer": "{data}/cache/{prefix}/{fingerprint}.json",
     "document_stats": "{data}/merged/{subject}/{document}.json",
+    "merge_record": "{data}/merge/{job}.json",
     "spend_ledger": "{data}/spend/ledger.json",
     "cap_stops": "{data}/spend/stops.json",
     "log_categorise": "{data}/logs/categorise/{job}.log",
     "log_submit": "{data}/logs/submit/{job}.log",
     "log_fetch": "{data}/logs/fetch/{job}.log",
-    "log_merge": "{data}/logs/merge/{subject}/{document}.log",
+    "log_merge": "{data}/logs/merge/{job}.log",
     "log_cascade": "{data}/logs/cascade/{subject}/{document}.log",
     "log_combine": "{data}/logs/combine.log",
     "log_results_view": "{data}/logs/results_view.log",
@@ -180,6 +182,7 @@ class Layout:
     cache_dir = _fixed("cache_dir")
     cascade_model = _fixed("cascade_model")
     document_stats = _path("document_stats", "subject", "document")
+    merge_record = _path("merge_record", "job")
     # the cost of a run
     spend_ledger = _fixed("spend_ledger")
     cap_stops = _fixed("cap_stops")

@@ -5,11 +5,14 @@ Snakemake runs the ``run:`` jobs of one process as threads, and each ``categoris
 its batches from a small thread pool, so the limiter is what bounds the whole run: at most
 ``max_concurrent`` requests in flight, ``requests_per_minute`` and ``tokens_per_minute`` in
 any 60 seconds (a burst up to those is allowed, as the APIs allow it). A 429 answer pauses
-every sender of the process until the provider's retry delay has passed and paces the starts
-at half the rate of the last ten seconds (multiplicative decrease, at most once a second, and
-never below ``requests_per_minute / 50`` a minute);
-each success raises the pace by a step (additive increase) until it reaches
-``requests_per_minute / 60`` a second, where pacing stops again.
+every sender of the process until the provider's retry delay has passed (the API says when a
+slot frees) and paces the starts at 0.7 times the rate they went at (multiplicative decrease,
+once per congestion event: a 429 to a request that started before the last decrease is part of
+that event; never below ``requests_per_minute / 50`` a minute). Each success raises the pace by
+a twentieth of the rate at the last decrease (additive increase: a few seconds back to the rate
+the API took, then on, until the next 429), and pacing stops when the pace reaches
+``requests_per_minute / 60`` a second. So a run against a rate-limited API keeps close to its
+limit instead of halving its pace on every 429 (docs/DESIGN.md §26).
 
 ``categorise.py`` holds a :meth:`RequestLimiter.slot` around every request of every provider;
 a provider calls :meth:`RequestLimiter.rate_limited` when its API says 429 (it returns when
@@ -31,9 +34,9 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 WINDOW = 60.0  # seconds: the APIs count requests and tokens per minute
-DECREASE = 0.5  # pace after a 429, as a share of the pace before
-COOLDOWN = 1.0  # seconds: 429s closer together than this are one congestion event
-INCREASE_STEPS = 50  # successes needed to climb from zero back to the configured pace
+DECREASE = 0.7  # pace after a 429, as a share of the pace before
+INCREASE_STEPS = 20  # successes to climb back by the rate at the last decrease
+MIN_PACE_SHARE = 50  # the pace never goes below requests_per_minute / this, a minute
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class LimiterStats:
     requests: int = 0
     tokens: int = 0
     rate_limited: int = 0
+    decreases: int = 0  # congestion events: 429s that slowed the pace down
     waited: float = 0.0  # seconds spent waiting for a slot, summed over requests
     peak_in_flight: int = 0
 
@@ -83,6 +87,8 @@ class RequestLimiter:
         self._last_decrease = float("-inf")
         self._max_pace = limits.requests_per_minute / window  # requests per second
         self._pace: float | None = None  # not paced until the API says 429
+        self._step = self._max_pace / INCREASE_STEPS  # pace added per success
+        self._started = threading.local()  # when this thread's current request went out
         self.stats = LimiterStats()
 
     @property
@@ -126,6 +132,7 @@ class RequestLimiter:
                 self._in_flight += 1
                 self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
             self._starts.append((now, tokens))
+            self._started.at = now
             self._window_tokens += tokens
             spacing = max(self.limits.min_interval, 1 / self._pace if self._pace else 0.0)
             self._next_start = max(self._next_start, now) + spacing if spacing else now
@@ -154,12 +161,15 @@ class RequestLimiter:
             now = self._clock()
             self.stats.rate_limited += 1
             self._paused_until = max(self._paused_until, now + max(0.0, retry_after))
-            if now - self._last_decrease >= COOLDOWN:
+            if getattr(self._started, "at", now) >= self._last_decrease:  # a new congestion event
                 span = self._window / 6  # ten seconds of a minute
                 recent = sum(1 for start, _ in self._starts if start > now - span) / span
-                current = self._pace or min(self._max_pace, recent)
-                self._pace = max(self._max_pace / INCREASE_STEPS, current * DECREASE)
+                current = min(self._pace or self._max_pace, recent or self._max_pace, self._max_pace)
+                floor = self._max_pace / MIN_PACE_SHARE
+                self._step = max(floor, current) / INCREASE_STEPS
+                self._pace = max(floor, current * DECREASE)
                 self._last_decrease = now
+                self.stats.decreases += 1
                 self._next_start = max(self._next_start, now)
         self._wait_turn(tokens, new_slot=False)
 
@@ -167,7 +177,7 @@ class RequestLimiter:
         """A request was answered: raise the pace by one step; at the configured rate, stop pacing."""
         with self._cond:
             if self._pace is not None:
-                self._pace += self._max_pace / INCREASE_STEPS
+                self._pace += self._step
                 if self._pace >= self._max_pace:
                     self._pace = None
 

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
+from pydantic import Field
+
+from .atomic import atomic_write_text, write_if_changed
 from .costs.ledger import read_spend
 from .costs.usage import RunSpend, Spend
 from .layout import Layout
@@ -28,10 +30,12 @@ from .records import (
     FlagResult,
     Manifest,
     PlanSummary,
+    Record,
     ResultSet,
     RunSummary,
     read_record,
     write_record,
+    write_record_if_changed,
 )
 
 LEGACY_COLUMNS = (
@@ -151,21 +155,47 @@ def document_rows(manifest: Manifest, results: list[BatchResult]) -> list[dict[s
     return rows
 
 
+class MergedDocument(Record):
+    """One document a merge job wrote: its manifest, the results it read, its CSV and statistics."""
+
+    manifest: str
+    results: list[str]
+    csv: str
+    stats: str
+
+
+class MergedJob(Record):
+    """``merge/<job>.json``: what one merge job wrote (docs/DESIGN.md §12)."""
+
+    job: str
+    documents: list[MergedDocument]
+    rewritten: list[str] = Field(description="the CSVs whose content changed")
+
+
 def merge_document(
     manifest_file: str | Path,
     result_files: Iterable[str | Path],
     csv_file: str | Path,
     stats_file: str | Path,
     bom: bool = False,
-) -> DocumentStats:
+    loaded: dict[str, list[BatchResult]] | None = None,
+) -> tuple[DocumentStats, bool]:
+    """Write one document's CSV and statistics, each only when its content changed (so an edit
+    rewrites only its document's files); return the statistics and whether the CSV changed.
+    ``loaded`` keeps the result files already read by the same merge job."""
     manifest = read_record(manifest_file, Manifest)
     wanted = set(manifest.batches) | ({manifest.cascade_batch} if manifest.cascade_batch else set())
-    results = [b for b in load_results(result_files) if b.batch_id in wanted]
+    cache = {} if loaded is None else loaded
+    results = []
+    for path in map(str, result_files):
+        if path not in cache:
+            cache[path] = load_results([path])
+        results.extend(b for b in cache[path] if b.batch_id in wanted)
     rows = document_rows(manifest, results)
     local = next((b for b in results if b.batch_id == manifest.cascade_batch), None)
     sent = {k: item for b in results if b is not local for k, item in b.items.items()}
     audited = [k for k in (local.items if local else {}) if k in sent and sent[k].error_category]
-    write_csv(csv_file, DOCUMENT_COLUMNS, rows, bom)
+    changed = write_if_changed(csv_file, ("\ufeff" if bom else "") + render_csv(DOCUMENT_COLUMNS, rows))
     stats = DocumentStats(
         subject=manifest.subject,
         filename=manifest.filename,
@@ -184,8 +214,25 @@ def merge_document(
         if local
         else 0,
     )
-    write_record(stats_file, stats, durable=False)
-    return stats
+    write_record_if_changed(stats_file, stats, durable=False)
+    return stats, changed
+
+
+def merge_job(job: str, documents: list[MergedDocument], output: str | Path, bom: bool = False) -> MergedJob:
+    """Write the CSVs and statistics of the documents of one merge job, then its record.
+
+    Each result file is read once for all the job's documents; only the files whose content
+    changed are rewritten. The record is always written: it is the job's output.
+    """
+    loaded: dict[str, list[BatchResult]] = {}
+    rewritten = []
+    for doc in documents:
+        _stats, changed = merge_document(doc.manifest, doc.results, doc.csv, doc.stats, bom, loaded)
+        if changed:
+            rewritten.append(doc.csv)
+    record = MergedJob(job=job, documents=documents, rewritten=rewritten)
+    write_record(output, record, durable=False)
+    return record
 
 
 def answered_by(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -303,10 +350,10 @@ def print_summary(
 ) -> None:
     """Print the run summary at the end of a run (the workflow's ``onsuccess``).
 
-    Only a summary at least as new as every one of ``sources`` (the document CSVs it is made
-    from) is printed: a run that stopped before ``combine`` (``--until merge``) must not show
-    the summary of an earlier run as its own. What this run sent and spent is read from its
-    ledger (``ledger_file``), not from the summary.
+    Only a summary at least as new as every one of ``sources`` (the records of the merge jobs
+    whose CSVs it is made from) is printed: a run that stopped before ``combine`` (``--until
+    merge``) must not show the summary of an earlier run as its own. What this run sent and
+    spent is read from its ledger (``ledger_file``), not from the summary.
     """
     try:
         summary = read_record(summary_json, RunSummary)
@@ -316,7 +363,7 @@ def print_summary(
     newer = [p for p in sources if Path(p).exists() and Path(p).stat().st_mtime_ns > written]
     if newer:
         print(
-            f"{summary_json} was not rebuilt in this run ({len(newer)} document report(s) are newer, "
+            f"{summary_json} was not rebuilt in this run ({len(newer)} merge record(s) are newer, "
             f"e.g. {newer[0]}); run without --until to update it and the combined report."
         )
         return

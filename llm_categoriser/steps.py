@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import spending
 from .costs.usage import Spend
-from .outputs import merge_document
+from .outputs import MergedDocument, merge_job
 from .providers import get_provider
 from .records import JobResult, JobSpec, PlannedBatch, read_record, write_record
 from .settings import Settings
@@ -99,11 +99,18 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
 
 
 def run_merge(
-    manifest: str, results: list[str], csv_file: str, stats_file: str, log_file: str, bom: bool = False
+    job: str, documents: list[MergedDocument], output: str, log_file: str, bom: bool = False
 ) -> None:
+    """Write the CSVs of the documents of one job of the plan (each only when it changed)."""
     with job_logger(log_file, "merge") as logger:
-        stats = merge_document(manifest, results, csv_file, stats_file, bom)
-        logger.info("wrote %s: %d flag(s), statuses %s", csv_file, stats.issues, stats.statuses)
+        record = merge_job(job, documents, output, bom)
+        logger.info(
+            "%s: %d document(s), %d CSV(s) rewritten: %s",
+            job,
+            len(record.documents),
+            len(record.rewritten),
+            ", ".join(record.rewritten) or "none changed",
+        )
 
 
 def run_submit(

@@ -8,9 +8,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .outputs import MergedDocument
 from .plan import Plan
 from .records import DocumentPlan
 from .settings import Settings
+
+# the merge job of the documents that send nothing (every flag answered by the cascade)
+LOCAL_MERGE = "{subject}-00"
+
+
+def merge_groups(plan: Plan) -> dict[str, list[DocumentPlan]]:
+    """The documents each merge job writes: one merge job per job of the plan, holding the
+    documents whose first batch that job carries (a document is written by one merge job, which
+    also reads the results of any later job that carries the rest of it); a document with no
+    batch to send goes to its subject's ``<subject>-00`` (docs/DESIGN.md §12)."""
+    job_of = {ref: job for job, refs in plan.jobs.items() for ref in refs}
+    groups: dict[str, list[DocumentPlan]] = {}
+    for doc in plan.documents:
+        if doc.batch_ids:
+            job = job_of[(doc.subject, doc.document, doc.batch_ids[0])]
+        else:
+            job = LOCAL_MERGE.format(subject=doc.subject)
+        groups.setdefault(job, []).append(doc)
+    return groups
 
 
 class Targets:
@@ -20,6 +40,7 @@ class Targets:
         self.layout = settings.layout
         self.documents = {(d.subject, d.document): d for d in plan.documents}
         self.job_of = {ref: job for job, refs in plan.jobs.items() for ref in refs}
+        self.merges = merge_groups(plan)
 
     def document(self, subject: str, document: str) -> DocumentPlan:
         return self.documents[(subject, document)]
@@ -44,11 +65,47 @@ class Targets:
         """Each batch's position in its document (for messages about a pending job)."""
         return [self.document(s, d).batch_ids.index(b) for s, d, b in self.plan.jobs[job]]
 
-    def document_csvs(self) -> list[str]:
-        return [self.layout.document_csv(d.subject, d.document) for d in self.plan.documents]
+    def merge_jobs(self) -> list[str]:
+        """The records of the merge jobs (the outputs of the merge rule)."""
+        return [self.layout.merge_record(job) for job in self.merges]
 
-    def document_stats(self) -> list[str]:
-        return [self.layout.document_stats(d.subject, d.document) for d in self.plan.documents]
+    def merge_documents(self, job: str) -> list[MergedDocument]:
+        """What the merge job ``job`` writes: each of its documents' CSV and statistics."""
+        layout = self.layout
+        return [
+            MergedDocument(
+                manifest=layout.manifest(d.subject, d.document),
+                results=self.document_results(d.subject, d.document),
+                csv=layout.document_csv(d.subject, d.document),
+                stats=layout.document_stats(d.subject, d.document),
+            )
+            for d in self.merges[job]
+        ]
+
+    def merge_inputs(self, job: str) -> list[str]:
+        """The manifests of the merge job's documents and the results they are made from."""
+        documents = self.merge_documents(job)
+        results = dict.fromkeys(path for doc in documents for path in doc.results)
+        return [doc.manifest for doc in documents] + list(results)
+
+    def reopen_incomplete_merges(self) -> list[str]:
+        """Delete the record of every merge job one of whose CSVs or statistics is missing (deleted
+        by hand, or by the cost cap), so that Snakemake runs that merge job again: the CSVs are
+        not outputs of the rule, since their number differs from job to job."""
+        removed = []
+        for job, documents in self.merges.items():
+            record = Path(self.layout.merge_record(job))
+            if record.exists() and not all(
+                Path(path).is_file()
+                for d in documents
+                for path in (
+                    self.layout.document_csv(d.subject, d.document),
+                    self.layout.document_stats(d.subject, d.document),
+                )
+            ):
+                record.unlink(missing_ok=True)
+                removed.append(str(record))
+        return removed
 
     def combined_documents(self) -> list[tuple[str, str]]:
         """The (subject, document) pairs the combined report and the summary are made from, in

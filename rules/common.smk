@@ -37,8 +37,13 @@ wildcard_constraints:
     **WILDCARDS,
 
 
-def document_results(wildcards):
-    return TARGETS.document_results(wildcards.subject, wildcards.document)
+# a merge job whose CSVs were deleted (by hand, or by the cost cap) runs again
+if workflow.is_main_process:
+    TARGETS.reopen_incomplete_merges()
+
+
+def merge_inputs(wildcards):
+    return TARGETS.merge_inputs(wildcards.job)
 
 
 def job_batch_files(wildcards):

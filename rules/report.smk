@@ -1,4 +1,8 @@
-"""Per-document CSVs, the combined report and the run summary."""
+"""Per-document CSVs, the combined report and the run summary.
+
+One merge job per job of the plan writes the CSVs of its documents (docs/DESIGN.md §12): its
+output is its record, and the CSVs are rewritten only when their content changed.
+"""
 
 
 localrules:
@@ -7,21 +11,18 @@ localrules:
 
 rule merge:
     input:
-        manifest=LAYOUT.pattern("manifest"),
-        results=document_results,
+        merge_inputs,
     output:
-        csv=LAYOUT.pattern("document_csv"),
-        stats=LAYOUT.pattern("document_stats"),
+        LAYOUT.pattern("merge_record"),
     log:
         LAYOUT.pattern("log_merge"),
     run:
         from llm_categoriser.steps import run_merge
 
         run_merge(
-            input.manifest,
-            input.results,
-            output.csv,
-            output.stats,
+            wildcards.job,
+            TARGETS.merge_documents(wildcards.job),
+            output[0],
             log[0],
             SETTINGS.csv_bom,
         )
@@ -29,8 +30,7 @@ rule merge:
 
 rule combine:
     input:
-        csvs=TARGETS.document_csvs(),
-        stats=TARGETS.document_stats(),
+        merged=TARGETS.merge_jobs(),
         plan=LAYOUT.plan_summary,
         cap_stops=LAYOUT.cap_stops,  # new content after a run stopped at max_cost_usd
     output:
@@ -55,7 +55,7 @@ onsuccess:
     from llm_categoriser.spending import finish_run
 
     stop_progress()
-    print_summary(LAYOUT.summary, TARGETS.document_csvs(), LAYOUT.spend_ledger)
+    print_summary(LAYOUT.summary, TARGETS.merge_jobs(), LAYOUT.spend_ledger)
     finish_run(SETTINGS)  # what the cost cap cut short is redone by the next run
 
 

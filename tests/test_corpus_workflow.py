@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 
 import pytest
-from support.workflow import answer_times, documents_sharing_a_job, job_counts, read_rows, resent, snakemake
+from support.workflow import answer_times, job_counts, merges_reading_the_job_of, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import read_csv
 
@@ -52,7 +52,7 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     path.write_text(out.getvalue(), encoding="utf-8")
     assert job_counts(snakemake(corpus_run, "--dry-run").stdout) == {
         "categorise": 1,  # the job holding the batch
-        "merge": documents_sharing_a_job(corpus_run, " (edited)"),
+        "merge": merges_reading_the_job_of(corpus_run, " (edited)"),
         "combine": 1,
         "results_view": 1,
         "all": 1,
@@ -62,7 +62,8 @@ def test_one_edit_reruns_one_batch_then_forcerun_merge_does_not_recategorise(cor
     assert len(resent(before, answer_times(corpus_run))) == 1
     forced = snakemake(corpus_run, "--forcerun", "merge", "--dry-run").stdout
     counts = job_counts(forced)
-    assert counts.get("categorise", 0) == 0 and counts["merge"] == 182
+    merges = len(list((corpus_run / "data" / "merge").glob("*.json")))
+    assert counts.get("categorise", 0) == 0 and counts["merge"] == merges < 40  # one per job of the plan
 
 
 def test_batch_mode_on_the_corpus_against_the_emulator(tmp_path, shared_corpus):

@@ -26,7 +26,8 @@ VALUES = {"subject": "Geo", "document": "a", "job": "Geo-01"}
         ("document_csv", LAYOUT.document_csv("Geo", "a")),
         ("document_stats", LAYOUT.document_stats("Geo", "a")),
         ("log_categorise", LAYOUT.log("categorise", job="Geo-01")),
-        ("log_merge", LAYOUT.log("merge", subject="Geo", document="a")),
+        ("merge_record", LAYOUT.merge_record("Geo-01")),
+        ("log_merge", LAYOUT.log("merge", job="Geo-01")),
         ("log_fetch", LAYOUT.log("fetch", job="Geo-01")),
     ],
 )

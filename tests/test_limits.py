@@ -90,12 +90,25 @@ def test_a_429_pauses_every_sender_and_paces_them():
 def test_429s_in_one_burst_decrease_once_and_successes_restore_full_speed():
     limiter = RequestLimiter(Limits(max_concurrent=10, requests_per_minute=6000), window=1.0)
     run_threads(limiter, 20)
-    limiter.rate_limited(0.0)
-    first = limiter.pace
-    for _ in range(5):
-        limiter.rate_limited(0.0)  # the same congestion event
-    assert limiter.pace == first
-    for _ in range(60):
+    in_flight = threading.Barrier(6)
+
+    def refused() -> None:
+        with limiter.slot():
+            in_flight.wait()  # six requests out at once, all answered 429
+            limiter.rate_limited(0.0)
+
+    threads = [threading.Thread(target=refused) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert limiter.stats.rate_limited == 6
+    assert limiter.stats.decreases == 1  # one congestion event
+    paced = limiter.pace
+    assert paced is not None
+    limiter.rate_limited(0.0)  # a retry sent after the decrease and refused again: a new event
+    assert limiter.stats.decreases == 2 and limiter.pace is not None and limiter.pace <= paced
+    for _ in range(1000):
         limiter.succeeded()
     assert limiter.pace is None
 

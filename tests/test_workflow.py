@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_sample
-from support.workflow import answer_times, documents_sharing_a_job, job_counts, read_rows, resent, snakemake
+from support.workflow import answer_times, job_counts, merges_reading_the_job_of, read_rows, resent, snakemake
 
 from llm_categoriser.outputs import DOCUMENT_COLUMNS, LEGACY_COLUMNS
 
@@ -73,7 +73,7 @@ def test_one_issue_edit_reruns_one_batch_and_its_merge(done_run):
 
     dry = snakemake(done_run, "--dry-run")
     # the job holding the edited batch, and the merges of the documents it serves
-    merges = documents_sharing_a_job(done_run, " edited")
+    merges = merges_reading_the_job_of(done_run, " edited")
     assert job_counts(dry.stdout) == {
         "categorise": 1,
         "merge": merges,
@@ -82,12 +82,27 @@ def test_one_issue_edit_reruns_one_batch_and_its_merge(done_run):
         "all": 1,
     }
     before = answer_times(done_run)
+    csvs = {p: p.stat().st_mtime_ns for p in (done_run / "Documents").glob("*/document_reports/*.csv")}
     snakemake(done_run)
     # the job reran its batches, but only the edited one went to the provider
     changed = resent(before, answer_times(done_run))
     assert len(changed) == 1, changed
     doc = done_run / "Documents" / big[0] / "document_reports" / big[1].replace(".md", ".csv")
     assert any(r["issue"].endswith(" edited") for r in read_rows(doc))
+    # the merge job rewrote the edited document's CSV only
+    assert [p for p, mtime in csvs.items() if p.stat().st_mtime_ns != mtime] == [doc]
+    assert "Nothing to be done" in snakemake(done_run, "--dry-run").stdout
+
+
+def test_a_deleted_csv_is_written_again_when_the_report_is_rebuilt(done_run):
+    doc = next((done_run / "Documents").glob("*/document_reports/*.csv"))
+    text = doc.read_bytes()
+    doc.unlink()
+    # the merge job that writes it runs again, and no other (as after a stop at the cost cap)
+    counts = job_counts(snakemake(done_run, "--forcerun", "combine", "--dry-run").stdout)
+    assert counts["merge"] == 1 and counts.get("categorise", 0) == 0
+    snakemake(done_run, "--forcerun", "combine")
+    assert doc.read_bytes() == text
     assert "Nothing to be done" in snakemake(done_run, "--dry-run").stdout
 
 
@@ -97,5 +112,6 @@ def test_forcerun_merge_rebuilds_csvs_without_recategorising(done_run):
     proc = snakemake(done_run, "--forcerun", "merge")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts.get("categorise", 0) == 0
-    assert counts["merge"] == 8
+    # one merge job per job of the plan, writing the CSVs of its documents
+    assert counts["merge"] == len(list((done_run / "data" / "merge").glob("*.json"))) < 8
     assert {p: p.stat().st_mtime_ns for p in results} == before
