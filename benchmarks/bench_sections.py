@@ -6,6 +6,7 @@ import argparse
 import json
 import pstats
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +26,10 @@ from bench_corpus import (
 from bench_packing import packing_numbers
 from bench_prompts import prompt_volume, tokens_from_results
 from bench_support import (
+    PYTHON,
     REPO,
     Emulator,
+    base_env,
     log,
     measure_rss,
     snakemake,
@@ -92,6 +95,24 @@ class Context:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def cli_run(workdir: Path, label: str, logs: Path) -> dict[str, Any]:
+    """The README's run command (``llm-categoriser run``, offline) in ``workdir``: its wall time
+    and whether it answered from its stamp without starting Snakemake."""
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [PYTHON, "-m", "llm_categoriser", "run", "--cores", "2"],
+        cwd=workdir,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    (logs / f"{label}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    return {"wall": round(wall, 3), "rc": proc.returncode, "stamp": "Nothing to do:" in proc.stdout}
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -111,6 +132,13 @@ def sync_flow(
     out["noop"] = snakemake(wd, f"{name}-r{rep}-noop", args, env, logs=ctx.logs).as_dict()
     if not out["noop"]["nothing_to_do"]:
         log(f"WARNING: {name} no-op rerun had work to do: {out['noop']['jobs']}")
+    if name == "offline":
+        # the README's command: its first run after a plain Snakemake run starts Snakemake
+        # (and writes the stamp), the next one is answered from the stamp
+        out["cli_first"] = cli_run(wd, f"{name}-r{rep}-cli-first", ctx.logs)
+        out["noop_cli"] = cli_run(wd, f"{name}-r{rep}-cli-noop", ctx.logs)
+        if not out["noop_cli"]["stamp"]:
+            log(f"WARNING: {name} run command did not answer from its stamp")
     if dry_run:
         out["dryrun"] = snakemake(
             wd, f"{name}-r{rep}-dryrun", [*args, "--dry-run"], env, logs=ctx.logs

@@ -48,6 +48,7 @@ CONFIG_FILE = "config.yaml"
 STATE_DIR = ".snakemake"
 INSTANCE_LOCK = f"{STATE_DIR}/llm-categoriser.instance"
 SNAKEMAKE_LOCKS = f"{STATE_DIR}/locks"
+RUN_STAMP = f"{STATE_DIR}/llm-categoriser.run-stamp.json"  # run_stamp.py
 
 # The wildcards of the rules and what each may match.
 WILDCARDS = {"subject": r"[^/]+", "document": r"[^/]+", "job": r"[^/]+"}

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from .. import remote_ledger, run_outcome
+from .. import remote_ledger, run_outcome, run_stamp
 from ..outputs import format_summary
 from ..providers import get_provider
 from ..records import LedgerJob, PlanSummary, RemoteJobState, RunSummary
@@ -82,8 +82,13 @@ def planning_errors(run: RunResult) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Categorise the selection now, in synchronous mode (the earlier tool's plain run)."""
+    """Categorise the selection now, in synchronous mode (the earlier tool's plain run).
+
+    After a run that left nothing to do, the stamp of ``run_stamp.py`` lets the next ``run`` of
+    the same command answer without Snakemake when nothing has changed since.
+    """
     ws = open_workspace(args, filters(args), mode="sync")
+    run_stamp.forget(ws.directory)
     run = run_snakemake(ws, [])
     errors = planning_errors(run)
     if run.returncode != 0:
@@ -94,8 +99,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     summary = read_optional(ws.path(ws.layout.summary), RunSummary)
     if summary is not None:
-        print(format_summary(summary))
+        text = format_summary(summary)
+        print(text)
+        if left_nothing_to_do(ws, summary):
+            settings = ws.settings
+            run_stamp.record(
+                ws.directory,
+                getattr(args, "argv", []),
+                ws.snakefile,
+                settings.documents_dir,
+                settings.data_dir,
+                settings.report,
+                text,
+            )
     return EXIT_OK
+
+
+def left_nothing_to_do(ws: Workspace, summary: RunSummary) -> bool:
+    """Whether a successful run left its outputs complete: no flag cut short by the cost cap or
+    missing, and no cap stop recorded after the summary was written (the next run would redo
+    what the stop deleted)."""
+    if summary.statuses.get("over_budget") or summary.statuses.get("missing"):
+        return False
+    try:
+        written = ws.path(ws.layout.summary).stat().st_mtime_ns
+    except OSError:
+        return False
+    try:
+        stopped = ws.path(ws.layout.cap_stops).stat().st_mtime_ns
+    except OSError:
+        stopped = 0
+    return stopped <= written
 
 
 def supersede_for_force(ws: Workspace) -> int:
