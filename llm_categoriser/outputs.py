@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
 from .atomic import atomic_write_text, write_if_changed
 from .costs.ledger import read_spend
 from .costs.usage import RunSpend, Spend
@@ -29,8 +27,9 @@ from .records import (
     DocumentStats,
     FlagResult,
     Manifest,
+    MergedDocument,
+    MergedJob,
     PlanSummary,
-    Record,
     ResultSet,
     RunSummary,
     read_record,
@@ -153,23 +152,6 @@ def document_rows(manifest: Manifest, results: list[BatchResult]) -> list[dict[s
             }
         )
     return rows
-
-
-class MergedDocument(Record):
-    """One document a merge job wrote: its manifest, the results it read, its CSV and statistics."""
-
-    manifest: str
-    results: list[str]
-    csv: str
-    stats: str
-
-
-class MergedJob(Record):
-    """``merge/<job>.json``: what one merge job wrote (docs/DESIGN.md §12)."""
-
-    job: str
-    documents: list[MergedDocument]
-    rewritten: list[str] = Field(description="the CSVs whose content changed")
 
 
 def merge_document(

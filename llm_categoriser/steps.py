@@ -17,9 +17,9 @@ from pathlib import Path
 
 from . import spending
 from .costs.usage import Spend
-from .outputs import MergedDocument, merge_job
+from .outputs import merge_job
 from .providers import get_provider
-from .records import JobResult, JobSpec, PlannedBatch, read_record, write_record
+from .records import JobResult, JobSpec, MergedDocument, PlannedBatch, read_record, write_record
 from .settings import Settings
 
 _counter = itertools.count(1)  # next() is atomic: jobs run in threads

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outputs import MergedDocument
 from .plan import Plan
-from .records import DocumentPlan
+from .records import DocumentPlan, MergedDocument
 from .settings import Settings
 
 # the merge job of the documents that send nothing (every flag answered by the cascade)

@@ -16,7 +16,7 @@ from .base import (
     write_record,
     write_record_if_changed,
 )
-from .outputs import DocumentStats, RunSummary
+from .outputs import DocumentStats, MergedDocument, MergedJob, RunSummary
 from .planning import (
     PLAN_FORMAT,
     BatchLocation,
@@ -78,6 +78,8 @@ __all__ = [
     "LedgerStatus",
     "Manifest",
     "ManifestFlag",
+    "MergedDocument",
+    "MergedJob",
     "PageText",
     "PlanStamp",
     "PlanSummary",

@@ -1,4 +1,4 @@
-"""Records of outputs the pipeline reads back: document statistics and the run summary."""
+"""Records of outputs the pipeline reads back: document statistics, merge records and the run summary."""
 
 from __future__ import annotations
 
@@ -56,3 +56,20 @@ class RunSummary(Record):
     started_at: str | None = None
     finished_at: str | None = None
     duration_seconds: float | None = None
+
+
+class MergedDocument(Record):
+    """One document a merge job wrote: its manifest, the results it read, its CSV and statistics."""
+
+    manifest: str
+    results: list[str]
+    csv: str
+    stats: str
+
+
+class MergedJob(Record):
+    """``merge/<job>.json``: what one merge job wrote (docs/DESIGN.md §12)."""
+
+    job: str
+    documents: list[MergedDocument]
+    rewritten: list[str] = Field(description="the CSVs whose content changed")

@@ -128,8 +128,7 @@ def documents_sharing_a_job(work: Path, issue_suffix: str) -> int:
 def merges_reading_the_job_of(work: Path, issue_suffix: str) -> int:
     """How many merge jobs read the result of the plan's job holding the flag whose issue ends
     ``issue_suffix`` (they rerun when that job does), from the merge records of the last run."""
-    from llm_categoriser.outputs import MergedJob
-    from llm_categoriser.records import JobSpec, PlannedBatch, read_record
+    from llm_categoriser.records import JobSpec, MergedJob, PlannedBatch, read_record
 
     layout = default_settings().layout
     batch_of = None
