@@ -185,6 +185,9 @@ def build_plan(
     if decisions is not None and decisions.problem:
         plan.warnings.append(f"cascade: {decisions.problem}")
     hints = get_provider(settings.provider).document_hints
+    # a large corpus is planned in worker processes (the cascade's decisions stay in this one)
+    workers = _planning_workers(sum(len(issues) for issues in grouped.values()), decisions)
+    deferred: list[tuple[PlanWork, int]] = []  # what the workers plan, and where its warnings go
     markdown_files: dict[str, list[int] | None] = {}
     planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
     for (subject, filename), issues in grouped.items():
@@ -214,11 +217,16 @@ def build_plan(
         planned[(subject, issues[0].document)] = filename
         if not text.strip():
             plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
+        if workers > 1:
+            deferred.append(((settings, req, subject, filename, str(md_path), issues), len(plan.warnings)))
+            continue
         plan.files_written += _plan_document(
             settings, req, hints, subject, filename, text, issues, plan, decisions
         )
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
+    if deferred:
+        _plan_in_workers(plan, deferred, workers)
     plan.jobs = group_jobs(plan.documents, settings)
     plan.files_written += write_job_specs(plan.documents, plan.jobs, layout)
     if decisions is not None:
@@ -235,6 +243,54 @@ def build_plan(
     write_record_if_changed(layout.plan_stamp, PlanStamp(key=key, files=markdown_files), durable=False)
     plan.seconds = time.perf_counter() - started
     return plan
+
+
+# A corpus with at least this many flags is planned in worker processes, one document at a time
+# (docs/DESIGN.md §9); below it, starting the workers costs more than they save.
+PARALLEL_FLAGS = 20_000
+MAX_PLANNING_WORKERS = 4
+# settings, request settings, subject, Filename, Markdown path, the document's flags
+PlanWork = tuple[Settings, dict[str, Any], str, str, str, list[Issue]]
+
+
+def _planning_workers(flags: int, decisions: Any) -> int:
+    """How many processes plan the documents (1: this one, in order)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if decisions is not None or flags < PARALLEL_FLAGS or cores < 2:
+        return 1
+    return min(cores, MAX_PLANNING_WORKERS)
+
+
+def _plan_one(work: PlanWork) -> tuple[list[DocumentPlan], list[str], int]:
+    """Plan one document in a worker process: its plan, its warnings and the files written.
+
+    The Markdown is read again here (the main process only checked it), so that the texts of
+    the whole corpus are never held at once nor sent between processes.
+    """
+    settings, req, subject, filename, md_path, issues = work
+    local = Plan()
+    text, _problem = _read_markdown(Path(md_path), Plan(), f"{subject}/{filename}")  # warned already
+    hints = get_provider(settings.provider).document_hints
+    written = _plan_document(settings, req, hints, subject, filename, text or "", issues, local)
+    return local.documents, local.warnings, written
+
+
+def _plan_in_workers(plan: Plan, deferred: list[tuple[PlanWork, int]], workers: int) -> None:
+    """Plan the ``deferred`` documents in ``workers`` processes; add them to ``plan`` in order,
+    each document's warnings where planning it in this process would have put them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: Snakemake's process has threads by the time the Snakefile is parsed
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results = list(pool.map(_plan_one, [work for work, _ in deferred], chunksize=4))
+    shift = 0
+    for (_work, warn_at), (documents, warnings, written) in zip(deferred, results, strict=True):
+        plan.documents.extend(documents)
+        plan.warnings[warn_at + shift : warn_at + shift] = warnings
+        shift += len(warnings)
+        plan.files_written += written
 
 
 def _cascade_decisions(
