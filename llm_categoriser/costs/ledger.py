@@ -104,8 +104,8 @@ class SpendLedger:
     def read(self) -> SpendRecord:
         return read_spend(self.path)
 
-    def _write(self, record: SpendRecord) -> None:
-        atomic_write_text(self.path, record.model_dump_json() + "\n")
+    def _write(self, record: SpendRecord, durable: bool = True) -> None:
+        atomic_write_text(self.path, record.model_dump_json() + "\n", durable)
 
     def start(self, cap: Decimal | None, estimate: str = "") -> SpendRecord:
         """Begin a new run: nothing spent yet, nothing stopped."""
@@ -132,7 +132,9 @@ class SpendLedger:
                 record.unpriced_requests += requests
             else:
                 record.spent_usd += cost
-            self._write(record)
+            # not fsync'ed: written after every request, and only the run that writes it reads
+            # these counts (a power loss ends that run; docs/DESIGN.md §27)
+            self._write(record, durable=False)
         return record
 
     def try_commit(self, amount: Decimal, cap: Decimal | None) -> bool:
@@ -160,7 +162,7 @@ class SpendLedger:
         with self._locked():
             record = self.read()
             record.requests_reused += count
-            self._write(record)
+            self._write(record, durable=False)
 
     def mark_stopped(self, *outputs: str | os.PathLike[str]) -> None:
         """``outputs`` hold (or depend on) flags the cap left unanswered: they are redone."""
