@@ -24,12 +24,14 @@ def merge_groups(plan: Plan) -> dict[str, list[DocumentPlan]]:
     job_of = {ref: job for job, refs in plan.jobs.items() for ref in refs}
     groups: dict[str, list[DocumentPlan]] = {}
     for doc in plan.documents:
-        if doc.batch_ids:
-            job = job_of[(doc.subject, doc.document, doc.batch_ids[0])]
-        else:
-            job = LOCAL_MERGE.format(subject=doc.subject)
-        groups.setdefault(job, []).append(doc)
+        first = job_of[(doc.subject, doc.document, doc.batch_ids[0])] if doc.batch_ids else None
+        groups.setdefault(merge_job_of(doc.subject, first), []).append(doc)
     return groups
+
+
+def merge_job_of(subject: str, first_batch_job: str | None) -> str:
+    """The merge job of a document of ``subject`` whose first batch is in ``first_batch_job``."""
+    return first_batch_job if first_batch_job is not None else LOCAL_MERGE.format(subject=subject)
 
 
 class Targets:

@@ -145,6 +145,15 @@ class JobRecords:
             self._manifests[(subject, document)] = read_optional(path, Manifest)
         return self._manifests[(subject, document)]
 
+    def merge_job(self, subject: str, document: str) -> str:
+        """The merge job that writes the document's CSV (``targets.merge_groups``)."""
+        from ..targets import merge_job_of
+
+        manifest = self.manifest(subject, document)
+        first = (subject, document, manifest.batches[0]) if manifest and manifest.batches else None
+        job = next((job for job, refs in self.specs.items() if first in refs), None)
+        return merge_job_of(subject, job)
+
     def load(self, job: str) -> JobInfo:
         handle = read_optional(self.path(self.layout.handle(job)), RemoteJobHandle)
         shares: dict[tuple[str, str], DocumentShare] = {}

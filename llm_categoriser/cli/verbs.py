@@ -339,10 +339,10 @@ def cmd_batch_fetch(args: argparse.Namespace) -> int:
         selected = records.resolve_names(args.job_names)
         targets = [ws.layout.job_results(job) for job in selected]
         for job in selected:
-            for share in records.load(job).shares:
-                csv = ws.layout.document_csv(share.subject, share.document)
-                if csv not in targets:
-                    targets.append(csv)
+            for share in records.load(job).shares:  # the merge jobs that write its documents
+                merged = ws.layout.merge_record(records.merge_job(share.subject, share.document))
+                if merged not in targets:
+                    targets.append(merged)
     before = identities(records, records.on_disk())
     csvs = str(ws.path(ws.layout.document_csvs_glob))
     csvs_before = {p: os.stat(p).st_mtime_ns for p in glob.glob(csvs)}
