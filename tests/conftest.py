@@ -70,7 +70,10 @@ def work(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _forget_fatal_provider_answers() -> None:
-    """A fatal answer stops later calls of the same process with the same key and model."""
+    """A fatal answer stops later calls of the same process with the same key and model, and a
+    429 slows down every later request of the process to the same API: each test starts afresh."""
+    from llm_categoriser.limits import forget_limiters
     from llm_categoriser.providers.gemini.client import forget_fatal_answers
 
     forget_fatal_answers()
+    forget_limiters()

@@ -5,6 +5,8 @@ tests over both, and each vendor's own behaviour (quota, keys, local servers) af
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from test_categorise import BATCH
 
 from llm_categoriser.categorise import categorise_batch
 from llm_categoriser.errors import ProviderError
+from llm_categoriser.limits import limiter_for
 from llm_categoriser.providers import get_provider
 from llm_categoriser.providers.base import Request
 from llm_categoriser.providers.mistral import client as mistral_client
@@ -143,9 +146,37 @@ def test_categorises_a_batch_with_structured_output(vendor, emu, provider):
 
 def test_rate_limit_is_retried_after_the_servers_delay(vendor, emu, provider):
     emu.inject(Fault.RATE_LIMIT, times=2)
+    started = time.monotonic()
     result = categorise_batch(BATCH, provider, max_retries=0)
     assert {v.status for v in result.items.values()} == {"ok"}
-    assert provider.sleeps == [vendor.retry_after, vendor.retry_after]
+    assert time.monotonic() - started >= 2 * vendor.retry_after
+    assert provider.sleeps == []  # the process's request limiter waited, not this request alone
+    assert provider.limiter.stats.rate_limited == 2
+
+
+def test_a_429_pauses_every_sender_of_the_process_and_slows_it_down(vendor, emu, settings, monkeypatch):
+    monkeypatch.setattr(emu, "retry_after", 1.0)
+    first, second = (sleeping(vendor.provider(settings, vendor.key)) for _ in range(2))  # two jobs
+    assert first.limiter is second.limiter is limiter_for(settings)
+    emu.inject(Fault.RATE_LIMIT, path_contains="/chat/")  # the first request only
+    results = []
+    started = time.monotonic()
+    job = threading.Thread(
+        target=lambda: results.append(categorise_batch(BATCH, first, 0, limiter=first.limiter))
+    )
+    job.start()
+    while first.limiter.stats.rate_limited == 0 and job.is_alive():
+        time.sleep(0.01)
+    other = categorise_batch(BATCH, second, 0, limiter=second.limiter)  # no 429 of its own
+    other_done = time.monotonic() - started
+    job.join()
+    assert [item.status for r in (*results, other) for item in r.items.values()] == ["ok"] * 2 * len(
+        BATCH.flags
+    )
+    assert other_done >= 1.0  # it waited for the pause the other job's 429 started
+    assert first.sleeps == second.sleeps == []
+    assert first.limiter.stats.rate_limited == 1 and first.limiter.pace is not None  # slowed down
+    assert emu.stats()["chat_completions"] == 3  # the 429, its retry, the other job's request
 
 
 def test_5xx_is_retried_with_backoff(emu, provider):

@@ -7,7 +7,6 @@ SDK: a provider's client is built only when a job needs it.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -68,7 +67,7 @@ def check_ready(settings: Settings) -> None:
     its key variables is set."""
     for name in dict.fromkeys([settings.provider, *settings.fallback]):
         spec = get_provider(name)
-        if not spec.needs_key(settings) or any(os.environ.get(v, "").strip() for v in spec.key_variables):
+        if not spec.needs_key(settings) or spec.key_in():
             continue
         first, *others = spec.key_variables
         also = f" (or {', '.join(others)})" if others else ""

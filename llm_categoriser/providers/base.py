@@ -10,6 +10,8 @@ the run is planned.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -151,6 +153,11 @@ class ProviderSpec:
     def model(self, settings: Settings) -> str:
         """The model name written in the outputs."""
         return settings.model
+
+    def key_in(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The first of ``key_variables`` set in ``env`` (default: the environment), or None."""
+        env = os.environ if env is None else env
+        return next((key for name in self.key_variables if (key := env.get(name, "").strip())), None)
 
     def needs_key(self, settings: Settings) -> bool:
         """Whether a run needs one of ``key_variables`` set (checked when the run is planned)."""

@@ -1,10 +1,10 @@
 """What the providers of OpenAI-style chat-completion APIs share (docs/DESIGN.md §6).
 
 Both vendors take ``messages`` plus a ``response_format`` of type ``json_schema`` and answer
-``choices[0].message.content``; both batch APIs take JSONL lines keyed by ``custom_id`` and
-return output and error files keyed the same way. This module holds that common wire format
-and the retry loop; each provider folder keeps what is its own (client, key, error
-classification, job states).
+``choices[0].message.content``. This module holds that common wire format and
+:class:`ChatCompletionsProvider`, the synchronous provider a vendor's folder completes with what
+is its own (its SDK client and call, its key, how it classifies errors); the batch APIs are in
+``chat_batches.py``, the retry loop in ``retries.py``.
 
 The verdicts are asked for as ``{"answers": [...]}``: strict structured output needs an object
 at the root, and the category is an enum of the nine categories. :func:`answer_text` unwraps
@@ -14,17 +14,20 @@ the array again, so validation sees what it sees from every provider.
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..categories import CATEGORY_NAMES
-from .base import Answer, ProviderError
+from ..limits import limiter_for
+from .base import Answer, ProviderSpec, Request
+from .retries import Failure, RequestFailed, call_with_retries
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .base import BatchBackend, Provider
+    from .chat_batches import ChatBatchBackend
 
 ANSWERS_FIELD = "answers"
-T = TypeVar("T")
 
 
 def verdict_schema() -> dict[str, Any]:
@@ -112,113 +115,76 @@ def completion_answer(completion: dict[str, Any]) -> Answer:
     )
 
 
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    return "".join(
-        json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines
-    ).encode()
+class ChatCompletionsProvider:
+    """Synchronous calls to a chat-completion API through its vendor's SDK.
 
-
-def result_answers(data: bytes, error_message: Callable[[dict[str, Any]], str]) -> dict[str, Answer]:
-    """``custom_id -> Answer`` of a batch output or error file.
-
-    A line with ``response.status_code == 200`` carries a chat completion; any other line is an
-    item error, described by ``error_message(line)``. Lines are matched by ``custom_id``, never
-    by position; a line without one is skipped.
+    A subclass names its ``spec`` (name, model setting, key variables) and ``chat_call``, and
+    implements :meth:`make_client`, :meth:`classify` and :meth:`complete`. Every call goes
+    through :func:`retries.call_with_retries`: a 429 waits in the process's request limiter,
+    shared with every job of the process (``limits.py``).
     """
-    answers: dict[str, Answer] = {}
-    for raw in data.decode("utf-8").splitlines():
-        if not raw.strip():
-            continue
+
+    spec: ClassVar[ProviderSpec]
+    chat_call: ClassVar[str]  # the SDK call, as messages name it
+
+    def __init__(self, settings: Settings, key: str, client: Any = None) -> None:
+        self.name = self.spec.name
+        self.settings = settings
+        self.model = self.spec.model(settings)
+        self.client = client if client is not None else self.make_client(settings, key)
+        self.sleep = time.sleep
+        self.limiter = limiter_for(settings)  # shared by every job of the process
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatCompletionsProvider:
+        return cls(settings, cls.api_key(settings))
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}(model={self.model!r})"
+
+    @staticmethod
+    def api_key(settings: Settings) -> str:
+        """The key from the environment (ProviderError naming the variable when it is missing)."""
+        raise NotImplementedError
+
+    def make_client(self, settings: Settings, key: str) -> Any:
+        raise NotImplementedError
+
+    def classify(self, exc: BaseException) -> Failure:
+        """What an SDK error means for the run (see ``retries.Failure``)."""
+        raise NotImplementedError
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion through the SDK, as the API's JSON."""
+        raise NotImplementedError
+
+    def call(self, what: str, fn: Any) -> Any:
+        return call_with_retries(
+            what, fn, self.classify, self.settings.max_request_attempts, self.sleep, self.limiter
+        )
+
+    def generate(self, request: Request) -> Answer:
+        body = chat_body(self.model, request.system, request.user, self.settings.temperature)
         try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        key = line.get("custom_id") if isinstance(line, dict) else None
-        if not isinstance(key, str):
-            continue
-        response = line.get("response") or {}
-        if response.get("status_code") == 200 and isinstance(response.get("body"), dict):
-            answers[key] = completion_answer(response["body"])
-        else:
-            answers[key] = Answer(text=None, error=f"item error: {error_message(line)}")
-    return answers
+            completion = self.call(self.chat_call, lambda: self.complete(body))
+        except RequestFailed as exc:
+            return Answer(text=None, error=str(exc))
+        return completion_answer(completion)
 
 
-# -- retries -----------------------------------------------------------------------------------
+class ChatCompletionsSpec(ProviderSpec):
+    """The spec of a chat-completion provider: its answers depend on the temperature only, and
+    its classes come from its folder when a job needs them (importing the spec imports no SDK)."""
 
-FailureKind = Literal["fatal", "exhausted", "transient", "request"]
+    def fingerprint(self, settings: Settings) -> dict[str, Any]:
+        return {"temperature": settings.temperature}
 
+    def backend_class(self) -> type[ChatBatchBackend]:
+        """The provider's batch backend class (its ``provider_class`` makes synchronous calls)."""
+        raise NotImplementedError
 
-@dataclass
-class Failure:
-    """An SDK error, classified by the provider: ``fatal`` stops the run (invalid key, unknown
-    model), ``exhausted`` hands over to the next provider at once (quota spent), ``transient``
-    is retried (429, 5xx, unreachable) and becomes ``unavailable`` when the attempts run out,
-    ``request`` fails this request only (the flags are asked again or marked failed)."""
+    def make(self, settings: Settings) -> Provider:
+        return self.backend_class().provider_class.from_settings(settings)
 
-    kind: FailureKind
-    message: str
-    retry_after: float | None = None
-
-
-class RequestFailed(Exception):
-    """A request the server refused for a reason of its own (not worth retrying as is)."""
-
-
-def backoff_delay(attempt: int, failure: Failure, base: float = 1.0, cap: float = 60.0) -> float:
-    if failure.retry_after is not None:
-        return min(max(failure.retry_after, 0.0), 600.0)
-    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-
-
-def call_with_retries(
-    what: str,
-    fn: Callable[[], T],
-    classify: Callable[[BaseException], Failure],
-    attempts: int,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run ``fn``; retry transient failures with backoff (the server's Retry-After first).
-
-    Raises ProviderError (``fatal`` or ``exhausted``) or RequestFailed; messages never hold
-    the key (the classifiers build them from status codes and the vendor's message).
-    """
-    failure = Failure("transient", "not attempted")
-    for attempt in range(1, max(1, attempts) + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            failure = classify(exc)
-        if failure.kind in ("fatal", "exhausted"):
-            raise ProviderError(failure.message, kind=failure.kind)
-        if failure.kind == "request":
-            raise RequestFailed(f"{what}: {failure.message}")
-        if attempt < attempts:
-            sleep(backoff_delay(attempt, failure))
-    raise ProviderError(
-        f"{what} still failing after {max(1, attempts)} attempt(s): {failure.message}", kind="unavailable"
-    )
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """``retry-after-ms`` or ``retry-after`` (seconds) of an HTTP response, if present."""
-    if headers is None:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return float(value) / divisor
-        except ValueError:
-            continue
-    return None
-
-
-def error_body(text: str | None) -> dict[str, Any]:
-    """The JSON error body of a response (``{}`` when it is not JSON)."""
-    try:
-        data = json.loads(text or "")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    def make_batch_backend(self, settings: Settings) -> BatchBackend:
+        return self.backend_class()(settings)

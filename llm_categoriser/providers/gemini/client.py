@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from ...categories import CATEGORY_NAMES
 from ...limits import limiter_for
 from ...settings import Settings
 from ..base import Answer, ProviderError, Request
-from . import KEY_VARIABLES
+from ..retries import backoff_delay
+from . import SPEC
 
 RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "ARRAY",
@@ -43,12 +44,10 @@ RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 
-def api_key(env: dict[str, str] | None = None) -> str:
-    env = dict(os.environ) if env is None else env
-    for name in KEY_VARIABLES:
-        value = env.get(name, "").strip()
-        if value:
-            return value
+def api_key(env: Mapping[str, str] | None = None) -> str:
+    key = SPEC.key_in(env)
+    if key:
+        return key
     raise ProviderError(
         "provider gemini needs an API key: export GEMINI_API_KEY=... (or GOOGLE_API_KEY) in the "
         "shell that runs snakemake, or use the offline provider (--config provider=offline)."
@@ -142,12 +141,6 @@ def fatal_message(info: ErrorInfo, what: str = "", model: str = "") -> ProviderE
             kind="exhausted",
         )
     return None
-
-
-def backoff_delay(attempt: int, info: ErrorInfo, base: float = 1.0, cap: float = 60.0) -> float:
-    if info.retry_delay is not None:
-        return min(max(info.retry_delay, 0.0), 600.0)
-    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
 def generation_config(settings: Settings, system: str) -> dict[str, Any]:
@@ -317,9 +310,9 @@ class GeminiProvider:
                         f"{what} failed after {attempt} attempt(s): {last}", "unavailable"
                     ) from None
                 if info.code == 429:  # every sender of the process waits and slows down
-                    self.limiter.rate_limited(backoff_delay(attempt, info))
+                    self.limiter.rate_limited(backoff_delay(attempt, info.retry_delay))
                 else:
-                    self.sleep(backoff_delay(attempt, info))
+                    self.sleep(backoff_delay(attempt, info.retry_delay))
             else:
                 self.limiter.succeeded()
                 return result

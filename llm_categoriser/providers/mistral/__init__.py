@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...costs.estimate import TokenCalibration
 from ...costs.prices import CataloguePrices
-from ..base import BatchBackend, Provider, ProviderSpec
+from ..chat_completions import ChatCompletionsSpec
 
 if TYPE_CHECKING:
     from ...settings import Settings
+    from .batch import MistralBatchBackend
 
 KEY_VARIABLES = ("MISTRAL_API_KEY",)
 
 
-class MistralSpec(ProviderSpec):
+class MistralSpec(ChatCompletionsSpec):
     name = "mistral"
     key_variables = KEY_VARIABLES
     api_slots = 1
@@ -27,18 +28,10 @@ class MistralSpec(ProviderSpec):
     def model(self, settings: Settings) -> str:
         return settings.mistral_model
 
-    def fingerprint(self, settings: Settings) -> dict[str, Any]:
-        return {"temperature": settings.temperature}
-
-    def make(self, settings: Settings) -> Provider:
-        from .client import MistralProvider
-
-        return MistralProvider.from_settings(settings)
-
-    def make_batch_backend(self, settings: Settings) -> BatchBackend:
+    def backend_class(self) -> type[MistralBatchBackend]:
         from .batch import MistralBatchBackend
 
-        return MistralBatchBackend(settings)
+        return MistralBatchBackend
 
 
 SPEC = MistralSpec()

@@ -2,40 +2,30 @@
 ``json_schema``, the category an enum), through the official ``mistralai`` SDK.
 
 The SDK retries nothing unless given a ``retry_config``, and none is given: the retry loop in
-``chat_completions.py`` retries 429 and 5xx (honouring ``Retry-After``) and transport errors,
-and hands over to the next provider when the attempts run out; 401/403 (the key) and an
-unknown model stop the run with a message. Every 4xx/5xx reaches us as ``SDKError`` with the
-status and the raw body. The key comes from ``MISTRAL_API_KEY`` only, read inside the job;
-``mistral_base_url`` points the SDK at another server (the tests use a loopback emulator).
+``retries.py`` retries 429 (waiting in the process's request limiter) and 5xx, honouring
+``Retry-After``, and transport errors, and hands over to the next provider when the attempts
+run out; 401/403 (the key) and an unknown model stop the run with a message. Every 4xx/5xx
+reaches us as ``SDKError`` with the status and the raw body. The key comes from
+``MISTRAL_API_KEY`` only, read inside the job; ``mistral_base_url`` points the SDK at another
+server (the tests use a loopback emulator).
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ...settings import Settings
-from ..base import Answer, ProviderError, Request
-from ..chat_completions import (
-    Failure,
-    RequestFailed,
-    call_with_retries,
-    chat_body,
-    completion_answer,
-    error_body,
-    retry_after_seconds,
-)
-from . import KEY_VARIABLES
+from ..base import ProviderError
+from ..chat_completions import ChatCompletionsProvider
+from ..retries import Failure, error_body, retry_after_seconds
+from . import SPEC
 
 
 def api_key(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    for name in KEY_VARIABLES:
-        value = env.get(name, "").strip()
-        if value:
-            return value
+    key = SPEC.key_in(env)
+    if key:
+        return key
     raise ProviderError(
         "provider mistral needs an API key: export MISTRAL_API_KEY=... in the shell that runs "
         "snakemake (never in config.yaml), or choose another provider."
@@ -43,7 +33,7 @@ def api_key(env: Mapping[str, str] | None = None) -> str:
 
 
 def classify(exc: BaseException, model: str = "") -> Failure:
-    """What a ``mistralai`` SDK error means for the run (see ``chat_completions.Failure``)."""
+    """What a ``mistralai`` SDK error means for the run (see ``retries.Failure``)."""
     import httpx2
     from mistralai.client import errors
 
@@ -66,52 +56,32 @@ def classify(exc: BaseException, model: str = "") -> Failure:
                 f"(--config mistral_model=...).",
             )
         if status in (408, 429) or status >= 500:
-            return Failure("transient", what, retry_after_seconds(exc.raw_response.headers))
+            return Failure("transient", what, retry_after_seconds(exc.raw_response.headers), status == 429)
         return Failure("request", what)
     if isinstance(exc, httpx2.TransportError | errors.NoResponseError):
         return Failure("transient", f"server unreachable ({type(exc).__name__}: {exc})")
     raise exc
 
 
-def make_client(settings: Settings, key: str) -> Any:
-    from mistralai.client import Mistral
+class MistralProvider(ChatCompletionsProvider):
+    spec = SPEC
+    chat_call = "chat.complete"
 
-    return Mistral(
-        api_key=key,
-        server_url=settings.mistral_base_url or None,
-        timeout_ms=int(settings.request_timeout * 1000),
-    )
+    @staticmethod
+    def api_key(settings: Settings) -> str:
+        return api_key()
 
+    def make_client(self, settings: Settings, key: str) -> Any:
+        from mistralai.client import Mistral
 
-class MistralProvider:
-    name = "mistral"
-
-    def __init__(self, settings: Settings, key: str, client: Any = None) -> None:
-        self.settings = settings
-        self.model = settings.mistral_model
-        self.client = client if client is not None else make_client(settings, key)
-        self.sleep = time.sleep
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MistralProvider:
-        return cls(settings, api_key())
-
-    def __repr__(self) -> str:  # never show the key
-        return f"MistralProvider(model={self.model!r})"
-
-    def call(self, what: str, fn: Any) -> Any:
-        return call_with_retries(
-            what, fn, lambda exc: classify(exc, self.model), self.settings.max_request_attempts, self.sleep
+        return Mistral(
+            api_key=key,
+            server_url=settings.mistral_base_url or None,
+            timeout_ms=int(settings.request_timeout * 1000),
         )
 
-    def generate(self, request: Request) -> Answer:
-        body = chat_body(self.model, request.system, request.user, self.settings.temperature)
+    def classify(self, exc: BaseException) -> Failure:
+        return classify(exc, self.model)
 
-        def once() -> Any:
-            return self.client.chat.complete(**body)
-
-        try:
-            response = self.call("chat.complete", once)
-        except RequestFailed as exc:
-            return Answer(text=None, error=str(exc))
-        return completion_answer(response.model_dump(mode="json", by_alias=True))
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.chat.complete(**body).model_dump(mode="json", by_alias=True)

@@ -7,20 +7,21 @@ batch mode needs a server with the Batch API (``/v1/files`` and ``/v1/batches``)
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...costs.estimate import TokenCalibration
 from ...costs.prices import CataloguePrices
-from ..base import BatchBackend, Provider, ProviderSpec
+from ..chat_completions import ChatCompletionsSpec
 
 if TYPE_CHECKING:
     from ...settings import Settings
+    from .batch import OpenAIBatchBackend
 
 KEY_VARIABLES = ("OPENAI_API_KEY",)
 BASE_URL_VARIABLE = "OPENAI_BASE_URL"
 
 
-class OpenAISpec(ProviderSpec):
+class OpenAISpec(ChatCompletionsSpec):
     name = "openai"
     key_variables = KEY_VARIABLES
     api_slots = 1
@@ -36,18 +37,10 @@ class OpenAISpec(ProviderSpec):
         """A server named by ``openai_base_url`` or ``OPENAI_BASE_URL`` may need none."""
         return not (settings.openai_base_url or os.environ.get(BASE_URL_VARIABLE, "").strip())
 
-    def fingerprint(self, settings: Settings) -> dict[str, Any]:
-        return {"temperature": settings.temperature}
-
-    def make(self, settings: Settings) -> Provider:
-        from .client import OpenAIProvider
-
-        return OpenAIProvider.from_settings(settings)
-
-    def make_batch_backend(self, settings: Settings) -> BatchBackend:
+    def backend_class(self) -> type[OpenAIBatchBackend]:
         from .batch import OpenAIBatchBackend
 
-        return OpenAIBatchBackend(settings)
+        return OpenAIBatchBackend
 
 
 SPEC = OpenAISpec()

@@ -1,33 +1,27 @@
 """OpenAI synchronous calls: chat completions with structured output (a JSON schema whose
 category is an enum), through the official ``openai`` SDK.
 
-The SDK's own retries are off (``max_retries=0``): the retry loop in ``chat_completions.py``
-sees every error, so a spent quota (429 ``insufficient_quota``) hands over to the next provider
-at once instead of being retried, rate limits (429) and 5xx are retried honouring the server's
-``retry-after-ms`` / ``retry-after``, and an invalid key (401) or unknown model (404) stops the
-run with a message. The key comes from ``OPENAI_API_KEY`` only, read inside the job; a server
-given by ``openai_base_url`` or ``OPENAI_BASE_URL`` may need none (a local vLLM, Ollama or
-llama.cpp server), and then a placeholder is sent.
+The SDK's own retries are off (``max_retries=0``): the retry loop in ``retries.py`` sees every
+error, so a spent quota (429 ``insufficient_quota``) hands over to the next provider at once
+instead of being retried, rate limits (429) wait in the process's request limiter and 5xx are
+retried, both honouring the server's ``retry-after-ms`` / ``retry-after``, and an invalid key
+(401) or unknown model (404) stops the run with a message. The key comes from
+``OPENAI_API_KEY`` only, read inside the job; a server given by ``openai_base_url`` or
+``OPENAI_BASE_URL`` may need none (a local vLLM, Ollama or llama.cpp server), and then a
+placeholder is sent.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ...settings import Settings
-from ..base import Answer, ProviderError, Request
-from ..chat_completions import (
-    Failure,
-    RequestFailed,
-    call_with_retries,
-    chat_body,
-    completion_answer,
-    retry_after_seconds,
-)
-from . import BASE_URL_VARIABLE, KEY_VARIABLES
+from ..base import ProviderError
+from ..chat_completions import ChatCompletionsProvider
+from ..retries import Failure, retry_after_seconds
+from . import BASE_URL_VARIABLE, SPEC
 
 NO_KEY = "no-key"  # sent to a keyless local server: the SDK insists on some key
 
@@ -38,11 +32,9 @@ def base_url(settings: Settings, env: Mapping[str, str] | None = None) -> str | 
 
 
 def api_key(settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    for name in KEY_VARIABLES:
-        value = env.get(name, "").strip()
-        if value:
-            return value
+    key = SPEC.key_in(env)
+    if key:
+        return key
     if base_url(settings, env):
         return NO_KEY
     raise ProviderError(
@@ -53,7 +45,7 @@ def api_key(settings: Settings, env: Mapping[str, str] | None = None) -> str:
 
 
 def classify(exc: BaseException, model: str = "") -> Failure:
-    """What an ``openai`` SDK error means for the run (see ``chat_completions.Failure``)."""
+    """What an ``openai`` SDK error means for the run (see ``retries.Failure``)."""
     import openai
 
     if isinstance(exc, openai.APIStatusError):
@@ -83,50 +75,30 @@ def classify(exc: BaseException, model: str = "") -> Failure:
                 f"LLM_FALLBACK name another provider.",
             )
         if status in (408, 409, 429) or status >= 500:
-            return Failure("transient", what, retry_after_seconds(exc.response.headers))
+            return Failure("transient", what, retry_after_seconds(exc.response.headers), status == 429)
         return Failure("request", what)
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return Failure("transient", f"server unreachable ({type(exc).__name__}: {exc})")
     raise exc
 
 
-def make_client(settings: Settings, key: str) -> Any:
-    import openai
+class OpenAIProvider(ChatCompletionsProvider):
+    spec = SPEC
+    chat_call = "chat.completions.create"
 
-    return openai.OpenAI(
-        api_key=key, base_url=base_url(settings), max_retries=0, timeout=settings.request_timeout
-    )
+    @staticmethod
+    def api_key(settings: Settings) -> str:
+        return api_key(settings)
 
+    def make_client(self, settings: Settings, key: str) -> Any:
+        import openai
 
-class OpenAIProvider:
-    name = "openai"
-
-    def __init__(self, settings: Settings, key: str, client: Any = None) -> None:
-        self.settings = settings
-        self.model = settings.openai_model
-        self.client = client if client is not None else make_client(settings, key)
-        self.sleep = time.sleep
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAIProvider:
-        return cls(settings, api_key(settings))
-
-    def __repr__(self) -> str:  # never show the key
-        return f"OpenAIProvider(model={self.model!r})"
-
-    def call(self, what: str, fn: Any) -> Any:
-        return call_with_retries(
-            what, fn, lambda exc: classify(exc, self.model), self.settings.max_request_attempts, self.sleep
+        return openai.OpenAI(
+            api_key=key, base_url=base_url(settings), max_retries=0, timeout=settings.request_timeout
         )
 
-    def generate(self, request: Request) -> Answer:
-        body = chat_body(self.model, request.system, request.user, self.settings.temperature)
+    def classify(self, exc: BaseException) -> Failure:
+        return classify(exc, self.model)
 
-        def once() -> Any:
-            return self.client.chat.completions.create(**body)
-
-        try:
-            completion = self.call("chat.completions.create", once)
-        except RequestFailed as exc:
-            return Answer(text=None, error=str(exc))
-        return completion_answer(completion.model_dump(mode="json"))
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.chat.completions.create(**body).model_dump(mode="json")
