@@ -141,18 +141,29 @@ def record_failure(layout: Layout, job: str, handle_file: str) -> Iterator[None]
         raise
 
 
-def submit(
-    job: str,
-    batch_files: list[str],
-    handle_file: str,
-    settings: Settings,
-    backend: BatchBackend | None = None,
-    logger: logging.Logger = log,
-    indexes: list[int] | None = None,
-    meter: SpendMeter | None = None,
-) -> RemoteJobHandle:
+@dataclass(frozen=True)
+class RemoteJobStep:
+    """What a submit or fetch step of one remote job works with: the job, its planned batch
+    files, its handle file, the run's settings, and what tests replace (the backend; None: the
+    provider chain's), the job's logger, the spend meter (None: the run's), the sleep between
+    status polls."""
+
+    job: str
+    batch_files: list[str]
+    handle_file: str
+    settings: Settings
+    backend: BatchBackend | None = None
+    logger: logging.Logger = log
+    meter: SpendMeter | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+def submit(step: RemoteJobStep, indexes: list[int] | None = None) -> RemoteJobHandle:
+    """Create the remote job of ``step`` (or adopt it, or record why not) and write its handle;
+    ``indexes`` are the batches' numbers within their documents."""
+    job, handle_file, settings, logger = step.job, step.handle_file, step.settings, step.logger
     layout = settings.layout
-    batches = [read_record(p, PlannedBatch) for p in batch_files]
+    batches = [read_record(p, PlannedBatch) for p in step.batch_files]
     indexes = indexes or [0] * len(batches)
     refs: list[RemoteBatch] = []
     to_send: list[PlannedBatch] = []
@@ -195,10 +206,10 @@ def submit(
         return handle
     handle.display_name = display_name(job, to_send, handle.attempt)
     requests = [first_request(b) for b in to_send]
-    meter = meter or spending.meter(settings)
+    meter = step.meter or spending.meter(settings)
     try:
         created, handle.provider, handle.model, expected = create_job(
-            handle.display_name, requests, settings, backend, logger, job, meter
+            handle.display_name, requests, settings, step.backend, logger, job, meter
         )
     except OverBudget as stop:
         handle.state = "OVER_BUDGET"
@@ -334,20 +345,14 @@ def wait_for(
         delay = min(delay * 2, 300.0)
 
 
-def fetch(
-    handle_file: str,
-    batch_files: list[str],
-    results_file: str,
-    settings: Settings,
-    backend: BatchBackend | None = None,
-    logger: logging.Logger = log,
-    sleep: Callable[[float], None] = time.sleep,
-    meter: SpendMeter | None = None,
-) -> FetchOutcome:
+def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
+    """Collect the answers of the remote job of ``step`` into ``results_file`` once it is done
+    (PendingJob while it runs, DeadJob when it died: the next run resubmits it)."""
+    handle_file, settings, logger = step.handle_file, step.settings, step.logger
     layout = settings.layout
-    meter = meter or spending.meter(settings)
+    meter = step.meter or spending.meter(settings)
     handle = read_record(handle_file, RemoteJobHandle)
-    batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in batch_files)}
+    batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in step.batch_files)}
 
     def state(status: RemoteStatus, remote: str, message: str = "") -> None:
         write_state(layout, handle.job, handle, status, remote, message)
@@ -377,9 +382,9 @@ def fetch(
                 _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
             )
     elif to_answer:
-        backend = backend or backend_of(settings, handle.provider)
+        backend = step.backend or backend_of(settings, handle.provider)
         assert handle.name is not None
-        status = wait_for(backend, handle.name, settings.batch_wait_minutes, sleep)
+        status = wait_for(backend, handle.name, settings.batch_wait_minutes, step.sleep)
         remote = status.state
         if remote in PENDING_STATES:
             message = "\n".join(describe(handle, remote, status.create_time))

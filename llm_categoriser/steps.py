@@ -116,19 +116,19 @@ def run_merge(
 def run_submit(
     job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings, indexes: list[int]
 ) -> None:
-    from .remote_jobs import record_failure, submit
+    from .remote_jobs import RemoteJobStep, record_failure, submit
 
     with job_logger(log_file, "submit") as logger, record_failure(settings.layout, job, handle):
-        submit(job, batch_files, handle, settings, logger=logger, indexes=indexes)
+        submit(RemoteJobStep(job, batch_files, handle, settings, logger=logger), indexes)
 
 
 def run_fetch(
     job: str, handle: str, batch_files: list[str], results: str, log_file: str, settings: Settings
 ) -> None:
-    from .remote_jobs import fetch, record_failure
+    from .remote_jobs import RemoteJobStep, fetch, record_failure
 
     with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):
-        fetch(handle, batch_files, results, settings, logger=logger)
+        fetch(RemoteJobStep(job, batch_files, handle, settings, logger=logger), results)
 
 
 def run_train(output: str, log_file: str, settings: Settings) -> None:

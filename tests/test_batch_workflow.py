@@ -14,7 +14,7 @@ from llm_categoriser import remote_jobs, remote_ledger
 from llm_categoriser.providers.gemini import batch as batch_backend
 from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
 from llm_categoriser.records import RemoteJobHandle
-from llm_categoriser.remote_jobs import submit
+from llm_categoriser.remote_jobs import RemoteJobStep, submit
 from llm_categoriser.settings import resolve
 
 pytestmark = pytest.mark.slow
@@ -185,14 +185,15 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
 
     monkeypatch.setattr(remote_jobs, "write_record", crash)
     with pytest.raises(KeyboardInterrupt):
-        submit("Music-01", files, str(handle), settings, backend=backend)
+        submit(RemoteJobStep("Music-01", files, str(handle), settings, backend=backend))
     assert emu.batch_creations == 1 and not handle.exists()
     # the ledger recorded the job before its handle: a crash never leaves an unknown remote job
     assert [e.name for e in remote_ledger.read_all(settings.layout)] == emu.job_names()
     monkeypatch.undo()
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
     batch_backend._listing.clear()  # a new process knows nothing of the first one's jobs
-    again = submit("Music-01", files, str(handle), settings, backend=GeminiBatchBackend(settings, FAKE_KEY))
+    backend = GeminiBatchBackend(settings, FAKE_KEY)
+    again = submit(RemoteJobStep("Music-01", files, str(handle), settings, backend=backend))
     assert again.adopted and emu.batch_creations == 1
     assert json.loads(handle.read_text())["name"] == emu.job_names()[0]
     assert [(e.name, e.status) for e in remote_ledger.read_all(settings.layout)] == [
