@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_corpus import find_corpus, master_copy, new_workdir
-from bench_support import PYTHON, REPO, log, snakemake
+from bench_support import PYTHON, REPO, EmulatorServer, log, snakemake
 
 
 @dataclass(frozen=True)
@@ -59,32 +57,13 @@ SERVICES = {
 BEGIN, END = "<!-- providers:begin -->", "<!-- providers:end -->"
 
 
-class EmulatorProcess:
-    """One emulator in its own process; ``control`` reaches its ``/_emulator/`` paths."""
+class EmulatorProcess(EmulatorServer):
+    """One emulator of ``tests/support/emulators/`` by its module name, in its own process."""
 
     def __init__(self, name: str, *extra: str) -> None:
         self.name = name
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", f"support.emulators.{name}", "--port", "0", *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=REPO / "tests",
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.stop()
-            raise RuntimeError(f"the {name} emulator did not print its URL")
-        root = self.url.split("/v1")[0]
-        self.root = root
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def control(self, method: str, action: str, payload: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(payload or {}).encode() if method != "GET" else None
-        request = urllib.request.Request(f"{self.root}/_emulator/{action}", method=method, data=data)
-        with self._opener.open(request, timeout=60) as response:
-            return json.loads(response.read() or b"{}")
+        command = [PYTHON, "-m", f"support.emulators.{name}", "--port", "0", *extra]
+        super().__init__(command, f"{name} emulator", cwd=REPO / "tests")
 
     def env(self) -> dict[str, str]:
         service = SERVICES[self.name]
@@ -96,21 +75,6 @@ class EmulatorProcess:
     def config(self) -> list[str]:
         service = SERVICES[self.name]
         return [f"{service.url_config}={self.url}"] if service.url_config else []
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> EmulatorProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def summary_of(work: Path) -> dict[str, Any]:

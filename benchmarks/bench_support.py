@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "tests") not in sys.path:
@@ -350,8 +350,47 @@ def snakemake(
 # --------------------------------------------------------------------------- the emulator
 
 
-class Emulator:
-    """``tests/support/emulators/gemini/`` as a separate process (its own CPU, as a real API would be)."""
+class EmulatorServer:
+    """An emulator of ``tests/support/emulators/`` in its own process (its own CPU, as a real
+    API would be): started by ``command``, which prints its base URL; ``control`` reaches its
+    ``/_emulator/`` paths below ``root``."""
+
+    def __init__(self, command: list[str], what: str, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.stop()
+            raise RuntimeError(f"the {what} did not print its URL")
+        self.root = self.url.split("/v1")[0]
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def control(self, method: str, action: str, payload: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(payload or {}).encode() if method != "GET" else None
+        request = urllib.request.Request(f"{self.root}/_emulator/{action}", method=method, data=data)
+        with self._opener.open(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Emulator(EmulatorServer):
+    """``tests/support/emulators/gemini/`` as a separate process."""
 
     def __init__(
         self,
@@ -364,48 +403,18 @@ class Emulator:
         at most that many calls per ``rate_window`` s, 429 beyond (see the emulator's docstring)."""
         self.latency = latency
         limit = [] if requests_per_minute is None else ["--requests-per-minute", str(requests_per_minute)]
-        self.proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                EMULATOR_MODULE,
-                "--port",
-                "0",
-                "--latency",
-                str(latency),
-                "--latency-per-item",
-                str(per_item),
-                "--rate-window",
-                str(rate_window),
-                *limit,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=REPO / "tests",
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.stop()
-            raise RuntimeError("the emulator did not print its URL")
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def _call(self, method: str, action: str) -> Any:
-        request = urllib.request.Request(
-            f"{self.url}/_emulator/{action}", method=method, data=b"{}" if method == "POST" else None
-        )
-        with self._opener.open(request, timeout=60) as response:
-            return json.loads(response.read() or b"{}")
+        command = [PYTHON, "-m", EMULATOR_MODULE, "--port", "0", "--latency", str(latency)]
+        command += ["--latency-per-item", str(per_item), "--rate-window", str(rate_window), *limit]
+        super().__init__(command, "emulator", cwd=REPO / "tests")
 
     def stats(self) -> dict[str, Any]:
-        return self._call("GET", "stats")
+        return self.control("GET", "stats")
 
     def reset(self) -> None:
-        self._call("POST", "reset")
+        self.control("POST", "reset")
 
     def complete_all(self) -> list[str]:
-        return self._call("POST", "complete_all").get("completed", [])
+        return self.control("POST", "complete_all").get("completed", [])
 
     def env(self) -> dict[str, str]:
         return {"GOOGLE_GEMINI_BASE_URL": self.url, "GEMINI_API_KEY": FAKE_KEY}
@@ -417,21 +426,6 @@ class Emulator:
             return (int(fields[11]) + int(fields[12])) / HZ
         except (OSError, IndexError, ValueError):
             return 0.0
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> Emulator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

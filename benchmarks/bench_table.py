@@ -160,28 +160,13 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         }
     if "prompts" in r:
         p = r["prompts"]
-        row("5", "Prompt chars per flag (system + user)", [p["chars_per_issue"]], unit="chars", fmt="{:.0f}")
-        row(
-            "5",
-            "Prompt chars per distinct page sent",
-            [p["chars_per_distinct_page"]],
-            unit="chars",
-            fmt="{:.0f}",
-        )
-        row(
-            "5",
-            "Earlier tool, chars per flag (estimate)",
-            [p["old"]["chars_per_issue"]],
-            unit="chars",
-            fmt="{:.0f}",
-        )
-        row(
-            "5",
-            "Earlier tool, chars per distinct page",
-            [p["old"]["chars_per_distinct_page"]],
-            unit="chars",
-            fmt="{:.0f}",
-        )
+        for label, chars in (
+            ("Prompt chars per flag (system + user)", p["chars_per_issue"]),
+            ("Prompt chars per distinct page sent", p["chars_per_distinct_page"]),
+            ("Earlier tool, chars per flag (estimate)", p["old"]["chars_per_issue"]),
+            ("Earlier tool, chars per distinct page", p["old"]["chars_per_distinct_page"]),
+        ):
+            row("5", label, [chars], unit="chars", fmt="{:.0f}")
         ratio = row("5", "Ratio new / earlier (per flag)", [p["ratio_new_to_old"]], unit="", target="<= 0.5")
         ratio["met"] = p["ratio_new_to_old"] <= TARGETS["prompt_ratio"]
         verdicts["prompts"] = {"met": ratio["met"], "value": p["ratio_new_to_old"]}

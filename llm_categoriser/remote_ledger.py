@@ -83,22 +83,28 @@ def find(layout: Layout, provider: str, name: str) -> LedgerJob | None:
         return None
 
 
+def entry_of(handle: RemoteJobHandle, settings: Settings, created_at: str) -> LedgerJob:
+    """The ledger record of the remote job of ``handle``, submitted with ``settings``."""
+    assert handle.name is not None
+    return LedgerJob(
+        provider=handle.provider,
+        name=handle.name,
+        job=handle.job,
+        display_name=handle.display_name,
+        model=handle.model,
+        settings=settings.model_dump(mode="json"),
+        batches=handle.batches,
+        created_at=created_at,
+        adopted=handle.adopted,
+    )
+
+
 def record_created(layout: Layout, handle: RemoteJobHandle, settings: Settings) -> LedgerJob:
     """Record a job just created or adopted (an adopted job keeps its first record)."""
     assert handle.name is not None
     entry = find(layout, handle.provider, handle.name)
     if entry is None:
-        entry = LedgerJob(
-            provider=handle.provider,
-            name=handle.name,
-            job=handle.job,
-            display_name=handle.display_name,
-            model=handle.model,
-            settings=settings.model_dump(mode="json"),
-            batches=handle.batches,
-            created_at=handle.created_at or now_iso(),
-            adopted=handle.adopted,
-        )
+        entry = entry_of(handle, settings, handle.created_at or now_iso())
     else:
         entry.status, entry.note = "live", ""
     save(layout, entry)

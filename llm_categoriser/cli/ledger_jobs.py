@@ -49,17 +49,7 @@ def entry_for_handle(ws: Workspace, handle: RemoteJobHandle) -> LedgerJob:
     if found is not None:
         return found
     settings = ws.settings.model_copy(update={"provider": handle.provider, "model": handle.model})
-    return LedgerJob(
-        provider=handle.provider,
-        name=handle.name,
-        job=handle.job,
-        display_name=handle.display_name,
-        model=handle.model,
-        settings=settings.model_dump(mode="json"),
-        batches=handle.batches,
-        created_at=handle.created_at,
-        adopted=handle.adopted,
-    )
+    return remote_ledger.entry_of(handle, settings, handle.created_at)
 
 
 def ledger_row(entry: LedgerJob, verbose: bool) -> dict[str, Any]:
