@@ -11,10 +11,11 @@ the run is planned.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..categories import CATEGORY_NAMES
 from ..costs.estimate import TokenCalibration
 from ..costs.prices import NoPriceList, PriceList
 from ..costs.usage import TokenUsage
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEAD_STATES",
     "PENDING_STATES",
+    "VERDICT_FIELDS",
     "Answer",
     "BatchBackend",
     "Created",
@@ -35,7 +37,29 @@ __all__ = [
     "ProviderSpec",
     "Request",
     "Status",
+    "verdict_properties",
 ]
+
+# The fields of one verdict, with their JSON types: every provider's answer schema names them.
+VERDICT_FIELDS = {
+    "issue_id": "integer",
+    "error_category": "string",
+    "confidence_score": "integer",
+    "reasoning": "string",
+}
+
+
+def verdict_properties(type_case: Callable[[str], str] = str.lower) -> dict[str, dict[str, Any]]:
+    """``VERDICT_FIELDS`` as the properties of a JSON schema, the category an enum of the nine
+    categories; ``type_case`` spells the type names as the API wants them (Gemini: upper case)."""
+    return {
+        name: {
+            "type": type_case(kind),
+            **({"enum": list(CATEGORY_NAMES)} if name == "error_category" else {}),
+        }
+        for name, kind in VERDICT_FIELDS.items()
+    }
+
 
 # Remote job states, as the backends report them (``RUNNING``, ``SUCCEEDED``, ...).
 PENDING_STATES = {"PENDING", "QUEUED", "RUNNING", "UPDATING", "PAUSED", "UNSPECIFIED"}
@@ -158,6 +182,13 @@ class ProviderSpec:
         """The first of ``key_variables`` set in ``env`` (default: the environment), or None."""
         env = os.environ if env is None else env
         return next((key for name in self.key_variables if (key := env.get(name, "").strip())), None)
+
+    def required_key(self, missing: str, env: Mapping[str, str] | None = None) -> str:
+        """The key (``key_in``), or ProviderError ``missing`` (what to export) when none is set."""
+        key = self.key_in(env)
+        if key is None:
+            raise ProviderError(missing)
+        return key
 
     def needs_key(self, settings: Settings) -> bool:
         """Whether a run needs one of ``key_variables`` set (checked when the run is planned)."""

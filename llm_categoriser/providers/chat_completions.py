@@ -17,9 +17,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..categories import CATEGORY_NAMES
 from ..limits import limiter_for
-from .base import Answer, ProviderSpec, Request
+from .base import VERDICT_FIELDS, Answer, ProviderSpec, Request, verdict_properties
 from .retries import Failure, RequestFailed, call_with_retries
 
 if TYPE_CHECKING:
@@ -34,13 +33,8 @@ def verdict_schema() -> dict[str, Any]:
     """The JSON schema of an answer, strict-mode compatible (every field required, no extras)."""
     verdict = {
         "type": "object",
-        "properties": {
-            "issue_id": {"type": "integer"},
-            "error_category": {"type": "string", "enum": list(CATEGORY_NAMES)},
-            "confidence_score": {"type": "integer"},
-            "reasoning": {"type": "string"},
-        },
-        "required": ["issue_id", "error_category", "confidence_score", "reasoning"],
+        "properties": verdict_properties(),
+        "required": list(VERDICT_FIELDS),
         "additionalProperties": False,
     }
     return {

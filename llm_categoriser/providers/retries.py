@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -88,6 +88,31 @@ def call_with_retries(
     raise ProviderError(
         f"{what} still failing after {max(1, attempts)} attempt(s): {failure.message}", kind="unavailable"
     )
+
+
+def http_failure(
+    status: int,
+    what: str,
+    headers: Any,
+    *,
+    key_rejected: str,
+    model_unknown: str | None = None,
+    spent: str | None = None,
+    retryable: Collection[int] = (408, 429),
+) -> Failure:
+    """What an HTTP error answer means, with the vendor's own messages: 401/403 stop the run
+    with ``key_rejected``; ``model_unknown`` and ``spent``, when the vendor's answer says so,
+    stop it or hand over to the next provider; ``retryable`` statuses and 5xx are retried
+    after the server's delay (a 429 in the request limiter); any other fails the request."""
+    if status in (401, 403):
+        return Failure("fatal", key_rejected)
+    if model_unknown is not None:
+        return Failure("fatal", model_unknown)
+    if spent is not None:
+        return Failure("exhausted", spent)
+    if status in retryable or status >= 500:
+        return Failure("transient", what, retry_after_seconds(headers), rate_limited=status == 429)
+    return Failure("request", what)
 
 
 def retry_after_seconds(headers: Any) -> float | None:

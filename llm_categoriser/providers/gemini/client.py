@@ -22,35 +22,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...categories import CATEGORY_NAMES
 from ...limits import limiter_for
 from ...settings import Settings
-from ..base import Answer, ProviderError, Request
+from ..base import VERDICT_FIELDS, Answer, ProviderError, Request, verdict_properties
 from ..retries import backoff_delay
 from . import SPEC
 
-RESPONSE_SCHEMA: dict[str, Any] = {
+RESPONSE_SCHEMA: dict[str, Any] = {  # the OpenAPI subset Gemini takes: upper-case type names
     "type": "ARRAY",
     "items": {
         "type": "OBJECT",
-        "properties": {
-            "issue_id": {"type": "INTEGER"},
-            "error_category": {"type": "STRING", "enum": list(CATEGORY_NAMES)},
-            "confidence_score": {"type": "INTEGER"},
-            "reasoning": {"type": "STRING"},
-        },
-        "required": ["issue_id", "error_category", "confidence_score", "reasoning"],
+        "properties": verdict_properties(str.upper),
+        "required": list(VERDICT_FIELDS),
     },
 }
 
 
 def api_key(env: Mapping[str, str] | None = None) -> str:
-    key = SPEC.key_in(env)
-    if key:
-        return key
-    raise ProviderError(
+    return SPEC.required_key(
         "provider gemini needs an API key: export GEMINI_API_KEY=... (or GOOGLE_API_KEY) in the "
-        "shell that runs snakemake, or use the offline provider (--config provider=offline)."
+        "shell that runs snakemake, or use the offline provider (--config provider=offline).",
+        env,
     )
 
 

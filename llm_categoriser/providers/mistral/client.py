@@ -16,19 +16,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...settings import Settings
-from ..base import ProviderError
 from ..chat_completions import ChatCompletionsProvider
-from ..retries import Failure, error_body, retry_after_seconds
+from ..retries import Failure, error_body, http_failure
 from . import SPEC
 
 
 def api_key(env: Mapping[str, str] | None = None) -> str:
-    key = SPEC.key_in(env)
-    if key:
-        return key
-    raise ProviderError(
+    return SPEC.required_key(
         "provider mistral needs an API key: export MISTRAL_API_KEY=... in the shell that runs "
-        "snakemake (never in config.yaml), or choose another provider."
+        "snakemake (never in config.yaml), or choose another provider.",
+        env,
     )
 
 
@@ -43,21 +40,17 @@ def classify(exc: BaseException, model: str = "") -> Failure:
         message = str(body.get("message") or body.get("detail") or exc.body or "")[:300]
         kind = str(body.get("type") or "")
         what = f"HTTP {status}{' ' + kind if kind else ''}: {message}"
-        if status in (401, 403):
-            return Failure(
-                "fatal",
-                f"Mistral rejected the API key (HTTP {status}). Check MISTRAL_API_KEY (create a key "
-                f"in the Mistral console), export it and rerun.",
-            )
-        if status == 404 or kind == "invalid_model":
-            return Failure(
-                "fatal",
-                f"Mistral does not offer model {model!r} ({what}). Set mistral_model "
-                f"(--config mistral_model=...).",
-            )
-        if status in (408, 429) or status >= 500:
-            return Failure("transient", what, retry_after_seconds(exc.raw_response.headers), status == 429)
-        return Failure("request", what)
+        return http_failure(
+            status,
+            what,
+            getattr(exc.raw_response, "headers", None),
+            key_rejected=f"Mistral rejected the API key (HTTP {status}). Check MISTRAL_API_KEY (create "
+            f"a key in the Mistral console), export it and rerun.",
+            model_unknown=f"Mistral does not offer model {model!r} ({what}). Set mistral_model "
+            f"(--config mistral_model=...)."
+            if status == 404 or kind == "invalid_model"
+            else None,
+        )
     if isinstance(exc, httpx2.TransportError | errors.NoResponseError):
         return Failure("transient", f"server unreachable ({type(exc).__name__}: {exc})")
     raise exc

@@ -20,7 +20,7 @@ from typing import Any
 from ...settings import Settings
 from ..base import ProviderError
 from ..chat_completions import ChatCompletionsProvider
-from ..retries import Failure, retry_after_seconds
+from ..retries import Failure, http_failure
 from . import BASE_URL_VARIABLE, SPEC
 
 NO_KEY = "no-key"  # sent to a keyless local server: the SDK insists on some key
@@ -55,28 +55,23 @@ def classify(exc: BaseException, model: str = "") -> Failure:
         detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
         message = str(detail.get("message") or exc.message)
         what = f"HTTP {status}{' ' + code if code else ''}: {message}"
-        if status in (401, 403):
+        return http_failure(
+            status,
+            what,
+            exc.response.headers,
             # the vendor's message quotes part of the key: only the status and code are kept
-            return Failure(
-                "fatal",
-                f"OpenAI rejected the API key (HTTP {status} {code or 'unauthorised'}). Check "
-                f"OPENAI_API_KEY (create a key at platform.openai.com), export it and rerun.",
-            )
-        if status == 404 and (code == "model_not_found" or "model" in message.lower()):
-            return Failure(
-                "fatal",
-                f"The server does not offer model {model!r} ({what}). Set openai_model to a model "
-                f"it serves (--config openai_model=...).",
-            )
-        if status == 429 and code == "insufficient_quota":
-            return Failure(
-                "exhausted",
-                f"OpenAI quota spent ({what}). Add credit or raise the project's limit, or let "
-                f"LLM_FALLBACK name another provider.",
-            )
-        if status in (408, 409, 429) or status >= 500:
-            return Failure("transient", what, retry_after_seconds(exc.response.headers), status == 429)
-        return Failure("request", what)
+            key_rejected=f"OpenAI rejected the API key (HTTP {status} {code or 'unauthorised'}). Check "
+            f"OPENAI_API_KEY (create a key at platform.openai.com), export it and rerun.",
+            model_unknown=f"The server does not offer model {model!r} ({what}). Set openai_model to a "
+            f"model it serves (--config openai_model=...)."
+            if status == 404 and (code == "model_not_found" or "model" in message.lower())
+            else None,
+            spent=f"OpenAI quota spent ({what}). Add credit or raise the project's limit, or let "
+            f"LLM_FALLBACK name another provider."
+            if status == 429 and code == "insufficient_quota"
+            else None,
+            retryable=(408, 409, 429),
+        )
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return Failure("transient", f"server unreachable ({type(exc).__name__}: {exc})")
     raise exc
