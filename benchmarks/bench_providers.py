@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_corpus import find_corpus, master_copy, new_workdir
-from bench_support import PYTHON, REPO, EmulatorServer, log, snakemake
+from bench_support import PYTHON, REPO, EmulatorServer, log, snakemake, write_section
 
 
 @dataclass(frozen=True)
@@ -198,13 +198,7 @@ def _statuses(statuses: dict[str, int]) -> str:
 
 
 def write_docs(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Providers: OpenAI, Mistral, fallback chain\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_section(path, BEGIN, END, section, "## Providers: OpenAI, Mistral, fallback chain\n\n")
 
 
 def main(argv: list[str] | None = None) -> int:

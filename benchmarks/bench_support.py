@@ -455,3 +455,21 @@ def measure_rss(code: str, cwd: Path) -> float | None:
         if proc.returncode != 0:
             raise RuntimeError(f"standalone job failed:\n{proc.stderr[-3000:]}")
         return round(int(Path(handle.name).read_text().split()[-1]) / 1024, 1)
+
+
+# --------------------------------------------------------------------------- docs/BENCHMARKS.md
+
+NEW_DOCS = "# Benchmarks\n\nRun `make bench` (or `make bench BENCH_ARGS=--quick`).\n"
+
+
+def write_section(path: Path, begin: str, end: str, section: str, heading: str = "") -> None:
+    """Put ``section`` (from the mark ``begin`` to the mark ``end``) where those marks stand in
+    the file ``path``; where they do not, append it under ``heading``; create a missing file."""
+    text = path.read_text(encoding="utf-8") if path.exists() else NEW_DOCS
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + heading + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

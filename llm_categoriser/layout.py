@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_DIR / "config.schema.yaml"
 PROMPTS_DIR = PACKAGE_DIR / "prompts"
+REPORT_ASSETS_DIR = PACKAGE_DIR / "results_view" / "assets"  # the HTML report's page and libraries
 SNAKEFILE = PACKAGE_DIR.parent / "Snakefile"
 REPORT_NAME = "language-check-report.csv"
 CONFIG_FILE = "config.yaml"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
+from ..layout import REPORT_ASSETS_DIR
 
-ASSETS = Path(__file__).with_name("assets")
 VENDOR = {
     "tabulator_js": "vendor/tabulator-6.5.3.min.js",
     "tabulator_css": "vendor/tabulator-6.5.3_simple.min.css",
@@ -37,7 +37,7 @@ def embed_json(data: Any) -> str:
 
 
 def _asset(name: str) -> str:
-    text = (ASSETS / name).read_text(encoding="utf-8")
+    text = (REPORT_ASSETS_DIR / name).read_text(encoding="utf-8")
     text = _SOURCE_MAP.sub("", text)  # the maps are not shipped; a dangling URL is a fetch
     if re.search(r"</(script|style)", text, re.IGNORECASE) or "<!--" in text:
         raise ValueError(f"{name} cannot be inlined: it contains </script, </style or <!--")
@@ -62,7 +62,7 @@ def render_report(payload: Mapping[str, Any], title: str = "LanguageTool triage"
         "data": embed_json(payload),
     }
     slots["script_hashes"] = " ".join(_csp_hash(slots[k]) for k in ("tabulator_js", "chart_js", "report_js"))
-    template = (ASSETS / "report.html").read_text(encoding="utf-8")
+    template = (REPORT_ASSETS_DIR / "report.html").read_text(encoding="utf-8")
     # one pass: text put into a slot is never scanned for slots again
     return _SLOT.sub(lambda m: slots[m.group(1)], template)
 
