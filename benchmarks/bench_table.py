@@ -42,6 +42,9 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows.append(item)
         return item
 
+    def count(section: str, name: str, values: list[Any]) -> dict[str, Any]:
+        return row(section, name, values, unit="", fmt="{:.0f}")
+
     def walls(flows: list[dict[str, Any]], key: str, field: str = "wall") -> list[float]:
         return [f[key][field] for f in flows if key in f]
 
@@ -54,12 +57,10 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     for lat, flows in r.get("gemini", {}).items():
         lab = lat.split("_")[1]
         cold = row("1", f"Full sync run, gemini via emulator ({lab} s latency), cold", walls(flows, "cold"))
-        row(
+        count(
             "1",
             f"  generateContent requests ({lab} s)",
             [x["emulator"]["cold"]["generate_content_calls"] for x in flows],
-            unit="",
-            fmt="{:.0f}",
         )
         row("1", f"  CPU time of the Snakemake process ({lab} s)", walls(flows, "cold", "cpu_s"))
         which = {
@@ -92,9 +93,9 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         row("2", "  submit run (exit != 0 while pending)", [x["submit"]["wall"] for x in flows])
         row("2", "  complete_all", [x["complete_all_s"] for x in flows], fmt="{:.3f}")
         row("2", "  fetch + merge run", [x["fetch"]["wall"] for x in flows])
-        row("2", "  jobs created", [x["jobs_created"] for x in flows], unit="", fmt="{:.0f}")
+        count("2", "  jobs created", [x["jobs_created"] for x in flows])
         row("2", "  largest payload", [x["largest_payload_bytes"] / 1e6 for x in flows], unit="MB")
-        row("2", "  HTTP requests (emulator)", [x["http_requests"] for x in flows], unit="", fmt="{:.0f}")
+        count("2", "  HTTP requests (emulator)", [x["http_requests"] for x in flows])
     if "offline" in r:
         f = r["offline"]
         noop = row(
@@ -117,20 +118,8 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if "offline" in r:
         f = r["offline"]
         edit_rows.append(row("4", "One-issue edit, wall (offline)", walls(f, "edited"), target="<= 10 s"))
-        row(
-            "4",
-            "  categorise jobs run (offline)",
-            [x["edited"]["jobs"].get("categorise", 0) for x in f],
-            unit="",
-            fmt="{:.0f}",
-        )
-        row(
-            "4",
-            "  batches re-sent (offline)",
-            [x["edited"].get("batches_resent") for x in f],
-            unit="",
-            fmt="{:.0f}",
-        )
+        count("4", "  categorise jobs run (offline)", [x["edited"]["jobs"].get("categorise", 0) for x in f])
+        count("4", "  batches re-sent (offline)", [x["edited"].get("batches_resent") for x in f])
         row("4", "  plan rebuild at parse time", [x["edited"]["plan"].get("seconds") for x in f])
     for lat, flows in r.get("gemini", {}).items():
         lab = lat.split("_")[1]
@@ -147,9 +136,9 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             and set(req) == {1}
         )
         edit_rows.append(e)
-        row("4", f"  categorise jobs run ({lab} s)", cat, unit="", fmt="{:.0f}")
-        row("4", f"  batches re-sent ({lab} s)", resent, unit="", fmt="{:.0f}")
-        row("4", f"  generateContent requests ({lab} s)", req, unit="", fmt="{:.0f}")
+        count("4", f"  categorise jobs run ({lab} s)", cat)
+        count("4", f"  batches re-sent ({lab} s)", resent)
+        count("4", f"  generateContent requests ({lab} s)", req)
     for e in edit_rows:
         if e["met"] is None:
             e["met"] = e["median"] is not None and e["median"] <= TARGETS["edit_s"]
@@ -286,7 +275,7 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             )
         plan = [x["noop"]["plan"].get("issues") for x in runs if x["noop"].get("plan")]
         if plan:
-            row("7", f"x{k}: flags", plan[:1], unit="", fmt="{:.0f}")
+            count("7", f"x{k}: flags", plan[:1])
     for kind, label in (
         ("dag", "DAG building (no-op)"),
         ("cold_dag", "DAG building (cold)"),
@@ -326,10 +315,10 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
         req["met"] = q["batches"] <= TARGETS["requests"]
         verdicts["requests"] = {"met": req["met"], "value": q["batches"]}
-        row("8", "  the earlier tool (10 flags per request)", [EARLIER["requests"]], unit="", fmt="{:.0f}")
-        row("8", "  page-aligned batches (before)", [EARLIER["page_aligned_requests"]], unit="", fmt="{:.0f}")
+        count("8", "  the earlier tool (10 flags per request)", [EARLIER["requests"]])
+        count("8", "  page-aligned batches (before)", [EARLIER["page_aligned_requests"]])
         row("8", "  flags per request, mean", [q["mean_batch"]], unit="")
-        row("8", "  flags per request, largest", [q["max_batch"]], unit="", fmt="{:.0f}")
+        count("8", "  flags per request, largest", [q["max_batch"]])
         names = {"edit": "edits", "insert": "insertions", "delete": "deletions"}
         for kind, label in names.items():
             c = q[kind]
@@ -349,7 +338,7 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             t["met"] = c[field] == 1.0 and (kind != "edit" or c["max"] == 1)
             verdicts[f"{kind}_locality"] = {"met": t["met"], "value": share}
             if kind != "edit":
-                row("8", f"  {label}: most batches re-sent", [c["max"]], unit="", fmt="{:.0f}")
+                count("8", f"  {label}: most batches re-sent", [c["max"]])
     if "limit" in r:
         q = r["limit"]
         runs = q["runs"]
@@ -358,8 +347,8 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             f"Rate-limited API ({q['rpm']}/min, {q['latency_s']:g} s + {q['per_item_s']:g} s/flag): wall",
             [x["run"]["wall"] for x in runs],
         )
-        row("9", "  requests answered", [x["answered"] for x in runs], unit="", fmt="{:.0f}")
-        row("9", "  429 answers", [x["rate_limited"] for x in runs], unit="", fmt="{:.0f}")
+        count("9", "  requests answered", [x["answered"] for x in runs])
+        count("9", "  429 answers", [x["rate_limited"] for x in runs])
         row("9", "  throughput, whole run", [x["overall_rpm"] for x in runs], unit="req/min", fmt="{:.0f}")
         row(
             "9",
