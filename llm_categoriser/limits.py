@@ -6,13 +6,11 @@ its batches from a small thread pool, so the limiter is what bounds the whole ru
 ``max_concurrent`` requests in flight, ``requests_per_minute`` and ``tokens_per_minute`` in
 any 60 seconds (a burst up to those is allowed, as the APIs allow it). A 429 answer pauses
 every sender of the process until the provider's retry delay has passed (the API says when a
-slot frees) and paces the starts at 0.7 times the rate they went at (multiplicative decrease,
-once per congestion event: a 429 to a request that started before the last decrease is part of
-that event; never below ``requests_per_minute / 50`` a minute). Each success raises the pace by
-a twentieth of the rate at the last decrease (additive increase: a few seconds back to the rate
-the API took, then on, until the next 429), and pacing stops when the pace reaches
-``requests_per_minute / 60`` a second. So a run against a rate-limited API keeps close to its
-limit instead of halving its pace on every 429 (docs/DESIGN.md §26).
+slot frees) and paces the starts at 0.7 times the pace (at first: the rate of the last ten
+seconds), once per congestion event: a 429 to a request that started before the last decrease
+is part of that event; never below ``requests_per_minute / 50`` a minute. Each success raises
+the pace by ``requests_per_minute / 50`` a minute (additive increase) until it reaches
+``requests_per_minute / 60`` a second, where pacing stops again (docs/DESIGN.md §26).
 
 ``categorise.py`` holds a :meth:`RequestLimiter.slot` around every request of every provider;
 a provider calls :meth:`RequestLimiter.rate_limited` when its API says 429 (it returns when
@@ -35,7 +33,7 @@ if TYPE_CHECKING:
 
 WINDOW = 60.0  # seconds: the APIs count requests and tokens per minute
 DECREASE = 0.7  # pace after a 429, as a share of the pace before
-INCREASE_STEPS = 20  # successes to climb back by the rate at the last decrease
+INCREASE_STEPS = 50  # successes needed to climb from zero back to the configured pace
 MIN_PACE_SHARE = 50  # the pace never goes below requests_per_minute / this, a minute
 
 
@@ -87,7 +85,6 @@ class RequestLimiter:
         self._last_decrease = float("-inf")
         self._max_pace = limits.requests_per_minute / window  # requests per second
         self._pace: float | None = None  # not paced until the API says 429
-        self._step = self._max_pace / INCREASE_STEPS  # pace added per success
         self._started = threading.local()  # when this thread's current request went out
         self.stats = LimiterStats()
 
@@ -164,10 +161,11 @@ class RequestLimiter:
             if getattr(self._started, "at", now) >= self._last_decrease:  # a new congestion event
                 span = self._window / 6  # ten seconds of a minute
                 recent = sum(1 for start, _ in self._starts if start > now - span) / span
-                current = min(self._pace or self._max_pace, recent or self._max_pace, self._max_pace)
-                floor = self._max_pace / MIN_PACE_SHARE
-                self._step = max(floor, current) / INCREASE_STEPS
-                self._pace = max(floor, current * DECREASE)
+                # paced already: from the pace (the last seconds may have been a pause)
+                current = (
+                    self._pace if self._pace is not None else min(self._max_pace, recent or self._max_pace)
+                )
+                self._pace = max(self._max_pace / MIN_PACE_SHARE, current * DECREASE)
                 self._last_decrease = now
                 self.stats.decreases += 1
                 self._next_start = max(self._next_start, now)
@@ -177,7 +175,7 @@ class RequestLimiter:
         """A request was answered: raise the pace by one step; at the configured rate, stop pacing."""
         with self._cond:
             if self._pace is not None:
-                self._pace += self._step
+                self._pace += self._max_pace / INCREASE_STEPS
                 if self._pace >= self._max_pace:
                     self._pace = None
 
