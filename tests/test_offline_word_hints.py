@@ -4,6 +4,8 @@ of flag, document and expectation; the category table is in ``test_offline_rules
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from test_offline_rules import ENGLISH_DOC, make_issue, run
 
@@ -41,10 +43,75 @@ def test_zipf_per_language(word, lang, known):
 def test_word_hints_name_the_word_its_suggestion_and_the_document_language():
     issue = make_issue("piscine", "...la **piscine**...", suggestions="piscina", subject="French")
     english = word_hints(issue)
-    assert set(english) == {"zipf", "sugg_zipf"}
+    assert set(english) == {"alien", "zipf", "sugg_zipf"}
     french = word_hints(issue, "fr")
     assert french["lang_zipf"] > english["zipf"]
-    assert word_hints(make_issue("the the", "...**the the**...", suggestions="the")) == {}
+    # several words: only their neighbours are looked up
+    assert word_hints(make_issue("the the", "...to **the the** coast...", suggestions="the")) == {"alien": 0}
+    assert word_hints(make_issue("", "")) == {}
+
+
+# ---- neighbours that are no English words: the flag sits in a phrase of another language ---------
+
+
+@pytest.mark.parametrize(
+    ("word", "context", "alien"),
+    [
+        ("shel", "...the tefillah **shel** rosh is bound to the head...", 2),  # tefillah, rosh
+        ("aseh", "...known as mitzvot **aseh** and negative ones...", 1),  # mitzvot
+        ("teh", "...The cat sat on **teh** mat....", 0),
+        ("teh", "...Rhydaman and Aberaeron **teh** Llandovery...", 0),  # capitalised names do not count
+        ("teh", "...xq zv **teh** 42 of...", 0),  # neither two letters nor digits count
+    ],
+)
+def test_alien_neighbours_hint(word, context, alien):
+    assert word_hints(make_issue(word, context, suggestions="she"))["alien"] == alien
+
+
+@pytest.mark.parametrize(
+    ("issue", "not_expected"),
+    [
+        # one edit from a common word, but between words English does not know: not a typing slip
+        (
+            make_issue("shel", "...the tefillah **shel** rosh is bound...", suggestions="she, shell, shed"),
+            Category.SPELLING_ERROR,
+        ),
+        (
+            make_issue("karna", "...such as kirat **karna**, vand chakna...", suggestions="karma, kana"),
+            Category.SPELLING_ERROR,
+        ),
+        # a phrase LanguageTool thinks misused, inside a sentence of another language
+        (
+            make_issue(
+                "el caso",
+                "...Sin embargo, en **el caso** de elegir una universidad privada...",
+                rule_id="EN_MULTITOKEN_SPELLING_TWO",
+                suggestions="El Paso",
+            ),
+            Category.ABSOLUTE_GRAMMATICAL_ERROR,
+        ),
+    ],
+    ids=["slip among foreign words", "another slip among foreign words", "misused phrase in Spanish"],
+)
+def test_no_english_error_among_foreign_words(issue, not_expected):
+    category, _confidence, _reason = run(issue, ENGLISH_DOC)
+    assert category is not not_expected
+
+
+@pytest.mark.parametrize(
+    ("context", "suggestions", "expected"),
+    [
+        # the same slip among English words stays one, with LanguageTool's usual list of corrections
+        ("...The cat sat on **teh** mat....", "the", Category.SPELLING_ERROR),
+        ("...The cat sat on **teh** mat....", "the, tea, ten (+19 more)", Category.SPELLING_ERROR),
+        # a bracket after a space opens an aside; the word in it is a word on its own
+        ("...destroys this plan (**Jeremaih** 1:5)....", "Jeremiah", Category.SPELLING_ERROR),
+    ],
+)
+def test_slip_among_english_words(context, suggestions, expected):
+    word = re.search(r"\*\*(.+?)\*\*", context).group(1)
+    category, _confidence, _reason = run(make_issue(word, context, suggestions=suggestions), ENGLISH_DOC)
+    assert category is expected
 
 
 # ---- typing slips: the evidence that rules one out ----------------------------------------------

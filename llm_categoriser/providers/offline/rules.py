@@ -199,6 +199,14 @@ _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _MARK_CODE = re.compile(r"^(?:[A-Z]{1,2}\d|[a-z]?\d+[a-z]?|[ivx]+|[A-Z]{1,3})$")
 _AGREEMENT = re.compile(r"AGREEMENT|_AGR\b|A_NNS|DT_DT|NON3PRS|MD_BASEFORM|BEEN_PART|HAVE_PART|SUBJECT_VERB")
 _SPACING_RULE = re.compile(r"SPACE|PARENTHESIS|DOUBLE_PUNCTUATION|_PUNCT$|PUNCTUATION")
+# Text touching a word on the left: letters, or a bracket, quote or slash right after letters
+# ("stepchild(ren)", "instring(x,stringa"); a bracket after a space opens an aside ("plan (Jeremaih").
+_GLUED_BEFORE = re.compile(r"\w[(\[‘'’/*,]?$")
+# An unclosed call in program code before the flag: output("Enter name: ...
+_CODE_CALL = re.compile(r"[A-Za-z_]\w*\([^()]*$")
+# Words that do not carry the meaning of a phrase: a compound before one is not modifying a noun,
+# and a wording that only drops them says the same thing.
+_LINK_WORDS = ENGLISH_FUNCTION_WORDS | _words("a an the to in is and or as at on of not")
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,11 +309,16 @@ def word_hints(issue: Issue, doc_lang: str = "en") -> dict[str, float]:
     """How common the flagged word and its first suggestion are (``zipf``), independent of the document.
 
     ``zipf``: the flagged word in English; ``sugg_zipf``: LanguageTool's first suggestion in
-    English; ``lang_zipf``: the flagged word in the document's other language, when it has one.
+    English; ``lang_zipf``: the flagged word in the document's other language, when it has one;
+    ``alien``: how many of the two words either side of it in LanguageTool's context are
+    lower-case words that English does not know (the flag sits in a phrase of another language).
     """
     word = (issue.issue or "").strip()
     hints: dict[str, float] = {}
-    if not word or " " in word:
+    if not word:
+        return hints
+    hints["alien"] = _alien_neighbours(issue)
+    if " " in word:
         return hints
     hints["zipf"] = zipf(word)
     first = _suggestion_list(issue.suggestions)[:1]
@@ -314,6 +327,13 @@ def word_hints(issue: Issue, doc_lang: str = "en") -> dict[str, float]:
     if doc_lang in WORDFREQ_LISTS and doc_lang != "en":
         hints["lang_zipf"] = zipf(word, doc_lang)
     return hints
+
+
+def _alien_neighbours(issue: Issue) -> int:
+    """Lower-case words of three letters or more, next to the flag, that English does not know."""
+    before, _match, after = _split_context(issue.context or "", issue.issue or "")
+    near = _WORD.findall(before)[-2:] + _WORD.findall(after)[:2]
+    return sum(1 for w in near if len(w) >= 3 and w.islower() and zipf(w) == 0)
 
 
 def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | str | bool]:
@@ -829,6 +849,8 @@ def _typo(v: _View) -> str:
     word, sugg = v.word, v.suggestions
     if not sugg or not word.isalpha() or word.isupper() or v.transcript or v.foreign_document:
         return ""
+    if v.hint("alien"):
+        return ""  # among words that are not English: a phrase of another language
     first = sugg[0]
     if not first.replace("'", "").isalpha():
         return ""
@@ -842,7 +864,7 @@ def _typo(v: _View) -> str:
     only = len(sugg) == 1 and not v.more and word.islower() and len(word) >= 5 and distance == 1
     # two swapped letters of the one correction offered: a slip, even in a name used throughout
     only_swap = swapped and len(sugg) == 1 and not v.more and len(word) >= 4
-    if only_swap and not re.search(r"[\w(\[‘'’/*,]$", v.before):
+    if only_swap and not _GLUED_BEFORE.search(v.before):
         return first
     if not (common or only):
         return ""
@@ -850,7 +872,7 @@ def _typo(v: _View) -> str:
         return ""  # short pieces and table cells are more often cut words than typing slips
     if word[:1].isupper() and not swapped and len(word) < 6 and not _sentence_start(v.before):
         return ""  # a short capitalised word mid-sentence is more often a name than a slip
-    if re.search(r"[\w(\[‘'’/*,]$", v.before) or re.match(r"^['’\w[]", v.after):
+    if _GLUED_BEFORE.search(v.before) or re.match(r"^['’\w[]", v.after):
         return ""  # glued to other text: a piece of a longer token, not a word on its own
     if v.hint("freq") > (3 if swapped else 1 if word[:1].isupper() else 2):
         return ""
@@ -869,6 +891,16 @@ def _compound_target(v: _View) -> str:
     return ""
 
 
+def _modifies_next_word(after: str) -> bool:
+    """The words flagged stand before a content word, so they modify it ("gender neutral language").
+
+    Only a compound that modifies the next word is hyphenated in British English; one followed
+    by punctuation or a function word is a noun ("towards net zero.") and is written open.
+    """
+    nxt = re.match(r"^\s*([^\W\d_]+)", after)
+    return bool(nxt) and nxt.group(1).lower() not in _LINK_WORDS
+
+
 def _compound(v: _View) -> Result | None:
     word = v.word
     target = _compound_target(v)
@@ -880,6 +912,8 @@ def _compound(v: _View) -> Result | None:
     if " " in word and "-" in target:
         if _hyphenable(word) or v.hint("sugg_freq") >= 1:
             return _r(PE, 82, f"the hyphen of {_q(target)} has most likely been lost in PDF conversion")
+        if not word[:1].isdigit() and not _modifies_next_word(v.after):
+            return _r(FP, 50, f"{_q(word)} is an open compound used as a noun, which needs no hyphen")
         return _r(PE, 40, f"the hyphen of {_q(target)} may have been lost in PDF conversion")
     if " " in word:
         return _r(
@@ -946,6 +980,10 @@ def _spacing(v: _View) -> Result | None:
 
 
 def _quotes(v: _View) -> Result | None:
+    if _CODE_CALL.search(v.before[-40:]):
+        return _r(
+            FP, 55, "the quotation mark delimits a string in program code, which LanguageTool cannot pair"
+        )
     prev = v.before[-1:]
     if v.match in ("'", "’") and v.after[:1].isalpha() and (prev.isspace() or prev == ""):
         tail = re.match(r"[^\W\d_]+", v.after)
@@ -1065,7 +1103,7 @@ def _apostrophe(v: _View) -> Result | None:
 
 def _phrase(v: _View) -> Result | None:
     """A multi-word expression that LanguageTool's phrase list says is misused ("with regards to")."""
-    if v.transcript or v.foreign_context or v.foreign_document or v.math or not v.first:
+    if v.transcript or v.foreign_context or v.foreign_document or v.math or not v.first or v.hint("alien"):
         return None
     if not v.word[:1].islower() or _squash(v.first) == _squash(v.word):
         return None  # names keep their own spelling; spacing and hyphens are the compounds' business
@@ -1077,7 +1115,22 @@ def _style(v: _View) -> Result | None:
         return _r(FP, 82, "informal wording is expected in a transcript of spoken language")
     if v.foreign_context:
         return _r(FP, 60, "the flagged words belong to a passage in another language")
+    dropped = _dropped_words(v.word, v.first) if v.first else []
+    if dropped and not all(w in _LINK_WORDS for w in dropped):
+        return _r(
+            FP, 50, f"{_q(' '.join(dropped))} carries meaning here, so the shorter wording is not equivalent"
+        )
     return _r(SP, 50, "LanguageTool suggests a more concise or formal wording, which is a matter of style")
+
+
+def _dropped_words(flagged: str, suggestion: str) -> list[str]:
+    """The words a suggestion leaves out when it only deletes words of the flagged text ([] otherwise)."""
+    left = flagged.lower().split()
+    for w in suggestion.lower().split():
+        if w not in left:
+            return []
+        left.remove(w)
+    return left
 
 
 def _fallback(v: _View) -> Result:
