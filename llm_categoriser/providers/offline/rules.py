@@ -592,6 +592,22 @@ class _View:
         return lang != "en" and total >= 3 and share >= 0.6
 
     @property
+    def quoted_name(self) -> bool:
+        """The flag is the text of a Markdown link or the name of a function.
+
+        A title, name or identifier quoted from elsewhere ("[Encyclopedia](https:", "capitalize()")
+        keeps its own spelling.
+        """
+        if re.match(r"^\(\)", self.after):
+            return True
+        opening = self.before.rfind("[")
+        return (
+            opening >= 0
+            and "]" not in self.before[opening:]
+            and bool(re.match(r"^[^\[\]()]{0,60}\]\(", self.after))
+        )
+
+    @property
     def foreign_document(self) -> bool:
         return str(self.hints.get("doc_lang", "en")) != "en"
 
@@ -781,7 +797,7 @@ def _spelling(v: _View) -> Result:
     if " " in word and any(_squash(s) == _squash(word) for s in sugg):
         return _r(PE, 50, "a single word has been split by a stray space, as happens in PDF conversion")
     if _is_us_spelling(word, sugg):
-        return _r(SE, 60, f"{_q(word)} is the American spelling; British English uses {_q(sugg[0])}")
+        return _us_spelling(v, "spelling")
     joined = [s for s in sugg[:3] if _squash(s) == low.replace("-", "") and s.lower() != low]
     if joined and (word.islower() or "-" in word):
         hyphenated = [s for s in joined if "-" in s]
@@ -1049,9 +1065,18 @@ def _case(v: _View) -> Result | None:
     )
 
 
+def _us_spelling(v: _View, what: str) -> Result:
+    """An American spelling is an error in British prose, not in a title or name quoted from elsewhere."""
+    if v.quoted_name:
+        return _r(
+            FP, 60, f"{_q(v.word)} is part of a title or name quoted from elsewhere, which keeps its spelling"
+        )
+    return _r(SE, 60, f"{_q(v.word)} is the American {what}; British English uses {_q(v.first)}")
+
+
 def _locale(v: _View) -> Result | None:
     if _is_us_spelling(v.match, v.suggestions):
-        return _r(SE, 60, f"{_q(v.match)} is the American spelling; British English uses {_q(v.first)}")
+        return _us_spelling(v, "spelling")
     if v.transcript or v.foreign_context or v.foreign_document or v.in_table or not v.first:
         return _r(FP, 60, f"{_q(v.match)} is acceptable in British English in this context")
     return _r(SE, 40, f"{_q(v.match)} is the American word; British English uses {_q(v.first)}")
@@ -1082,7 +1107,7 @@ def _name_form(v: _View) -> Result | None:
 
 def _coherency(v: _View) -> Result | None:
     if _is_us_spelling(v.match, v.suggestions):
-        return _r(SE, 60, f"{_q(v.match)} is the American variant; British English uses {_q(v.first)}")
+        return _us_spelling(v, "variant")
     res = _compound(v)
     if res:
         return res
