@@ -414,6 +414,41 @@ def test_wordiness(words, suggestions, expected):
     assert category is expected
 
 
+# ---- an American spelling quoted from elsewhere: a link's text, a function's name -----------------
+
+
+@pytest.mark.parametrize(
+    ("word", "context", "expected"),
+    [
+        (
+            "Encyclopedia",
+            "...Read more in the [**Encyclopedia**](https://www.example.org/x) entry...",
+            Category.FALSE_POSITIVE,
+        ),
+        (
+            "organization",
+            "...see [the **organization** of the army](https://example.org) for...",
+            Category.FALSE_POSITIVE,
+        ),
+        ("capitalize", "...| Capitalise | **capitalize**() | Count |...", Category.FALSE_POSITIVE),
+        (
+            "organization",
+            "...the **organization** of the army [1](https://example.org)...",
+            Category.SPELLING_ERROR,
+        ),
+        (
+            "organization",
+            "...the [army] and its **organization** were (in part) new...",
+            Category.SPELLING_ERROR,
+        ),
+    ],
+)
+def test_american_spelling_quoted_from_elsewhere(word, context, expected):
+    suggestion = word.replace("iz", "is").replace("pedia", "paedia")
+    category, _confidence, _reason = run(make_issue(word, context, suggestions=suggestion), ENGLISH_DOC)
+    assert category is expected
+
+
 # ---- unpaired quotation marks: a string in program code is paired in the code ---------------------
 
 

@@ -10,10 +10,11 @@ languages, spoken-language transcripts, proper nouns, maths notation and US spel
 Two entry points are called by the pipeline:
 
 * ``document_hints`` runs at planning time, once per issue, with the whole document, and returns a
-  handful of JSON-serialisable values: how often the word occurs in the document, and how common
+  handful of JSON-serialisable values: how often the word occurs in the document, how common
   the word and its suggestion are in English (and in the document's other language) according to
-  wordfreq's lists.  The token count of a document is built once and cached, and wordfreq's lists
-  are loaded on first use, so each further call costs microseconds.
+  wordfreq's lists, and how many of its neighbours are no English words.  The token count of a
+  document is built once and cached, and wordfreq's lists are loaded on first use, so each
+  further call costs microseconds.
 * ``classify`` is deterministic and returns ``(category, confidence, reason)``; it needs no
   word list of its own.
 
