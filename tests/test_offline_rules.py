@@ -396,6 +396,9 @@ def test_open_compound(words, context, expected):
         ("subject matter", "subject", Category.FALSE_POSITIVE),  # drops "matter"
         ("a free gift", "a gift", Category.FALSE_POSITIVE),
         ("outside of", "outside", Category.STYLISTIC_PREFERENCE),  # drops only "of"
+        ("all of the", "all the", Category.STYLISTIC_PREFERENCE),  # keeps the quantifier
+        ("of any of", "of", Category.FALSE_POSITIVE),  # drops the quantifier "any"
+        ("each of the", "the", Category.FALSE_POSITIVE),
         ("whether or not", "whether", Category.STYLISTIC_PREFERENCE),
         ("at this point in time", "now", Category.STYLISTIC_PREFERENCE),  # a rewording, not a deletion
         ("subject matter", "", Category.STYLISTIC_PREFERENCE),  # no shorter wording offered

@@ -208,6 +208,9 @@ _CODE_CALL = re.compile(r"[A-Za-z_]\w*\([^()]*$")
 # Words that do not carry the meaning of a phrase: a compound before one is not modifying a noun,
 # and a wording that only drops them says the same thing.
 _LINK_WORDS = ENGLISH_FUNCTION_WORDS | _words("a an the to in is and or as at on of not")
+# Function words that still say how much or how many: a wording that drops one ("of any of" ->
+# "of") says something else, unlike one that drops a preposition ("outside of" -> "outside").
+_QUANTIFIERS = _words("any all some each every both either neither few many much most no none several")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1142,7 +1145,7 @@ def _style(v: _View) -> Result | None:
     if v.foreign_context:
         return _r(FP, 60, "the flagged words belong to a passage in another language")
     dropped = _dropped_words(v.word, v.first) if v.first else []
-    if dropped and not all(w in _LINK_WORDS for w in dropped):
+    if dropped and any(w not in _LINK_WORDS or w in _QUANTIFIERS for w in dropped):
         return _r(
             FP, 50, f"{_q(' '.join(dropped))} carries meaning here, so the shorter wording is not equivalent"
         )
