@@ -1,6 +1,7 @@
 """The HTTP plumbing every loopback emulator shares: a threaded server on 127.0.0.1 (free port by
 default) whose handler reads the request body (plain or chunked) and hands the request to
-:meth:`LoopbackServer.handle`, and the standalone loop of an emulator in its own process.
+:meth:`LoopbackServer.handle`, the record of requests received, the plans that say how emulated
+batch jobs end, and the standalone loop of an emulator in its own process.
 
 Only the Python standard library is used.
 """
@@ -12,11 +13,19 @@ import signal
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
-__all__ = ["LoopbackServer", "RecordedRequest", "Response", "serve_until_signalled"]
+__all__ = [
+    "BatchPlans",
+    "LoopbackServer",
+    "PlannedBatches",
+    "RecordedRequest",
+    "Response",
+    "serve_until_signalled",
+]
 
 
 @dataclass
@@ -215,6 +224,51 @@ class LoopbackServer:
     def url(self) -> str:
         """The base URL an SDK is given (vendors add their API path)."""
         return self.root_url
+
+
+PlanT = TypeVar("PlanT")
+
+
+class BatchPlans(Generic[PlanT]):
+    """How emulated batch jobs end: a default plan, and plans queued for the next jobs created
+    (the caller holds the emulator's lock)."""
+
+    def __init__(self, make: Callable[..., PlanT], default: PlanT | None = None) -> None:
+        self._make = make
+        self.default = default or make()
+        self._queued: deque[PlanT] = deque()
+
+    def set_default(self, plan: PlanT | None, settings: Mapping[str, Any]) -> None:
+        self.default = plan or self._make(**settings)
+
+    def queue(self, plan: PlanT | None, settings: Mapping[str, Any]) -> PlanT:
+        built = plan or self._make(**settings)
+        self._queued.append(built)
+        return built
+
+    def take(self) -> PlanT:
+        """The plan of a job being created."""
+        return self._queued.popleft() if self._queued else self.default
+
+    def clear(self) -> None:
+        self._queued.clear()
+
+
+class PlannedBatches:
+    """The batch-plan controls of an emulator with batch jobs (its ``_plans``)."""
+
+    _lock: threading.RLock
+    _plans: BatchPlans[Any]
+
+    def set_default_batch_plan(self, plan: Any = None, **settings: Any) -> None:
+        """The plan of every job with no plan of its own (``settings`` build one)."""
+        with self._lock:
+            self._plans.set_default(plan, settings)
+
+    def plan_next_batch(self, plan: Any = None, **settings: Any) -> Any:
+        """Queue a plan for the next batch job created; returns it."""
+        with self._lock:
+            return self._plans.queue(plan, settings)
 
 
 def serve_until_signalled(emulator: LoopbackServer) -> None:

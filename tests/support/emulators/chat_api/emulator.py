@@ -8,7 +8,7 @@ import argparse
 import json
 import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,12 +30,19 @@ from support.emulators.chat_api.wire import (
     tokens_of,
 )
 from support.emulators.gemini import default_answer
-from support.emulators.loopback import LoopbackServer, RecordedRequest, Response, serve_until_signalled
+from support.emulators.loopback import (
+    BatchPlans,
+    LoopbackServer,
+    PlannedBatches,
+    RecordedRequest,
+    Response,
+    serve_until_signalled,
+)
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
-class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
+class ChatApiEmulator(BatchJobsMixin, PlannedBatches, LoopbackServer):
     """A fake chat-completion API server; vendors subclass it (see the module docstring).
 
     Settings (plain attributes):
@@ -87,8 +94,7 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
         self.complete_after_polls = complete_after_polls
         self.answer_fn = answer_fn or default_answer
         self._faults: list[QueuedFault] = []
-        self._default_plan = BatchPlan()
-        self._next_plans: deque[BatchPlan] = deque()
+        self._plans = BatchPlans(BatchPlan)
         self._jobs: dict[str, Job] = {}
         self._files: dict[str, StoredFile] = {}
         self._seen_prefixes: set[str] = set()
@@ -169,23 +175,13 @@ class ChatApiEmulator(BatchJobsMixin, LoopbackServer):
         with self._lock:
             self._faults.clear()
 
-    def set_default_batch_plan(self, plan: BatchPlan | None = None, **kwargs: Any) -> None:
-        with self._lock:
-            self._default_plan = plan or BatchPlan(**kwargs)
-
-    def plan_next_batch(self, plan: BatchPlan | None = None, **kwargs: Any) -> BatchPlan:
-        built = plan or BatchPlan(**kwargs)
-        with self._lock:
-            self._next_plans.append(built)
-        return built
-
     def reset(self) -> None:
         """Forget jobs, files, faults and plans; zero the counters (settings stay)."""
         with self._lock:
             self._jobs.clear()
             self._files.clear()
             self._faults.clear()
-            self._next_plans.clear()
+            self._plans.clear()
             self._seen_prefixes.clear()
             self.reset_stats()
 

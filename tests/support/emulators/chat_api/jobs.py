@@ -8,14 +8,11 @@ import json
 import random
 import re
 import secrets
-import threading
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from support.emulators.chat_api.wire import (
     ApiError,
-    BatchPlan,
     Item,
     Job,
     Request,
@@ -26,17 +23,8 @@ from support.emulators.loopback import Response
 
 
 class BatchJobsMixin:
-    """The batch side of :class:`~support.emulators.chat_api.ChatApiEmulator`."""
-
-    _lock: threading.RLock
-    _jobs: dict[str, Job]
-    _files: dict[str, StoredFile]
-    _next_plans: deque[BatchPlan]
-    _default_plan: BatchPlan
-    batch_mode: str
-    complete_after_polls: int
-    job_prefix: str
-    file_prefix: str
+    """The batch side of :class:`~support.emulators.chat_api.ChatApiEmulator`;
+    the state it uses is set up in its ``__init__``."""
 
     if TYPE_CHECKING:  # provided by ChatApiEmulator and the vendors
 
@@ -186,7 +174,7 @@ class BatchJobsMixin:
                     self.error(400, "bad_request", f"Duplicate custom_id {item.custom_id!r} in the input.")
                 )
             seen.add(item.custom_id)
-        plan = self._next_plans.popleft() if self._next_plans else self._default_plan
+        plan = self._plans.take()
         job = Job(
             id=self._new_id(self.job_prefix),
             model=model,

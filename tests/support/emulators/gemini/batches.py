@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,6 @@ from support.emulators.gemini.wire import (
     NOT_FOUND_MESSAGE,
     TERMINAL_STATES,
     ApiError,
-    BatchPlan,
     Item,
     Job,
     Response,
@@ -35,20 +32,8 @@ from support.emulators.gemini.wire import (
 
 
 class BatchesMixin:
-    """The batch handlers of :class:`~support.emulators.gemini.GeminiEmulator`."""
-
-    _lock: threading.RLock
-    _jobs: dict[str, Job]
-    _files: dict[str, StoredFile]
-    _next_plans: deque[BatchPlan]
-    _default_plan: BatchPlan
-    _batch_creations: int
-    _batch_items: int
-    _max_inline_bytes: int
-    max_inline_bytes: int
-    batch_mode: str
-    complete_after_polls: int | None
-    complete_after_seconds: float | None
+    """The batch handlers of :class:`~support.emulators.gemini.GeminiEmulator`;
+    the state they use is set up in its ``__init__``."""
 
     if TYPE_CHECKING:  # provided by GeminiEmulator and the other mixins
 
@@ -103,7 +88,7 @@ class BatchesMixin:
             )
         now = utc_now()
         with self._lock:
-            plan = self._next_plans.popleft() if self._next_plans else self._default_plan
+            plan = self._plans.take()
             name = f"batches/{secrets.token_hex(10)}"
             job = Job(
                 name=name,

@@ -37,10 +37,12 @@ from support.emulators.gemini.wire import (
     route_of,
     utc_now,
 )
-from support.emulators.loopback import LoopbackServer, RecordedRequest
+from support.emulators.loopback import BatchPlans, LoopbackServer, PlannedBatches, RecordedRequest
 
 
-class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin, LoopbackServer):
+class GeminiEmulator(
+    FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin, PlannedBatches, LoopbackServer
+):
     """A threaded fake Gemini Developer API server (see the module docstring).
 
     Use it as a context manager (``with GeminiEmulator() as emu: emu.url``) or
@@ -89,8 +91,7 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
         self.default_page_size = default_page_size
         self.record_body_limit = record_body_limit
 
-        self._default_plan = default_batch_plan or BatchPlan()
-        self._next_plans: deque[BatchPlan] = deque()
+        self._plans = BatchPlans(BatchPlan, default_batch_plan)
         self._faults: list[QueuedFault] = []
         self._jobs: dict[str, Job] = {}
         self._files: dict[str, StoredFile] = {}
@@ -104,18 +105,6 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
         return self.root_url
 
     # -- batch control -----------------------------------------------------
-
-    def set_default_batch_plan(self, plan: BatchPlan | None = None, **kwargs: Any) -> None:
-        """Plan used by jobs with no specific plan (kwargs build a BatchPlan)."""
-        with self._lock:
-            self._default_plan = plan or BatchPlan(**kwargs)
-
-    def plan_next_batch(self, plan: BatchPlan | None = None, **kwargs: Any) -> BatchPlan:
-        """Queue a plan consumed by the next created batch job."""
-        built = plan or BatchPlan(**kwargs)
-        with self._lock:
-            self._next_plans.append(built)
-        return built
 
     def plan_batch(self, name: str, plan: BatchPlan | None = None, **kwargs: Any) -> None:
         """Replace the plan of an existing (not yet finished) job."""
@@ -167,7 +156,7 @@ class GeminiEmulator(FaultsMixin, GenerateContentMixin, BatchesMixin, FilesMixin
             self._files.clear()
             self._uploads.clear()
             self._faults.clear()
-            self._next_plans.clear()
+            self._plans.clear()
             self.reset_stats()
 
     # -- introspection -----------------------------------------------------

@@ -3,8 +3,6 @@ the error bodies of the HTTP faults (quota, internal, unavailable, any status)."
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -22,13 +20,8 @@ from support.emulators.gemini.wire import (
 
 
 class FaultsMixin:
-    """Fault injection and key checks of :class:`~support.emulators.gemini.GeminiEmulator`."""
-
-    _lock: threading.RLock
-    _faults: list[QueuedFault]
-    _faults_served: Counter[str]
-    api_keys: frozenset[str] | None
-    invalid_api_keys: frozenset[str]
+    """Fault injection and key checks of :class:`~support.emulators.gemini.GeminiEmulator`;
+    the state they use is set up in its ``__init__``."""
 
     def inject(
         self,

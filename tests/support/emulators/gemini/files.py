@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,12 +26,8 @@ from support.emulators.gemini.wire import (
 
 
 class FilesMixin:
-    """The file handlers of :class:`~support.emulators.gemini.GeminiEmulator`."""
-
-    _lock: threading.RLock
-    _files: dict[str, StoredFile]
-    _uploads: dict[str, Upload]
-    _uploaded_sizes: list[int]
+    """The file handlers of :class:`~support.emulators.gemini.GeminiEmulator`;
+    the state they use is set up in its ``__init__``."""
 
     if TYPE_CHECKING:  # provided by GeminiEmulator and the other mixins
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from support.emulators.gemini.answers import (
@@ -95,18 +93,8 @@ def quota_error(
 
 
 class GenerateContentMixin:
-    """The ``generateContent`` handler of :class:`~support.emulators.gemini.GeminiEmulator`."""
-
-    _lock: threading.RLock
-    _response_seq: int
-    _accepted: deque[float]
-    _answered_at: list[float]
-    _rate_limited: int
-    answer_fn: Callable[[str], str] | None
-    latency: float
-    latency_per_item: float
-    requests_per_minute: int | None
-    rate_window: float
+    """The ``generateContent`` handler of :class:`~support.emulators.gemini.GeminiEmulator`;
+    the state it uses is set up in its ``__init__``."""
 
     if TYPE_CHECKING:  # provided by GeminiEmulator and the other mixins
 
