@@ -36,15 +36,14 @@ if str(REPO) not in sys.path:
 
 from llm_categoriser.cascade.evidence import report_evidence  # noqa: E402
 from llm_categoriser.cascade.features import ReportStats, flag_features  # noqa: E402
+from llm_categoriser.cascade.memory import memory_key  # noqa: E402
 from llm_categoriser.cascade.training import Example, TrainSettings, feature_matrix, train  # noqa: E402
 from llm_categoriser.layout import Layout  # noqa: E402
 from llm_categoriser.lt_report import LoadedReport, issue_key, load_report  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
-from llm_categoriser.outputs import PRICES_PER_MILLION  # noqa: E402
 from llm_categoriser.plan import build_plan  # noqa: E402
-from llm_categoriser.prompts import load_templates, render_user  # noqa: E402
-from llm_categoriser.records import PlannedBatch, read_record  # noqa: E402
 from llm_categoriser.settings import resolve  # noqa: E402
+from llm_categoriser.spending import estimate_plan  # noqa: E402
 
 
 def load_labels(path: Path) -> dict[str, str]:
@@ -81,7 +80,6 @@ def plain_and_cascade_requests(
     undecided) for the gemini provider, so batches and prompts are exactly what a run would send.
     """
     out: dict[str, Any] = {}
-    templates = load_templates()
     for name, keep in (("plain", test_keys), ("cascade", test_keys - cascaded)):
         subset = LoadedReport(path=report.path, issues=[i for i in report.issues if i.key in keep])
         settings = resolve(
@@ -93,17 +91,14 @@ def plain_and_cascade_requests(
             }
         )
         plan = build_plan(settings, report=subset)
-        chars = 0
-        for doc in plan.documents:
-            for batch_id in doc.batch_ids:
-                batch = read_record(settings.layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
-                chars += len(templates.system) + len(render_user(batch, templates=templates))
+        estimate = estimate_plan(plan, settings)
         out[name] = {
             "flags": len(subset.issues),
-            "requests": plan.batches,
-            "input_tokens": chars // 4,
-            "input_cost_usd": chars // 4 * PRICES_PER_MILLION["input"] / 1e6,
-            "model": settings.effective_model,
+            "requests": estimate.requests_to_send,
+            "input_tokens": estimate.usage.input_tokens,
+            "output_tokens": estimate.usage.output_tokens,
+            "cost_usd": float(estimate.cost_usd or 0),
+            "model": estimate.model,
         }
     return out
 
@@ -134,16 +129,22 @@ def run_split(
     train_issues = [i for i in labelled if side(i)]
     test_issues = [i for i in labelled if not side(i)]
     examples = [
-        Example(i.key, f"{i.subject}/{i.filename}", features[i.key], labels[i.key]) for i in train_issues
+        Example(i.key, f"{i.subject}/{i.filename}", features[i.key], labels[i.key], memory_key(i))
+        for i in train_issues
     ]
     started = time.perf_counter()
     model = train(examples, settings.model_copy(update={"seed": seed}))
     train_seconds = time.perf_counter() - started
-    predictions = model.predict(feature_matrix([features[i.key] for i in test_issues], settings.n_features))
+    predictions = model.predict(
+        feature_matrix([features[i.key] for i in test_issues], settings.n_features),
+        [memory_key(i) for i in test_issues],
+    )
     answered = [(i, p) for i, p in zip(test_issues, predictions, strict=True) if p.answered]
     agreed = sum(p.category == labels[i.key] for i, p in answered)
     per_category = Counter(p.category for _i, p in answered)
     per_category_agreed = Counter(p.category for i, p in answered if p.category == labels[i.key])
+    per_segment = Counter(p.segment for _i, p in answered)
+    per_segment_agreed = Counter(p.segment for i, p in answered if p.category == labels[i.key])
     all_test_keys = {i.key for i in issues if not side(i)}
     cost = plain_and_cascade_requests(
         report, corpus, all_test_keys, {i.key for i, _p in answered}, tmp / f"{kind}-{seed}"
@@ -159,7 +160,9 @@ def run_split(
         "answered": len(answered),
         "answered_share": len(answered) / len(test_issues),
         "agreement": agreed / len(answered) if answered else None,
+        "agreed": agreed,
         "per_category": {c: [per_category[c], per_category_agreed[c]] for c in sorted(per_category)},
+        "per_segment": {g: [per_segment[g], per_segment_agreed[g]] for g in sorted(per_segment)},
         "requests": cost,
     }
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=str(REPO.parent / "shared" / "corpus"))
     parser.add_argument("--labels", default="labels/gemini.csv", help="relative to the corpus")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--min-agreement", type=float, default=0.95)
+    parser.add_argument("--min-agreement", type=float, default=TrainSettings().min_agreement)
     parser.add_argument("--regularisation", type=float, default=TrainSettings().regularisation)
     parser.add_argument("--json", dest="json_path", default=None, help="write the numbers here")
     parser.add_argument("--tmp", default=None, help="folder for the planning files (default: a temp dir)")
@@ -209,10 +212,23 @@ def main(argv: list[str] | None = None) -> int:
                     f"{cascade['requests']} ({1 - cascade['requests'] / plain['requests']:.1%} saved), "
                     f"input tokens {plain['input_tokens']} -> {cascade['input_tokens']} "
                     f"({1 - cascade['input_tokens'] / plain['input_tokens']:.1%} saved, "
-                    f"${plain['input_cost_usd']:.3f} -> ${cascade['input_cost_usd']:.3f}); "
+                    f"${plain['cost_usd']:.3f} -> ${cascade['cost_usd']:.3f}); "
                     f"trained in {r['train_seconds']:.1f} s"
                 )
                 print(f"    per category (answered, agreed): {r['per_category']}")
+                print(f"    per memory segment (answered, agreed): {r['per_segment']}")
+            mine = [r for r in results if r["split"] == kind]
+            answered = sum(r["answered"] for r in mine)
+            flags = sum(r["test_flags"] for r in mine)
+            plain = {n: sum(r["requests"]["plain"][n] for r in mine) for n in ("requests", "cost_usd")}
+            left = {n: sum(r["requests"]["cascade"][n] for r in mine) for n in ("requests", "cost_usd")}
+            print(
+                f"{kind:8s} all seeds: answered locally {answered / flags:.1%} ({answered}/{flags}), "
+                f"agreement {sum(r['agreed'] for r in mine) / max(1, answered):.1%}; requests "
+                f"{plain['requests']} -> {left['requests']} ({1 - left['requests'] / plain['requests']:.1%} "
+                f"saved), cost ${plain['cost_usd']:.3f} -> ${left['cost_usd']:.3f} "
+                f"({1 - left['cost_usd'] / plain['cost_usd']:.1%} saved)"
+            )
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

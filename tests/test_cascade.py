@@ -14,13 +14,16 @@ from llm_categoriser import cli
 from llm_categoriser.cascade.evidence import report_evidence
 from llm_categoriser.cascade.features import ReportStats, flag_features
 from llm_categoriser.cascade.learn import cached_model_answers, examples_for, model_path, train_from_cache
+from llm_categoriser.cascade.memory import lookup, memory_arrays, memory_key, segment_of
 from llm_categoriser.cascade.model import CascadeModelError, load_model, save_model
 from llm_categoriser.cascade.training import (
     Example,
     TrainingError,
     TrainSettings,
     calibrate,
+    calibrate_segments,
     feature_matrix,
+    held_out_segments,
     out_of_fold,
     train,
 )
@@ -76,13 +79,13 @@ def test_training_is_deterministic(examples) -> None:
 def test_the_model_learns_the_synthetic_patterns(examples) -> None:
     model = train(examples, FAST)
     matrix = feature_matrix([e.features for e in examples], FAST.n_features)
-    predictions = model.predict(matrix)
+    predictions = model.predict(matrix, [e.memory_key for e in examples])
     agree = sum(p.category == e.category for p, e in zip(predictions, examples, strict=True))
     assert agree / len(examples) > 0.8
     answered = [(p, e) for p, e in zip(predictions, examples, strict=True) if p.answered]
     assert answered, "a clean synthetic set must let some category pass the threshold"
     for prediction, _example in answered:
-        threshold = model.info.calibration[prediction.category].threshold
+        threshold = model.info.calibration[prediction.segment][prediction.category].threshold
         assert threshold is not None and prediction.probability >= threshold
         assert 0 <= prediction.confidence <= 100
     assert 0 < model.info.expected_coverage <= 1
@@ -119,6 +122,42 @@ def test_calibration_picks_the_lowest_threshold_that_meets_the_target() -> None:
     assert stricter["A"].threshold is None  # 10 perfect flags are fewer than min_support
 
 
+def test_each_memory_segment_has_its_own_thresholds() -> None:
+    classes = ["A", "B"]
+    probabilities = np.column_stack([np.full(40, 0.8), np.full(40, 0.2)])
+    truth = ["A"] * 20 + ["A", "B"] * 10  # seen words: all agree; unseen: half of them
+    segments = ["seen_more"] * 20 + ["unseen"] * 20
+    result = calibrate_segments(classes, probabilities, truth, segments, min_agreement=0.9, min_support=5)
+    assert set(result) == {"unseen", "seen_once", "seen_more"}
+    assert result["seen_more"]["A"].threshold == pytest.approx(0.8) and result["seen_more"]["A"].covered == 20
+    assert result["unseen"]["A"].threshold is None and result["unseen"]["A"].held_out == 20
+    assert result["seen_once"]["A"].held_out == 0
+
+
+def test_the_answer_memory_keys_hash_the_rule_and_word(corpus) -> None:
+    report, _answers = corpus
+    issues = load_report(report).issues
+    first = issues[0]
+    same = first.model_copy(update={"issue": f"  {first.issue.upper()} ", "context": "other"})
+    other_rule = first.model_copy(update={"rule_id": "OTHER_RULE"})
+    assert memory_key(same) == memory_key(first) != memory_key(other_rule)
+    assert -(2**63) <= memory_key(first) < 2**63
+    assert [segment_of(n) for n in (0, 1, 2, 9)] == ["unseen", "seen_once", "seen_more", "seen_more"]
+    keys, counts = memory_arrays([5, 3, 5, 5])
+    assert keys.tolist() == [3, 5] and counts.tolist() == [1, 3]
+    assert lookup([5, 4, 3, 99, -7], keys, counts) == [3, 0, 1, 0, 0]
+    assert lookup([1], keys[:0], counts[:0]) == [0]
+
+
+def test_cross_validation_counts_the_memory_from_the_training_folds_only() -> None:
+    documents = np.array([f"doc-{n // 4}" for n in range(40)])
+    labels = np.array(["A", "B"] * 20)
+    own_word = [hash(d) % 1000 for d in documents]  # a word found in one document only
+    shared_word = [7] * 40  # a word found in every document
+    assert set(held_out_segments(own_word, labels, documents, FAST)) == {"unseen"}
+    assert set(held_out_segments(shared_word, labels, documents, FAST)) == {"seen_more"}
+
+
 def test_calibration_treats_equal_probabilities_as_one_step() -> None:
     probabilities = np.array([[0.9, 0.1]] * 4 + [[0.8, 0.2]] * 4)
     truth = ["A", "A", "A", "B", "A", "A", "A", "A"]
@@ -141,12 +180,13 @@ def test_cross_validation_never_scores_a_document_it_trained_on() -> None:
     assert probabilities.max() < 0.8
     in_sample = train(
         [
-            Example(str(n), d, f, label)
+            Example(str(n), d, f, label, n)
             for n, (d, f, label) in enumerate(zip(documents, features, labels, strict=True))
         ],
         FAST,
     )
-    assert (np.array([p.category for p in in_sample.predict(hashed)]) == labels).all()
+    predicted = [p.category for p in in_sample.predict(hashed, list(range(60)))]
+    assert (np.array(predicted) == labels).all()
 
 
 def test_saved_model_holds_no_text_of_the_corpus(examples, tmp_path: Path) -> None:
@@ -157,7 +197,14 @@ def test_saved_model_holds_no_text_of_the_corpus(examples, tmp_path: Path) -> No
     words += ["Geography", "History", "doc-00", "spelling mistake", "The visit"]
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
-    assert set(members) == {"header.npy", "columns.npy", "coef.npy", "intercept.npy"}
+    assert set(members) == {
+        "header.npy",
+        "columns.npy",
+        "coef.npy",
+        "intercept.npy",
+        "memory_keys.npy",
+        "memory_counts.npy",
+    }
     for name, data in members.items():
         for word in words:
             for encoded in (word.encode(), word.lower().encode(), word.encode("utf-32-le")):
@@ -166,6 +213,8 @@ def test_saved_model_holds_no_text_of_the_corpus(examples, tmp_path: Path) -> No
     assert loaded.info == model.info
     matrix = feature_matrix([e.features for e in examples], FAST.n_features)
     assert np.allclose(loaded.probabilities(matrix), model.probabilities(matrix))
+    keys = [e.memory_key for e in examples]
+    assert loaded.seen(keys) == model.seen(keys) and min(model.seen(keys)) >= 1
 
 
 def test_a_bad_model_file_says_what_to_do(tmp_path: Path) -> None:
@@ -186,7 +235,9 @@ def test_training_refuses_too_little(examples) -> None:
     one_document = [e for e in examples if e.document == examples[0].document]
     with pytest.raises(TrainingError, match="at least 2 documents"):
         train(one_document, FAST)
-    one_category = [e.__class__(e.key, e.document, e.features, "FALSE_POSITIVE") for e in examples]
+    one_category = [
+        e.__class__(e.key, e.document, e.features, "FALSE_POSITIVE", e.memory_key) for e in examples
+    ]
     with pytest.raises(TrainingError, match="at least 2 categories"):
         train(one_category, FAST)
 
@@ -256,3 +307,37 @@ def test_the_train_rule_trains_from_the_cache(tmp_path: Path) -> None:
     assert model.info.training_answers == len(answers)
     log = (tmp_path / "data" / "logs" / "train.log").read_text(encoding="utf-8")
     assert "Expected (cross-validation by document)" in log
+
+
+def test_estimate_counts_what_the_cascade_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    _report, answers = workspace(tmp_path)
+    write_cache(tmp_path / "data", answers, "gemini", "e" * 32)
+    assert cli.main(["train", "--directory", str(tmp_path)]) == 0
+    where = ["--directory", str(tmp_path), "--provider", "gemini", "--json"]
+    capsys.readouterr()
+    assert cli.main(["estimate", *where]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["cascade"] is None
+    assert cli.main(["estimate", *where, "--config", "cascade=true"]) == 0
+    cascade = json.loads(capsys.readouterr().out)
+    saved = cascade["cascade"]
+    assert saved["flags_answered_locally"] > 0
+    assert (
+        cascade["flags_to_send"] + saved["flags_answered_locally"] == plain["flags_to_send"] == len(answers)
+    )
+    assert saved["plain_requests"] == plain["requests_to_send"]
+    assert saved["requests_saved"] == plain["requests_to_send"] - cascade["requests_to_send"] > 0
+    assert saved["batches_saved"] == plain["batches"] - cascade["batches"] > 0
+    assert float(saved["plain_cost_usd"]) == pytest.approx(float(plain["cost_usd"]))
+    assert float(saved["cost_usd_saved"]) == pytest.approx(
+        float(plain["cost_usd"]) - float(cascade["cost_usd"])
+    )
+    assert saved["input_tokens_saved"] > 0 and float(saved["cost_usd_saved"]) > 0
+    # the run without the cascade is planned apart: the run's own decisions are still there
+    assert list((tmp_path / "data" / "plan").glob("*/*/cascade.json"))
+    assert cli.main(["estimate", *where[:-1], "--config", "cascade=true"]) == 0
+    line = f"Cascade: {saved['flags_answered_locally']} flag(s) answered locally, "
+    line += f"saving {saved['requests_saved']} request(s)"
+    assert line in capsys.readouterr().out

@@ -25,6 +25,7 @@ from ..settings import Settings
 from .evidence import document_evidence, read_document
 from .features import ReportStats, flag_features
 from .learn import model_path
+from .memory import memory_key
 from .model import CascadeModel, CascadeModelError, load_model
 from .training import feature_matrix
 
@@ -114,15 +115,17 @@ def decide(
         return decisions
     stats = ReportStats.from_issues(report.issues)
     keys: list[str] = []
+    memory: list[int] = []
     features: list[dict[str, float]] = []
     for (subject, filename), issues in documents.items():
         text = read_document(settings.layout, subject, filename)
         for evidence in document_evidence(issues, text):
             keys.append(evidence.issue.key)
+            memory.append(memory_key(evidence.issue))
             features.append(flag_features(evidence, stats))
     if not keys:
         return decisions
-    predictions = model.predict(feature_matrix(features, model.info.n_features))
+    predictions = model.predict(feature_matrix(features, model.info.n_features), memory)
     for key, prediction in zip(keys, predictions, strict=True):
         if prediction.answered:
             decisions.answers[key] = CascadeAnswer(

@@ -21,10 +21,12 @@ from ..records import BatchResult, RecordError, read_record
 from ..settings import Settings
 from .evidence import report_evidence
 from .features import ReportStats, flag_features
+from .memory import SEGMENTS, memory_key
 from .model import CascadeModel, save_model
 from .training import Example, TrainingError, TrainSettings, train
 
 log = logging.getLogger(__name__)
+SEGMENT_NAMES = {"unseen": "never", "seen_once": "once", "seen_more": "more"}
 
 
 def model_path(settings: Settings) -> Path:
@@ -80,6 +82,7 @@ def examples_for(issues: Iterable[Issue], answers: dict[str, str], layout: Layou
             document=f"{issue.subject}/{issue.filename}",
             features=flag_features(evidence[issue.key], stats),
             category=answers[issue.key],
+            memory_key=memory_key(issue),
         )
         for issue in answered
     ]
@@ -116,12 +119,20 @@ def describe(model: CascadeModel) -> str:
             if info.expected_agreement is not None
             else "; no category reached the agreement target, so none will be."
         ),
-        f"  {'category':38s} {'threshold':>9s} {'held out':>8s} {'covered':>8s} {'agreement':>9s}",
+        "  (word: the flag's rule and word answered by the model in other documents never, once, or more)",
+        f"  {'word':10s} {'category':38s} {'threshold':>9s} {'held out':>8s} {'covered':>8s} "
+        f"{'agreement':>9s}",
     ]
-    for category, cal in sorted(info.calibration.items()):
-        threshold = f"{cal.threshold:.3f}" if cal.threshold is not None else "never"
-        agreement = f"{cal.agreed / cal.covered:.1%}" if cal.covered else "-"
-        lines.append(f"  {category:38s} {threshold:>9s} {cal.held_out:8d} {cal.covered:8d} {agreement:>9s}")
+    for segment in SEGMENTS:
+        for category, cal in sorted(info.calibration[segment].items()):
+            if not cal.held_out:
+                continue
+            threshold = f"{cal.threshold:.3f}" if cal.threshold is not None else "never"
+            agreement = f"{cal.agreed / cal.covered:.1%}" if cal.covered else "-"
+            lines.append(
+                f"  {SEGMENT_NAMES[segment]:10s} {category:38s} {threshold:>9s} {cal.held_out:8d} "
+                f"{cal.covered:8d} {agreement:>9s}"
+            )
     return "\n".join(lines)
 
 

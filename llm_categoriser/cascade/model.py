@@ -1,5 +1,7 @@
 """The trained cascade model: hashed-feature weights, per-category thresholds, a fingerprint.
 
+With the weights, the model keeps its answer memory (``memory.py``: hashed (rule id, word) keys
+and how many training answers each has), which picks the thresholds a flag is held to.
 Saved as one NumPy ``.npz`` archive of plain numeric arrays plus a JSON header (an array of
 text), read back with ``allow_pickle=False``: loading it runs no code, whoever wrote the file
 (a pickle, or a joblib file, loaded from a user-writable folder would run whatever it holds;
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..atomic import atomic_write_bytes
 from ..errors import CategoriserError
+from .memory import SEGMENTS, lookup, segment_of
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 
 
 class CascadeModelError(CategoriserError):
@@ -54,7 +58,9 @@ class ModelInfo(BaseModel):
     answers_digest: str
     code_digest: str
     settings: dict[str, Any]
-    calibration: dict[str, CategoryCalibration]
+    calibration: dict[str, dict[str, CategoryCalibration]] = Field(
+        description="memory segment -> predicted category -> what cross-validation measured"
+    )
     expected_coverage: float
     expected_agreement: float | None
 
@@ -64,6 +70,7 @@ class Prediction:
     category: str
     probability: float
     answered: bool
+    segment: str = SEGMENTS[0]
 
     @property
     def confidence(self) -> int:
@@ -77,6 +84,8 @@ class CascadeModel:
     columns: np.ndarray  # hashed column numbers that carry weight (int64, sorted)
     coef: np.ndarray  # (n_classes or 1, len(columns)) float64
     intercept: np.ndarray  # (n_classes or 1,) float64
+    memory_keys: np.ndarray  # hashed (rule id, word) of the training answers (int64, sorted, unique)
+    memory_counts: np.ndarray  # training answers per key (int64)
 
     @property
     def fingerprint(self) -> str:
@@ -92,15 +101,22 @@ class CascadeModel:
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def predict(self, matrix: Any) -> list[Prediction]:
+    def seen(self, keys: Sequence[int]) -> list[int]:
+        """How many training answers share each flag's memory key."""
+        return lookup(keys, self.memory_keys, self.memory_counts)
+
+    def predict(self, matrix: Any, keys: Sequence[int]) -> list[Prediction]:
+        """The prediction for each row of ``matrix``, whose flags have the memory ``keys``."""
         probabilities = self.probabilities(matrix)
         best = probabilities.argmax(axis=1)
         out: list[Prediction] = []
-        for row, index in enumerate(best):
+        for row, (index, count) in enumerate(zip(best, self.seen(keys), strict=True)):
             category = self.info.classes[int(index)]
             probability = float(probabilities[row, index])
-            threshold = self.info.calibration[category].threshold
-            out.append(Prediction(category, probability, threshold is not None and probability >= threshold))
+            segment = segment_of(count)
+            threshold = self.info.calibration[segment][category].threshold
+            answered = threshold is not None and probability >= threshold
+            out.append(Prediction(category, probability, answered, segment))
         return out
 
 
@@ -112,6 +128,8 @@ def save_model(path: str | os.PathLike[str], model: CascadeModel) -> None:
         columns=model.columns.astype(np.int64),
         coef=model.coef.astype(np.float64),
         intercept=model.intercept.astype(np.float64),
+        memory_keys=model.memory_keys.astype(np.int64),
+        memory_counts=model.memory_counts.astype(np.int64),
     )
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -126,6 +144,8 @@ def load_model(path: str | os.PathLike[str]) -> CascadeModel:
             columns = np.asarray(archive["columns"], dtype=np.int64)
             coef = np.asarray(archive["coef"], dtype=np.float64)
             intercept = np.asarray(archive["intercept"], dtype=np.float64)
+            memory_keys = np.asarray(archive["memory_keys"], dtype=np.int64)
+            memory_counts = np.asarray(archive["memory_counts"], dtype=np.int64)
     except FileNotFoundError:
         raise CascadeModelError(
             f"cascade model {target} not found: {retrain}, or set cascade: false"
@@ -145,4 +165,12 @@ def load_model(path: str | os.PathLike[str]) -> CascadeModel:
         raise CascadeModelError(f"cascade model {target} has arrays of the wrong shape: {retrain}")
     if len(columns) and (columns.min() < 0 or columns.max() >= info.n_features):
         raise CascadeModelError(f"cascade model {target} has feature columns out of range: {retrain}")
-    return CascadeModel(info, columns, coef, intercept)
+    if (
+        memory_keys.ndim != 1
+        or memory_counts.shape != memory_keys.shape
+        or (len(memory_keys) > 1 and bool(np.any(np.diff(memory_keys) <= 0)))
+        or set(info.calibration) != set(SEGMENTS)
+        or any(set(by_category) != set(info.classes) for by_category in info.calibration.values())
+    ):
+        raise CascadeModelError(f"cascade model {target} has an inconsistent answer memory: {retrain}")
+    return CascadeModel(info, columns, coef, intercept, memory_keys, memory_counts)

@@ -4,9 +4,11 @@ Logistic regression on hashed features (scikit-learn): it trains in seconds on t
 flags, is deterministic, gives probabilities that rank well, and reduces to arrays that load
 without code (``model.py``). Calibration: cross-validation with documents as groups (a flag is
 never scored by a classifier that saw its document) gives an out-of-fold probability for every
-answer; per predicted category, the threshold is the lowest probability at which the held-out
-flags at or above it agreed with the model on at least ``min_agreement`` of them (and at least
-``min_support`` flags were seen there). Measured choices: docs/BENCHMARKS.md.
+answer; the held-out flags are split into segments by the answer memory (``memory.py``: the
+flag's rule and word never answered by the model in the training folds, answered once, or more
+often), and per segment and predicted category the threshold is the lowest probability at which
+the held-out flags at or above it agreed with the model on at least ``min_agreement`` of them
+(and at least ``min_support`` flags were seen there). Measured choices: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import CategoriserError
 from .features import FEATURES_VERSION
+from .memory import SEGMENTS, counts_from, memory_arrays, segment_of
 from .model import MODEL_FORMAT, CascadeModel, CategoryCalibration, ModelInfo
 
 
@@ -53,6 +56,7 @@ class Example:
     document: str
     features: dict[str, float]
     category: str
+    memory_key: int  # the hashed (rule id, word) of the flag (``memory.memory_key``)
 
 
 def hasher(n_features: int) -> Any:
@@ -113,6 +117,25 @@ def calibrate(
     return result
 
 
+def calibrate_segments(
+    classes: Sequence[str],
+    probabilities: np.ndarray,
+    truth: Sequence[str],
+    segments: Sequence[str],
+    min_agreement: float,
+    min_support: int,
+) -> dict[str, dict[str, CategoryCalibration]]:
+    """``calibrate`` within each segment of the answer memory (segment -> category -> result)."""
+    tags = np.asarray(segments)
+    result: dict[str, dict[str, CategoryCalibration]] = {}
+    for segment in SEGMENTS:
+        rows = np.flatnonzero(tags == segment)
+        result[segment] = calibrate(
+            classes, probabilities[rows], [truth[i] for i in rows], min_agreement, min_support
+        )
+    return result
+
+
 def _classifier(settings: TrainSettings) -> Any:
     from sklearn.linear_model import LogisticRegression
 
@@ -121,17 +144,36 @@ def _classifier(settings: TrainSettings) -> Any:
     )
 
 
+def folds(
+    labels: np.ndarray, groups: np.ndarray, settings: TrainSettings
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-validation folds (training rows, held-out rows), whole documents, seeded."""
+    from sklearn.model_selection import GroupKFold
+
+    count = min(settings.folds, len(set(groups.tolist())))
+    splitter = GroupKFold(n_splits=count, shuffle=True, random_state=settings.seed)
+    return list(splitter.split(np.zeros(len(labels)), labels, groups))
+
+
+def held_out_segments(
+    keys: Sequence[int], labels: np.ndarray, groups: np.ndarray, settings: TrainSettings
+) -> list[str]:
+    """Each flag's memory segment as cross-validation sees it: counted in its training folds."""
+    segments = [""] * len(keys)
+    for train_rows, test_rows in folds(labels, groups, settings):
+        known = [keys[i] for i in train_rows]
+        for row, count in zip(test_rows, counts_from([keys[i] for i in test_rows], known), strict=True):
+            segments[row] = segment_of(count)
+    return segments
+
+
 def out_of_fold(
     matrix: Any, labels: np.ndarray, groups: np.ndarray, settings: TrainSettings
 ) -> tuple[list[str], np.ndarray]:
     """Class names and out-of-fold probabilities, folds made of whole documents (seeded)."""
-    from sklearn.model_selection import GroupKFold
-
     classes = sorted(set(labels.tolist()))
-    folds = min(settings.folds, len(set(groups.tolist())))
-    splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
     probabilities = np.zeros((len(labels), len(classes)))
-    for train_rows, test_rows in splitter.split(matrix, labels, groups):
+    for train_rows, test_rows in folds(labels, groups, settings):
         if len(set(labels[train_rows].tolist())) < 2:
             probabilities[np.ix_(test_rows, [classes.index(labels[train_rows][0])])] = 1.0
             continue
@@ -165,9 +207,14 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
         warnings.simplefilter("ignore", category=UserWarning)
         classes, held_out = out_of_fold(matrix, labels, groups, settings)
         final = _classifier(settings).fit(matrix, labels)
-    calibration = calibrate(classes, held_out, labels.tolist(), settings.min_agreement, settings.min_support)
-    covered = sum(c.covered for c in calibration.values())
-    agreed = sum(c.agreed for c in calibration.values())
+    keys = [e.memory_key for e in examples]
+    segments = held_out_segments(keys, labels, groups, settings)
+    calibration = calibrate_segments(
+        classes, held_out, labels.tolist(), segments, settings.min_agreement, settings.min_support
+    )
+    covered = sum(c.covered for by_category in calibration.values() for c in by_category.values())
+    agreed = sum(c.agreed for by_category in calibration.values() for c in by_category.values())
+    memory_keys, memory_counts = memory_arrays(keys)
     coef = np.asarray(final.coef_, dtype=np.float64)
     answers = answers_digest(examples)
     code = code_digest()
@@ -198,4 +245,5 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
         expected_coverage=covered / len(examples),
         expected_agreement=agreed / covered if covered else None,
     )
-    return CascadeModel(info, columns, coef, np.asarray(final.intercept_, dtype=np.float64))
+    intercept = np.asarray(final.intercept_, dtype=np.float64)
+    return CascadeModel(info, columns, coef, intercept, memory_keys, memory_counts)

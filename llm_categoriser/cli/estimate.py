@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import spending
+from ..cascade.savings import cascade_savings
 from ..costs.estimate import cap_problem
 from ..costs.prices import format_usd
 from ..plan import build_plan
@@ -41,12 +42,14 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         estimate = spending.estimate_plan(plan, settings)
         other_mode = "sync" if settings.mode == "batch" else "batch"
         other = spending.estimate_plan(plan, settings.model_copy(update={"mode": other_mode}))
+        savings = cascade_savings(settings, plan, estimate)
     problem = cap_problem(estimate, spending.cap(settings), outcome="a run would send nothing")
     if args.json:
         data = estimate.model_dump(mode="json")
         data["max_cost_usd"] = settings.max_cost_usd
         data["over_cap"] = problem is not None
         data[f"cost_usd_{other_mode}"] = None if other.cost_usd is None else float(other.cost_usd)
+        data["cascade"] = None if savings is None else savings.model_dump(mode="json")
         print(json.dumps(data, indent=2))
     else:
         usage = estimate.usage
@@ -66,6 +69,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"Cost: {format_usd(estimate.cost_usd)}{source}")
         if other.cost_usd is not None and other.cost_usd != estimate.cost_usd:
             print(f"  in {other_mode} mode: {format_usd(other.cost_usd)} (--config mode={other_mode})")
+        if savings is not None:
+            print(savings.describe())
         for note in estimate.notes:
             print(f"Note: {note}")
         if settings.max_cost_usd is not None:

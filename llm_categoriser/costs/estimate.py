@@ -62,6 +62,46 @@ class PlannedRequest:
     flags: int
 
 
+class CascadeSavings(BaseModel):
+    """What the cascade's local answers save: a plain run's estimate minus this run's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flags_answered_locally: int
+    batches_saved: int
+    requests_saved: int
+    input_tokens_saved: int
+    output_tokens_saved: int
+    cost_usd_saved: Decimal | None
+    plain_requests: int
+    plain_cost_usd: Decimal | None
+
+    @classmethod
+    def between(
+        cls, plain: Estimate, cascade: Estimate, *, flags_answered_locally: int, plain_batches: int
+    ) -> CascadeSavings:
+        both = plain.cost_usd is not None and cascade.cost_usd is not None
+        return cls(
+            flags_answered_locally=flags_answered_locally,
+            batches_saved=plain_batches - cascade.batches,
+            requests_saved=plain.requests_to_send - cascade.requests_to_send,
+            input_tokens_saved=plain.usage.input_tokens - cascade.usage.input_tokens,
+            output_tokens_saved=plain.usage.output_tokens - cascade.usage.output_tokens,
+            cost_usd_saved=plain.cost_usd - cascade.cost_usd if both else None,  # type: ignore[operator]
+            plain_requests=plain.requests_to_send,
+            plain_cost_usd=plain.cost_usd,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"Cascade: {self.flags_answered_locally} flag(s) answered locally, saving "
+            f"{self.requests_saved} request(s) ({self.batches_saved} batch(es)), "
+            f"~{self.input_tokens_saved:,} input + ~{self.output_tokens_saved:,} output tokens and "
+            f"{format_usd(self.cost_usd_saved)} against a run without it "
+            f"({self.plain_requests} request(s), {format_usd(self.plain_cost_usd)})"
+        )
+
+
 class Estimate(BaseModel):
     """What a run will send and what it will cost, before anything is sent."""
 
