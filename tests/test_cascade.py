@@ -89,7 +89,7 @@ def test_the_model_learns_the_synthetic_patterns(examples) -> None:
         assert threshold is not None and prediction.probability >= threshold
         assert 0 <= prediction.confidence <= 100
     assert 0 < model.info.expected_coverage <= 1
-    assert model.info.expected_agreement is not None and model.info.expected_agreement >= 0.95
+    assert model.info.expected_agreement is not None and model.info.expected_agreement >= FAST.min_agreement
 
 
 def test_own_prediction_matches_scikit_learn(examples) -> None:

@@ -41,7 +41,7 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     seed: int = 0
-    min_agreement: float = Field(0.95, gt=0, le=1)
+    min_agreement: float = Field(0.9, gt=0, le=1)
     min_support: int = Field(10, ge=1)
     folds: int = Field(5, ge=2)
     regularisation: float = Field(0.3, gt=0, description="inverse strength, scikit-learn's C")
