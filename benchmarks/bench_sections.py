@@ -406,7 +406,11 @@ def section_memory(ctx: Context) -> None:
     )
     manifest = manifests[-1]
     m = json.loads(manifest.read_text())
-    results = sorted(str(p) for p in (done / "data" / "results").glob("*.json"))
+    # the merge job with the most documents (its CSVs are unchanged: only its record is written)
+    merge = max(
+        (done / "data" / "merge").glob("*.json"), key=lambda p: len(json.loads(p.read_text())["documents"])
+    )
+    merged = json.loads(merge.read_text())
     scratch = Path(tempfile.mkdtemp(prefix="bench-mem-", dir=ctx.root))
     imports = (
         "import llm_categoriser.steps, llm_categoriser.providers.offline.provider, llm_categoriser.outputs\n"
@@ -427,16 +431,18 @@ def section_memory(ctx: Context) -> None:
             done,
         ),
         "largest_job": {"job": job["job"], "batches": len(job["batches"])},
-        "merge_largest_document_mb": measure_rss(
-            imports + "from llm_categoriser.steps import run_merge\n"
-            f"run_merge({str(manifest)!r}, {results!r}, {str(scratch / 'd.csv')!r}, "
-            f"{str(scratch / 'd.json')!r}, {str(scratch / 'm.log')!r})\n",
+        "merge_largest_job_mb": measure_rss(
+            imports + "from llm_categoriser.records import MergedJob, read_record\n"
+            "from llm_categoriser.steps import run_merge\n"
+            f"r = read_record({str(merge)!r}, MergedJob)\n"
+            f"run_merge(r.job, r.documents, {str(scratch / 'm.json')!r}, {str(scratch / 'm.log')!r})\n",
             done,
         ),
-        "largest_document": {
-            "document": f"{m['subject']}/{m['document']}",
-            "batches": len(m["batches"]),
-            "issues": len(m["flags"]),
+        "largest_merge_job": {
+            "job": merged["job"],
+            "documents": len(merged["documents"]),
+            "largest_document": f"{m['subject']}/{m['document']}",
+            "largest_document_issues": len(m["flags"]),
         },
     }
     csvs = sorted(str(p) for p in (done / "Documents").glob("*/document_reports/*.csv"))

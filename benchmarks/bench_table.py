@@ -199,8 +199,8 @@ def build_table(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
         row(
             "6",
-            "  standalone: merge, largest document",
-            [ms["merge_largest_document_mb"]],
+            "  standalone: merge, the job with the most documents",
+            [ms.get("merge_largest_job_mb", ms.get("merge_largest_document_mb"))],
             unit="MB",
             fmt="{:.0f}",
         )
