@@ -319,6 +319,19 @@ CASES = [
         Category.ABSOLUTE_GRAMMATICAL_ERROR,
     ),
     (
+        "decade written with an apostrophe",
+        make_issue(
+            "1970's",
+            "...characters of different ethnicities in the **1970's**. A painting of...",
+            rule_id="APOSTROPHE_IN_DATES",
+            type_="typographical",
+            message="Apostrophes aren’t needed for decades.",
+            suggestions="1970s",
+        ),
+        "",
+        Category.STYLISTIC_PREFERENCE,
+    ),
+    (
         "American word in British prose",
         make_issue(
             "vacation",

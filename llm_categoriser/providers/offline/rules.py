@@ -203,6 +203,8 @@ _SPACING_RULE = re.compile(r"SPACE|PARENTHESIS|DOUBLE_PUNCTUATION|_PUNCT$|PUNCTU
 # Text touching a word on the left: letters, or a bracket, quote or slash right after letters
 # ("stepchild(ren)", "instring(x,stringa"); a bracket after a space opens an aside ("plan (Jeremaih").
 _GLUED_BEFORE = re.compile(r"\w[(\[‘'’/*,]?$")
+# A decade written with an apostrophe: 1970's, '60's
+_DECADE = re.compile(r"['’]?\d+['’]s")
 # An unclosed call in program code before the flag: output("Enter name: ...
 _CODE_CALL = re.compile(r"[A-Za-z_]\w*\([^()]*$")
 # Words that do not carry the meaning of a phrase: a compound before one is not modifying a noun,
@@ -1125,6 +1127,12 @@ def _diacritic(v: _View) -> Result | None:
 
 
 def _apostrophe(v: _View) -> Result | None:
+    if _DECADE.fullmatch(v.word) and v.first == re.sub(r"['’]", "", v.word):
+        return _r(
+            SP,
+            55,
+            f"{_q(v.first)} without the apostrophe is the usual form, but this is a matter of house style",
+        )
     if v.transcript or v.foreign_context or v.math or not re.search(r"['’]", v.first) or "'" in v.word:
         return None
     return _r(AG, 40, f"{_q(v.word)} needs an apostrophe to show possession, as in {_q(v.first)}")
