@@ -286,12 +286,13 @@ grep -q 'command=squeue' "$SLURM_LOG" || fail "plugin did not use 'squeue' for s
 if grep -q 'command=sacct' "$SLURM_LOG"; then fail "plugin fell back to 'sacct' for status checks"; fi
 
 # What the plan says should run (the corpus may change; do not hard-code the counts).
-read -r WANT_CAT WANT_MERGE < <(PLAN="$SLURM_WD/data/plan" "$PYBIN" -c '
+# One categorise job and one merge job per job of the plan (docs/DESIGN.md §12).
+read -r WANT_CAT WANT_MERGE WANT_DOCS < <(PLAN="$SLURM_WD/data/plan" "$PYBIN" -c '
 import json, os
 root = os.environ["PLAN"]
 p = json.load(open(os.path.join(root, "plan.json")))
 jobs = [n for n in os.listdir(os.path.join(root, "jobs")) if n.endswith(".json")]
-print(len(jobs), len(p["documents"]))' 2>/dev/null || echo "? ?")
+print(len(jobs), len(jobs), len(p["documents"]))' 2>/dev/null || echo "? ? ?")
 
 # "Job N has been submitted with SLURM jobid 12 (log: .../slurm_logs/<rule_X|group_G_rules>/.../12.log)."
 SUBMITS=$WORK/submitted.txt
@@ -330,7 +331,7 @@ MERGE_RAN=$(count_rule merge)
 dups=$(awk '{ print $2, $3 }' "$EXECS" | sort | uniq -d | head -n 3)
 [ -z "$dups" ] || fail "outputs produced by more than one SLURM job: $dups"
 [ "$CAT_RAN" = "$WANT_CAT" ] || fail "categorise: $CAT_RAN ran in SLURM jobs, the plan has $WANT_CAT jobs"
-[ "$MERGE_RAN" = "$WANT_MERGE" ] || fail "merge: $MERGE_RAN ran in SLURM jobs, the plan has $WANT_MERGE documents"
+[ "$MERGE_RAN" = "$WANT_MERGE" ] || fail "merge: $MERGE_RAN ran in SLURM jobs, the plan has $WANT_MERGE jobs"
 # ... and none ran in the main (local) process
 for r in categorise merge; do
     n=$(grep -c "^localrule $r:" "$SLURM_LOG" || true)
@@ -375,7 +376,7 @@ n_csv=$(grep -c . <<<"$LOCAL_CSVS" || true)
 if [ "$LOCAL_CSVS" != "$SLURM_CSVS" ]; then
     fail "different sets of per-document CSVs: $(diff <(echo "$LOCAL_CSVS") <(echo "$SLURM_CSVS") | grep '^[<>]' | head -n 5 | tr '\n' ' ')"
 fi
-[ "$n_csv" = "$WANT_MERGE" ] || fail "local run wrote $n_csv per-document CSVs, the plan has $WANT_MERGE documents"
+[ "$n_csv" = "$WANT_DOCS" ] || fail "local run wrote $n_csv per-document CSVs, the plan has $WANT_DOCS documents"
 n_same=0
 mapfile -t CSV_LIST <<<"$LOCAL_CSVS"
 for f in "${CSV_LIST[@]}"; do
