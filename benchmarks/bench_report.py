@@ -28,6 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from llm_categoriser.layout import Layout  # noqa: E402
 from llm_categoriser.outputs import COMBINED_COLUMNS, read_csv, render_csv  # noqa: E402
@@ -37,15 +40,6 @@ from llm_categoriser.results_view.html_report import write_report  # noqa: E402
 from llm_categoriser.results_view.lt_feedback import subject_feedback  # noqa: E402
 from llm_categoriser.results_view.report_data import report_payload  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MEASURE = """async ([id, value]) => {
   const t = performance.now();
   const control = document.getElementById(id);
@@ -87,7 +81,7 @@ def main() -> int:
     parser.add_argument("--scales", default="1,4")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = CHROMIUM
     if not Path(chromium).exists():
         print(f"Chromium not found at {chromium}; apt-get install chromium")
         return 0

@@ -10,26 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REPO, copy_sample
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.workflow import snakemake
 
 from llm_categoriser.outputs import COMBINED_COLUMNS, read_csv, render_csv
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 README_SCREENSHOT = REPO / "docs" / "report.png"
 
 pytestmark = [
