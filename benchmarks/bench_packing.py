@@ -3,10 +3,11 @@
 ``packing_numbers`` plans the corpus as the workflow does (provider gemini, ``batch_size`` 10),
 counts the batches, and then replays every single-flag change on every document through
 ``packing.make_batches`` with the plan's own inputs (each flag's key, page and highlighted
-context in report order, the page lengths sent): an edit of each flag (what it says changes,
-where it is does not), the deletion of each flag, and an insertion at every position (a new
-flag on its neighbour's page). For each change it counts the batches that are new, that is
-the requests a rerun sends.
+context in report order, the page lengths sent) and, as a rerun's plan has it from the
+manifest, the partition before the change: an edit of each flag (what it says changes, where
+it is does not), the deletion of each flag, and an insertion at every position (a new flag on
+its neighbour's page). For each change it counts the batches that are new, that is the
+requests a rerun sends.
 """
 
 from __future__ import annotations
@@ -68,20 +69,26 @@ def packing_numbers(
     changes: dict[str, Counter[int]] = {"edit": Counter(), "insert": Counter(), "delete": Counter()}
     for name, items, chars in _documents(settings, plan):
 
-        def pack(flags: list[Planned], name: str = name, chars: dict[int | None, int] = chars) -> list[Any]:
-            return make_batches(name, flags, chars, batch_size, settings.max_batch_chars)
+        def pack(
+            flags: list[Planned],
+            previous: list[list[str]] | None = None,
+            name: str = name,
+            chars: dict[int | None, int] = chars,
+        ) -> list[Any]:
+            return make_batches(name, flags, chars, batch_size, settings.max_batch_chars, previous or ())
 
         batches = pack(items)
+        last = [b.keys for b in batches]
         sizes.update(len(b.keys) for b in batches)
         before = {tuple(b.keys) for b in batches}
         for at, flag in enumerate(items):
             edited = [*items[:at], Planned(flag.key + "-edited", flag.page, flag.place), *items[at + 1 :]]
-            changes["edit"][_new(before, pack(edited))] += 1
-            changes["delete"][_new(before, pack(items[:at] + items[at + 1 :]))] += 1
+            changes["edit"][_new(before, pack(edited, last))] += 1
+            changes["delete"][_new(before, pack(items[:at] + items[at + 1 :], last))] += 1
         for at in range(len(items) + 1):
             page = items[min(at, len(items) - 1)].page
             new = Planned(f"inserted-{at}", page, f"an inserted flag {rng.getrandbits(48)}")
-            changes["insert"][_new(before, pack([*items[:at], new, *items[at:]]))] += 1
+            changes["insert"][_new(before, pack([*items[:at], new, *items[at:]], last))] += 1
     out: dict[str, Any] = {
         "batch_size": batch_size,
         "flags": plan.flags,

@@ -19,8 +19,10 @@ Why this is local: whether a flag is an anchor depends on that flag alone, so
   (one) or joins two groups (one, or two when the joined group is cut in two again).
 
 That holds whenever the groups a change touches hold at most ``1.5 * batch_size`` flags. A
-change inside a longer group can move the cuts inside it and re-send more of that group's
-batches, never anything outside it; docs/BENCHMARKS.md measures how often that happens.
+change inside a longer group can move the cuts inside it. So a rerun passes the document's last
+partition (``previous``): every earlier batch whose flags are all still here, side by side, is
+kept, and only the flags between kept batches are packed again, which bounds an insertion or a
+deletion at two batches always (docs/DESIGN.md §8).
 
 Why not at most ``batch_size`` flags per batch: with a hard cap of ``batch_size`` the fewest
 batches a document can have is ``ceil(flags / batch_size)``, and reaching it forces a document
@@ -36,7 +38,7 @@ is sent with each.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 ANCHOR_SPACING = 0.8  # mean run, in batch sizes (runs are geometric: short ones join, long ones are cut)
@@ -108,18 +110,10 @@ def _fit(
     _fit(run[cut:], cap, max_chars, page_chars, out)
 
 
-def make_batches(
-    document: str,
-    items: Sequence[Planned],
-    page_chars: dict[int | None, int],
-    batch_size: int,
-    max_batch_chars: int,
-) -> list[BatchSpec]:
-    """Partition a document's flags into stable batches of about ``batch_size`` flags."""
-    ordered = _ordered(document, items)
+def _groups(ordered: Sequence[_Item], batch_size: int) -> list[list[_Item]]:
+    """Runs of flags ended by anchors; a run shorter than half a batch joins its neighbour."""
     spacing = max(1, round(ANCHOR_SPACING * batch_size))
     shortest = batch_size // 2
-    cap = batch_size + batch_size // 2
     groups: list[list[_Item]] = []
     group: list[_Item] = []
     run = 0
@@ -136,9 +130,120 @@ def make_batches(
             groups[-1].extend(group)
         else:
             groups.append(group)
+    return groups
+
+
+def _fresh(
+    ordered: Sequence[_Item], batch_size: int, max_chars: int, page_chars: dict[int | None, int]
+) -> list[list[_Item]]:
+    cap = batch_size + batch_size // 2
     pieces: list[list[_Item]] = []
-    for group in groups:
-        _fit(group, cap, max_batch_chars, page_chars, pieces)
+    for group in _groups(ordered, batch_size):
+        _fit(group, cap, max_chars, page_chars, pieces)
+    return pieces
+
+
+def _kept(
+    ordered: Sequence[_Item],
+    previous: Iterable[Sequence[str]],
+    cap: int,
+    max_chars: int,
+    page_chars: dict[int | None, int],
+) -> dict[int, int]:
+    """Start -> end of each earlier batch whose flags are all still here, side by side, and fit."""
+    at = {item.key: n for n, item in enumerate(ordered)}
+    kept: dict[int, int] = {}
+    for keys in previous:
+        places = sorted(at.get(k, -1) for k in keys)
+        if not places or places[0] < 0 or places[-1] - places[0] != len(places) - 1:
+            continue  # a flag is gone, or a flag was inserted among them
+        if len(set(places)) != len(places):
+            continue
+        run = ordered[places[0] : places[-1] + 1]
+        if len(run) > 1 and (len(run) > cap or _chars(run, page_chars) > max_chars):
+            continue
+        kept[places[0]] = places[-1] + 1
+    return kept
+
+
+def _repack(
+    ordered: Sequence[_Item],
+    previous: Iterable[Sequence[str]],
+    batch_size: int,
+    max_chars: int,
+    page_chars: dict[int | None, int],
+) -> list[list[_Item]]:
+    """Keep every earlier batch a change does not touch; pack only the flags around the change."""
+    cap = batch_size + batch_size // 2
+    kept = _kept(ordered, previous, cap, max_chars, page_chars)
+    segments: list[tuple[list[_Item], bool]] = []  # (flags, kept as they were)
+    gap: list[_Item] = []
+    n = 0
+    while n < len(ordered):
+        if n in kept:
+            if gap:
+                segments.append((gap, False))
+                gap = []
+            segments.append((list(ordered[n : kept[n]]), True))
+            n = kept[n]
+        else:
+            gap.append(ordered[n])
+            n += 1
+    if gap:
+        segments.append((gap, False))
+    # a gap shorter than half a batch joins the smaller batch beside it that has room for it
+    # (the one before on a tie); with no room on either side it is a batch of its own
+    joins: dict[int, int] = {}
+    for n, (flags, was_kept) in enumerate(segments):
+        if was_kept or len(flags) >= batch_size // 2:
+            continue
+        beside = [
+            m
+            for m in (n - 1, n + 1)
+            if 0 <= m < len(segments)
+            and m not in joins.values()
+            and len(segments[m][0]) + len(flags) <= cap
+            and _chars([*segments[m][0], *flags], page_chars) <= max_chars
+        ]
+        if beside:
+            joins[n] = min(beside, key=lambda m: (len(segments[m][0]), m > n))
+    pieces: list[list[_Item]] = []
+    for n, (flags, was_kept) in enumerate(segments):
+        if n in joins:
+            continue
+        before = segments[n - 1][0] if joins.get(n - 1) == n else []
+        after = segments[n + 1][0] if joins.get(n + 1) == n else []
+        if was_kept and not before and not after:
+            pieces.append(flags)
+            continue
+        joined = [*before, *flags, *after]
+        if len(joined) <= 2 * cap:
+            _fit(joined, cap, max_chars, page_chars, pieces)  # one batch, or two halves
+        else:
+            pieces.extend(_fresh(joined, batch_size, max_chars, page_chars))
+    return pieces
+
+
+def make_batches(
+    document: str,
+    items: Sequence[Planned],
+    page_chars: dict[int | None, int],
+    batch_size: int,
+    max_batch_chars: int,
+    previous: Iterable[Sequence[str]] = (),
+) -> list[BatchSpec]:
+    """Partition a document's flags into stable batches of about ``batch_size`` flags.
+
+    ``previous`` is the document's last partition (each batch's flag keys), made with the same
+    ``batch_size`` and ``max_batch_chars``: every batch of it whose flags are all still here,
+    side by side, is kept as it was, and only the flags around a change are packed again.
+    """
+    ordered = _ordered(document, items)
+    previous = [list(keys) for keys in previous]
+    if previous:
+        pieces = _repack(ordered, previous, batch_size, max_batch_chars, page_chars)
+    else:
+        pieces = _fresh(ordered, batch_size, max_batch_chars, page_chars)
     batches = []
     for piece in pieces:
         keys = [i.key for i in piece]

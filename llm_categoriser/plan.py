@@ -41,10 +41,12 @@ from .records import (
     PlannedFlag,
     PlanStamp,
     PlanSummary,
+    RecordError,
     ReportDocument,
     RequestSize,
     SkippedDocument,
     SkippedRow,
+    read_record,
     write_record_if_changed,
 )
 from .settings import Settings
@@ -333,12 +335,14 @@ def _plan_document(
     page_chars = {p: min(len(t), settings.max_page_chars) for p, t in doc.pages.items()}
     document = issues[0].document
     sent = issues if decisions is None else decisions.sent(issues)
+    packing = f"batch_size={settings.batch_size} max_batch_chars={settings.max_batch_chars}"
     specs = make_batches(
         f"{subject}/{filename}",
         [Planned(i.key, pages_of[i.key], i.context) for i in sent],
         page_chars,
         settings.batch_size,
         settings.max_batch_chars,
+        previous_batches(layout.manifest(subject, document), packing),
     )
     by_key = {i.key: i for i in issues}
     batch_of: dict[str, str] = {}
@@ -416,6 +420,7 @@ def _plan_document(
             for n, issue in enumerate(issues)
         ],
         cascade_batch=batch_of_cascade(cascaded),
+        packing=packing,
     )
     written += write_record_if_changed(layout.manifest(subject, document), manifest, durable=False)
     plan.documents.append(
@@ -431,6 +436,25 @@ def _plan_document(
         )
     )
     return written
+
+
+def previous_batches(manifest_path: str, packing: str) -> list[list[str]]:
+    """The flag keys of each batch the document's last plan made with the same packing settings.
+
+    Packing keeps those batches a change does not touch (docs/DESIGN.md §8). No manifest, one
+    of another shape or one packed with other settings: no history, the document is packed afresh.
+    """
+    try:
+        manifest = read_record(manifest_path, Manifest)
+    except (OSError, RecordError):
+        return []
+    if manifest.packing != packing:
+        return []
+    keys: dict[str, list[str]] = {batch_id: [] for batch_id in manifest.batches}
+    for flag in manifest.flags:
+        if flag.batch_id in keys:
+            keys[flag.batch_id].append(flag.key)
+    return [batch for batch in keys.values() if batch]
 
 
 def batch_of_cascade(cascaded: int) -> str | None:

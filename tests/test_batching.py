@@ -12,9 +12,16 @@ from llm_categoriser.packing import Planned, make_batches
 DOC = "S/doc.md"
 
 
-def plan(items: list[Planned], batch_size: int = 10, max_chars: int = 40000, page_chars: int = 1000):
+def plan(
+    items: list[Planned],
+    batch_size: int = 10,
+    max_chars: int = 40000,
+    page_chars: int = 1000,
+    previous: list | None = None,
+):
     pages = {i.page for i in items}
-    return make_batches(DOC, items, {p: page_chars for p in pages}, batch_size, max_chars)
+    last = [b.keys for b in previous or ()]
+    return make_batches(DOC, items, {p: page_chars for p in pages}, batch_size, max_chars, last)
 
 
 def document(rng: random.Random, flags: int, pages: int) -> list[Planned]:
@@ -90,6 +97,79 @@ def test_editing_what_a_flag_says_changes_exactly_its_batch():
             after = plan(edited)
             assert len(after) == len(before)
             assert len(new_batches(before, after)) == 1
+
+
+def change_one(rng: random.Random, items: list[Planned], change: str) -> list[Planned]:
+    if change == "insert":
+        at = rng.randint(0, len(items))
+        page = items[min(at, len(items) - 1)].page
+        flag = Planned(f"new-{rng.getrandbits(32)}", page, f"new context {rng.getrandbits(32)}")
+        return [*items[:at], flag, *items[at:]]
+    at = rng.randrange(len(items))
+    if change == "delete":
+        return items[:at] + items[at + 1 :]
+    return [
+        *items[:at],
+        Planned(items[at].key + "-edited", items[at].page, items[at].place),
+        *items[at + 1 :],
+    ]
+
+
+@pytest.mark.parametrize("change", ["insert", "delete", "edit"])
+def test_with_the_last_partition_a_change_re_sends_at_most_two_batches_always(change):
+    """The rerun's plan keeps every earlier batch the change does not touch (docs/DESIGN.md §8)."""
+    rng = random.Random({"insert": 11, "delete": 12, "edit": 13}[change])
+    counts: list[int] = []
+    for _ in range(40):
+        items = document(rng, rng.randint(2, 250), rng.randint(1, 50))
+        before = plan(items)
+        for _ in range(40):
+            changed = change_one(rng, items, change)
+            after = plan(changed, previous=before)
+            assert sorted(k for b in after for k in b.keys) == sorted(i.key for i in changed)
+            assert all(1 <= len(b.keys) <= 15 for b in after)
+            assert contiguous(before, after)
+            counts.append(len(new_batches(before, after)))
+    assert max(counts) <= (1 if change == "edit" else 2), max(counts)
+    if change != "delete":
+        assert min(counts) == 1
+
+
+def test_the_last_partition_of_the_same_flags_is_kept_as_it_was():
+    rng = random.Random(14)
+    for _ in range(20):
+        items = document(rng, rng.randint(1, 200), rng.randint(1, 40))
+        before = plan(items)
+        assert [b.keys for b in plan(items, previous=before)] == [b.keys for b in before]
+        assert [b.batch_id for b in plan(items, previous=before)] == [b.batch_id for b in before]
+
+
+def test_a_long_series_of_changes_keeps_batches_full_and_bounded():
+    """Kept batches drift from what a fresh plan would cut, but stay within the bounds."""
+    rng = random.Random(15)
+    flags = drifted = fresh = 0
+    for _ in range(12):
+        items = document(rng, rng.randint(30, 250), rng.randint(5, 50))
+        batches = plan(items)
+        for _ in range(100):
+            items = change_one(
+                rng, items, rng.choice(["insert", "delete", "edit"]) if len(items) > 1 else "insert"
+            )
+            batches = plan(items, previous=batches)
+            assert all(1 <= len(b.keys) <= 15 for b in batches)
+        flags += len(items)
+        drifted += len(batches)
+        fresh += len(plan(items))
+    assert drifted <= fresh * 1.15, (drifted, fresh)
+    assert drifted <= math.ceil(flags / 10) * 1.3
+
+
+def test_a_partition_that_no_longer_fits_is_packed_afresh():
+    items = [Planned(f"k{p}", p, f"c{p}") for p in range(1, 9)]
+    wide = plan(items, max_chars=40000, page_chars=1000)
+    assert len(wide) == 1
+    narrow = plan(items, max_chars=2500, page_chars=1000, previous=wide)
+    assert all(len(b.pages) <= 2 for b in narrow)
 
 
 @pytest.mark.parametrize("change", ["insert", "delete"])

@@ -163,3 +163,74 @@ def test_a_plan_written_by_an_older_version_is_made_again(tmp_path, templates):
     again = build_plan(settings)
     assert not again.cached and again.flags == 2
     assert build_plan(settings).cached
+
+
+def _long_document(tmp_path: Path, rows: list[int], batch_size: int = 10):
+    """One document of 12 pages with a flag for each number in ``rows`` (its page is n % 12 + 1)."""
+    documents = tmp_path / "Documents"
+    pages = "".join(
+        f"{{{p}}}\n------\nword{p} " + " ".join(f"w{n}" for n in range(300)) + "\n" for p in range(1, 13)
+    )
+    write_doc(documents, "Geo", "long.md", pages)
+    lines = [
+        f'Geo,long.md,{n % 12 + 1},RULE,misspelling,w{n},Msg,x,"...the **w{n}** of...",LT\n' for n in rows
+    ]
+    (documents / "language-check-report.csv").write_text(HEADER + "".join(lines), encoding="utf-8")
+    return resolve(
+        {"documents_dir": str(documents), "data_dir": str(tmp_path / "data"), "batch_size": batch_size}
+    )
+
+
+def _batches(settings) -> dict[str, tuple[str, ...]]:
+    manifest = read_record(settings.layout.manifest("Geo", "long"), Manifest)
+    out: dict[str, list[str]] = {b: [] for b in manifest.batches}
+    for flag in manifest.flags:
+        out[flag.batch_id].append(flag.key)
+    return {b: tuple(keys) for b, keys in out.items()}
+
+
+@pytest.mark.parametrize("change", ["insert", "delete"])
+def test_a_replan_keeps_every_batch_an_insertion_or_deletion_does_not_touch(tmp_path, templates, change):
+    """The last manifest is the packing's history (docs/DESIGN.md §8): at most two batches are new."""
+    rows = list(range(0, 240, 2))
+    settings = _long_document(tmp_path, rows)
+    build_plan(settings)
+    before = _batches(settings)
+    assert len(before) > 8
+    for n in (1, 57, 121, 239) if change == "insert" else (0, 58, 120, 238):
+        rows = sorted({*rows, n}) if change == "insert" else [r for r in rows if r != n]
+        settings = _long_document(tmp_path, rows)
+        build_plan(settings)
+        after = _batches(settings)
+        new = [b for b in after if b not in before]
+        assert 1 <= len(new) <= 2 if change == "insert" else len(new) <= 1, (n, new)
+        assert set(after.values()) - set(before.values()) == {after[b] for b in new}
+        kept = [b for b in after if b in before]
+        assert len(kept) >= len(before) - 2
+        before = after
+
+
+def test_other_packing_settings_pack_afresh(tmp_path, templates):
+    rows = list(range(0, 240, 2))
+    build_plan(_long_document(tmp_path, rows, batch_size=10))
+    wider = _long_document(tmp_path, rows, batch_size=20)
+    build_plan(wider)
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = _long_document(fresh_dir, rows, batch_size=20)
+    build_plan(fresh)
+    assert _batches(wider) == _batches(fresh)
+    assert max(len(keys) for keys in _batches(wider).values()) > 15
+
+
+def test_a_damaged_manifest_is_no_history(tmp_path, templates):
+    rows = list(range(0, 240, 2))
+    settings = _long_document(tmp_path, rows)
+    build_plan(settings)
+    first = _batches(settings)
+    Path(settings.layout.manifest("Geo", "long")).write_text("{not json", encoding="utf-8")
+    settings = _long_document(tmp_path, [*rows, 1])  # a changed report: the plan is made again
+    plan = build_plan(settings)
+    assert not plan.warnings or all("manifest" not in w for w in plan.warnings)
+    assert sum(len(keys) for keys in _batches(settings).values()) == len(rows) + 1
+    assert _batches(settings) != first

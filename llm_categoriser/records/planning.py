@@ -79,6 +79,7 @@ class Manifest(Record):
     fingerprints: dict[str, str]
     flags: list[ManifestFlag]
     cascade_batch: str | None = Field(None, description="batch id of the flags answered locally")
+    packing: str | None = Field(None, description="the settings the batches were packed with")
 
 
 class RequestSize(Record):
