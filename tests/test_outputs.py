@@ -8,15 +8,25 @@ import stat
 import pytest
 
 from llm_categoriser.atomic import atomic_write_text, write_if_changed
+from llm_categoriser.costs.usage import Spend
 from llm_categoriser.outputs import (
+    COMBINED_COLUMNS,
     DOCUMENT_COLUMNS,
+    combine,
     document_rows,
     escape_cell,
     read_csv,
     render_csv,
     unescape_cell,
 )
-from llm_categoriser.records import BatchResult, FlagResult, Manifest
+from llm_categoriser.records import (
+    BatchResult,
+    DocumentStats,
+    FlagResult,
+    Manifest,
+    PlanSummary,
+    write_record,
+)
 
 MANIFEST = Manifest.model_validate(
     {
@@ -113,3 +123,48 @@ def test_write_if_changed_keeps_mtime(tmp_path):
     assert not write_if_changed(path, "x")
     assert path.stat().st_mtime_ns == before
     assert write_if_changed(path, "y")
+
+
+def test_combined_csv_copies_records_as_reading_and_writing_them_would(tmp_path):
+    """The combined CSV copies each document record as text; it must equal what reading every
+    cell and writing it again gives, for cells with quotes, newlines, carriage returns, commas,
+    formulas and a byte-order mark, and for a CSV of other columns (an older version's)."""
+    nasty = ['a "q"\nb', "x\r\ny", "=1+2", "'-z", ",", '"', '""\n"', "\n", "plain", "", "ü\u2028"]
+    rows = [
+        {**{c: nasty[(i + j) % len(nasty)] for j, c in enumerate(DOCUMENT_COLUMNS)}, "status": "ok"}
+        for i in range(40)
+    ]
+    first, second, older = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    atomic_write_text(first, render_csv(DOCUMENT_COLUMNS, rows[:25]))
+    atomic_write_text(second, "\ufeff" + render_csv(DOCUMENT_COLUMNS, rows[25:]))
+    atomic_write_text(older, render_csv(DOCUMENT_COLUMNS[:8], rows[:3]))
+    docs = [("Geo", "a.md", first, 25), ('Art, "x"', "=b.md", second, 15), ("Geo", "c.md", older, 3)]
+    stats = []
+    for subject, filename, path, count in docs:
+        record = DocumentStats(
+            subject=subject,
+            filename=filename,
+            csv=str(path),
+            issues=count,
+            batches=1,
+            categories={},
+            statuses={"ok": count},
+            spend=Spend(),
+            providers=[],
+        )
+        stats.append(tmp_path / f"{path.stem}.json")
+        write_record(stats[-1], record)
+    plan = tmp_path / "plan.json"
+    write_record(
+        plan, PlanSummary(documents=[], skipped_documents=[], skipped_rows=[], warnings=[], report="r.csv")
+    )
+    combined, summary = tmp_path / "combined.csv", tmp_path / "summary.json"
+    result = combine([d[2] for d in docs], stats, plan, combined, summary)
+    expected = [
+        {"subject": subject, "filename": filename, **row}
+        for subject, filename, path, _ in docs
+        for row in read_csv(path)
+    ]
+    assert combined.read_bytes().decode("utf-8") == render_csv(COMBINED_COLUMNS, expected)
+    assert read_csv(combined) == [{c: r.get(c, "") for c in COMBINED_COLUMNS} for r in expected]
+    assert result.issues == 43 and result.subjects == {'Art, "x"': 15, "Geo": 28}
