@@ -13,12 +13,15 @@ import json
 import os
 import threading
 import time
+from datetime import datetime
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from ...errors import ProviderError
 from ...settings import Settings
 from ..base import DEAD_STATES, Answer, Created, Request, Status
-from .client import GeminiProvider, api_key, dumps, generation_config, response_text, rest_request
+from .client import GeminiProvider, api_key, dumps, response_text, rest_request
 
 
 def normalise_state(state: Any) -> str:
@@ -27,6 +30,39 @@ def normalise_state(state: Any) -> str:
     return text.split("_STATE_")[-1] if "_STATE_" in text else text
 
 
+def _base_url() -> str:
+    return os.environ.get("GOOGLE_GEMINI_BASE_URL", "default")
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data = json.loads(response.body or "{}")
+    return data if isinstance(data, dict) else {}
+
+
+def _metadata(raw: dict[str, Any]) -> dict[str, Any]:
+    metadata = raw.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _state_of(raw: dict[str, Any]) -> str:
+    return normalise_state(_metadata(raw).get("state"))
+
+
+_TIME = TypeAdapter(datetime)
+
+
+def _timestamp(value: Any) -> str | None:
+    """An RFC 3339 time of the API (``...T12:00:00.123456789Z``) as ``datetime.isoformat`` gives
+    it (read as the SDK reads it, with pydantic)."""
+    try:
+        return _TIME.validate_python(value).isoformat() if value else None
+    except ValidationError:
+        return None
+
+
+_succeeded_lock = threading.Lock()
+# a succeeded job as its status check read it, until its answers are read: one download, not two
+_succeeded: dict[tuple[str, str], dict[str, Any]] = {}
 _listing_lock = threading.Lock()
 _listing: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}
 LISTING_TTL = 30.0
@@ -47,7 +83,7 @@ class GeminiBatchBackend:
 
     def _jobs_by_display_name(self, refresh: bool = False) -> dict[str, tuple[str, str]]:
         """display name -> (job name, state), listed at most every LISTING_TTL s per process."""
-        base = os.environ.get("GOOGLE_GEMINI_BASE_URL", "default")
+        base = _base_url()
         with _listing_lock:
             cached = _listing.get(base)
             if cached and not refresh and time.monotonic() - cached[0] < LISTING_TTL:
@@ -80,18 +116,17 @@ class GeminiBatchBackend:
         live = self.find_live(display_name)
         if live:
             return Created(live, "adopted", 0, adopted=True)
+        # REST bodies sent through the SDK's own API client (key, endpoint, timeout, errors), as
+        # in sync mode: batches.create would convert every request's config and response schema
+        # again, most of the CPU of a submission (docs/DESIGN.md §7)
         inline = [
-            {
-                "contents": [{"role": "user", "parts": [{"text": r.user}]}],
-                "config": generation_config(self.settings, r.system),
-                "metadata": {"key": r.key},
-            }
+            {"request": rest_request(self.settings, r.system, r.user), "metadata": {"key": r.key}}
             for r in requests
         ]
         size = len(dumps(inline).encode("utf-8"))
         file_name = None
         if size <= self.settings.max_inline_bytes:
-            src: Any = inline
+            source: dict[str, Any] = {"requests": {"requests": inline}}
             transport = "inline"
         else:
             lines = [
@@ -107,12 +142,12 @@ class GeminiBatchBackend:
                 ),
             )
             file_name = uploaded.name
-            src, transport = file_name, "file"
+            source, transport = {"fileName": file_name}, "file"
+        body = {"batch": {"displayName": display_name, "inputConfig": source}}
+        path = f"models/{self.model}:batchGenerateContent"
 
-        def create() -> Any:
-            return self.client.batches.create(
-                model=self.model, src=src, config={"display_name": display_name}
-            )
+        def create() -> dict[str, Any]:
+            return _json(self.client._api_client.request("post", path, body))
 
         try:
             job = self._sync.call("batches.create", create, retry=False)
@@ -125,27 +160,26 @@ class GeminiBatchBackend:
             if live:
                 return Created(live, transport, size, adopted=True, file_name=file_name)
             job = self._sync.call("batches.create", create)
-        self._remember(display_name, job.name)
-        return Created(job.name, transport, size, adopted=False, file_name=file_name)
+        self._remember(display_name, job["name"])
+        return Created(job["name"], transport, size, adopted=False, file_name=file_name)
 
     def _raw(self, name: str) -> dict[str, Any]:
-        """The raw operation JSON: the SDK drops the job's top-level ``error`` (docs/DESIGN.md §7)."""
-        response = self.client._api_client.request("get", name, {})
-        return json.loads(response.body or "{}")
+        """The job as the API sends it: the SDK's model of it drops the job's ``error`` and
+        ``batchStats``, and building it from a finished job's answers costs more than reading
+        them (docs/DESIGN.md §7)."""
+        return _json(self.client._api_client.request("get", name, {}))
 
     def status(self, name: str) -> Status:
-        job = self._sync.call("batches.get", lambda: self.client.batches.get(name=name))
-        state = normalise_state(job.state)
+        raw = self._sync.call("batches.get", lambda: self._raw(name))
+        state = _state_of(raw)
+        if state == "SUCCEEDED":
+            with _succeeded_lock:
+                _succeeded[(_base_url(), name)] = raw
         error = ""
         if state in DEAD_STATES:
-            try:
-                raw = self._raw(name)
-                detail = raw.get("error") or (raw.get("metadata") or {}).get("error") or {}
-                error = str(detail.get("message") or "")
-            except Exception:  # the detail is a courtesy; the state is what matters
-                error = ""
-        created = job.create_time.isoformat() if getattr(job, "create_time", None) else None
-        return Status(state, error, created)
+            detail = raw.get("error") or _metadata(raw).get("error") or {}
+            error = str(detail.get("message") or "") if isinstance(detail, dict) else ""
+        return Status(state, error, _timestamp(_metadata(raw).get("createTime")))
 
     def progress(self, name: str) -> dict[str, int] | None:
         """Requests done so far, from the raw job (the SDK drops ``batchStats``)."""
@@ -162,25 +196,30 @@ class GeminiBatchBackend:
         return {ours: int(stats.get(theirs) or 0) for ours, theirs in fields.items()}
 
     def results(self, name: str, requests: list[Request]) -> dict[str, Answer]:
-        job = self._sync.call("batches.get", lambda: self.client.batches.get(name=name))
-        dest = job.dest
+        with _succeeded_lock:
+            raw = _succeeded.pop((_base_url(), name), None)
+        if raw is None:
+            raw = self._sync.call("batches.get", lambda: self._raw(name))
+        output = _metadata(raw).get("output") or {}
+        inlined = (output.get("inlinedResponses") or {}).get("inlinedResponses")
         answers: dict[str, Answer] = {}
         keys = [r.key for r in requests]
-        if dest is not None and dest.inlined_responses:
+        if inlined:
             unkeyed: list[Any] = []
-            for item in dest.inlined_responses:
-                key = (item.metadata or {}).get("key") if item.metadata else None
+            for item in inlined:
+                key = (item.get("metadata") or {}).get("key")
                 if key is None:
                     unkeyed.append(item)
                     continue
                 answers[key] = self._inline_answer(item)
-            if unkeyed and len(dest.inlined_responses) == len(keys) and not answers:
+            if unkeyed and len(inlined) == len(keys) and not answers:
                 # no metadata at all: position is the only link, and only if nothing is missing
                 for key, item in zip(keys, unkeyed, strict=True):
                     answers[key] = self._inline_answer(item)
                     answers[key].notes.append("matched by position (no metadata in the response)")
-        elif dest is not None and dest.file_name:
-            data = self._sync.call("files.download", lambda: self.client.files.download(file=dest.file_name))
+        elif output.get("responsesFile"):
+            file_name = output["responsesFile"]
+            data = self._sync.call("files.download", lambda: self.client.files.download(file=file_name))
             for line in data.decode("utf-8").splitlines():
                 if not line.strip():
                     continue
@@ -205,10 +244,11 @@ class GeminiBatchBackend:
         return answers
 
     @staticmethod
-    def _inline_answer(item: Any) -> Answer:
-        if item.error is not None:
-            return Answer(text=None, error=f"item error {item.error.code}: {item.error.message}")
-        text, usage, finish = response_text(item.response)
+    def _inline_answer(item: dict[str, Any]) -> Answer:
+        error = item.get("error")
+        if error is not None:
+            return Answer(text=None, error=f"item error {error.get('code')}: {error.get('message')}")
+        text, usage, finish = response_text(item.get("response") or {})
         return Answer(text=text, **usage, error="" if text else f"empty answer ({finish})")
 
     def cancel(self, name: str) -> None:
