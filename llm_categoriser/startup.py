@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import IO, Any
@@ -97,6 +98,25 @@ def before_jobs(settings: Settings, estimate: Estimate | None) -> None:
     if problem is not None:
         print(problem, file=sys.stderr)
         sys.exit(1)
+
+
+def stop_scheduler_timers() -> int:
+    """Cancel the wake-up timers Snakemake's scheduler leaves behind; return how many.
+
+    The scheduler arms a one-second ``threading.Timer`` after each of its rounds (its job rate
+    limit, ``--max-jobs-per-timespan``), and these threads are not daemons: the interpreter
+    waited for the last of them, a second after every run that ran a job. Called from
+    ``onsuccess`` and ``onerror``, when no job is left to schedule (docs/DESIGN.md §15).
+    """
+    timers = [
+        thread
+        for thread in threading.enumerate()
+        if isinstance(thread, threading.Timer)
+        and getattr(thread.function, "__module__", "").startswith("snakemake.")
+    ]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
 
 
 def report_plan(plan: Plan, settings: Settings) -> None:

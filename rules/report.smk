@@ -53,7 +53,9 @@ rule combine:
 onsuccess:
     from llm_categoriser.outputs import print_summary
     from llm_categoriser.spending import finish_run
+    from llm_categoriser.startup import stop_scheduler_timers
 
+    stop_scheduler_timers()  # the process exits without waiting a second for them
     stop_progress()
     print_summary(LAYOUT.summary, TARGETS.merge_jobs(), LAYOUT.spend_ledger)
     finish_run(SETTINGS)  # what the cost cap cut short is redone by the next run
@@ -62,7 +64,9 @@ onsuccess:
 onerror:
     from llm_categoriser.run_outcome import end_of_failed_run
     from llm_categoriser.spending import finish_run
+    from llm_categoriser.startup import stop_scheduler_timers
 
+    stop_scheduler_timers()
     stop_progress()
     finish_run(SETTINGS)
     end_of_failed_run(LAYOUT, log, RUN_STARTED)
