@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -90,14 +91,24 @@ class GeminiBatchBackend:
                 return cached[1]
             found: dict[str, tuple[str, str]] = {}
 
-            def listing() -> Any:
-                return list(self.client.batches.list(config={"page_size": 100}))
+            def listing() -> list[dict[str, Any]]:
+                # raw pages: the SDK would build a model of every answer of every finished job
+                jobs: list[dict[str, Any]] = []
+                token = ""
+                while True:
+                    path = "batches?pageSize=100" + (f"&pageToken={quote(token)}" if token else "")
+                    page = _json(self.client._api_client.request("get", path, {}))
+                    jobs += [j for j in page.get("operations") or [] if isinstance(j, dict)]
+                    token = str(page.get("nextPageToken") or "")
+                    if not token:
+                        return jobs
 
             for job in self._sync.call("batches.list", listing):
-                if job.display_name and job.name:
-                    state = normalise_state(job.state)
-                    if job.display_name not in found or state not in DEAD_STATES:
-                        found[job.display_name] = (job.name, state)
+                display_name, name = _metadata(job).get("displayName"), job.get("name")
+                if display_name and name:
+                    state = _state_of(job)
+                    if display_name not in found or state not in DEAD_STATES:
+                        found[display_name] = (name, state)
             _listing[base] = (time.monotonic(), found)
             return found
 
