@@ -7,10 +7,11 @@ its batches from a small thread pool, so the limiter is what bounds the whole ru
 any 60 seconds (a burst up to those is allowed, as the APIs allow it). A 429 answer pauses
 every sender of the process until the provider's retry delay has passed (the API says when a
 slot frees) and paces the starts at 0.7 times the pace (at first: the rate of the last ten
-seconds), once per congestion event: a 429 to a request that started before the last decrease
-is part of that event; never below ``requests_per_minute / 50`` a minute. Each success raises
-the pace by ``requests_per_minute / 50`` a minute (additive increase) until it reaches
-``requests_per_minute / 60`` a second, where pacing stops again (docs/DESIGN.md §26).
+seconds), once per congestion event: a 429 to a request that started before the last decrease,
+or before the API has answered any request sent since, is part of that event (the retries that
+meet a window still full after a pause); never below ``requests_per_minute / 50`` a minute.
+Each success raises the pace by ``requests_per_minute / 50`` a minute (additive increase) until
+it reaches ``requests_per_minute / 60`` a second, where pacing stops again (docs/DESIGN.md §26).
 
 ``categorise.py`` holds a :meth:`RequestLimiter.slot` around every request of every provider;
 a provider calls :meth:`RequestLimiter.rate_limited` when its API says 429 (it returns when
@@ -72,17 +73,22 @@ class RequestLimiter:
         limits: Limits,
         clock: Callable[[], float] = time.monotonic,
         window: float = WINDOW,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
+        """``clock`` and ``wait`` (block up to that many seconds, or until a slot is released)
+        are replaceable so that the logic can be run on a simulated clock."""
         self.limits = limits
         self._clock = clock
         self._window = window
         self._cond = threading.Condition()
+        self._wait = wait if wait is not None else self._cond.wait
         self._in_flight = 0
         self._starts: deque[tuple[float, int]] = deque()  # (start, tokens) within the window
         self._window_tokens = 0
         self._next_start = 0.0
         self._paused_until = 0.0
         self._last_decrease = float("-inf")
+        self._accepted_since_decrease = True  # a request sent after the last decrease was answered
         self._max_pace = limits.requests_per_minute / window  # requests per second
         self._pace: float | None = None  # not paced until the API says 429
         self._started = threading.local()  # when this thread's current request went out
@@ -124,7 +130,7 @@ class RequestLimiter:
                 wait = self._wait_needed(now, tokens, new_slot)
                 if wait <= 0:
                     break
-                self._cond.wait(timeout=wait)
+                self._wait(wait)
             if new_slot:
                 self._in_flight += 1
                 self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
@@ -158,7 +164,8 @@ class RequestLimiter:
             now = self._clock()
             self.stats.rate_limited += 1
             self._paused_until = max(self._paused_until, now + max(0.0, retry_after))
-            if getattr(self._started, "at", now) >= self._last_decrease:  # a new congestion event
+            started = getattr(self._started, "at", now)
+            if started >= self._last_decrease and self._accepted_since_decrease:  # a new event
                 span = self._window / 6  # ten seconds of a minute
                 recent = sum(1 for start, _ in self._starts if start > now - span) / span
                 # paced already: from the pace (the last seconds may have been a pause)
@@ -167,6 +174,7 @@ class RequestLimiter:
                 )
                 self._pace = max(self._max_pace / MIN_PACE_SHARE, current * DECREASE)
                 self._last_decrease = now
+                self._accepted_since_decrease = False
                 self.stats.decreases += 1
                 self._next_start = max(self._next_start, now)
         self._wait_turn(tokens, new_slot=False)
@@ -174,6 +182,8 @@ class RequestLimiter:
     def succeeded(self) -> None:
         """A request was answered: raise the pace by one step; at the configured rate, stop pacing."""
         with self._cond:
+            if getattr(self._started, "at", float("-inf")) >= self._last_decrease:
+                self._accepted_since_decrease = True
             if self._pace is not None:
                 self._pace += self._max_pace / INCREASE_STEPS
                 if self._pace >= self._max_pace:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -130,3 +131,34 @@ def test_a_rate_limited_api_is_kept_busy_at_its_limit_without_losing_a_flag(monk
     assert stats["answered"] == 15 and stats["rate_limited"] >= 1
     assert provider.limiter.stats.rate_limited >= 1
     assert elapsed >= 2.0  # 15 requests at 5 a second need three windows
+
+
+def test_calls_queued_behind_the_first_one_go_together_once_it_succeeds(provider):
+    """Until a call has succeeded, calls go one at a time (a bad key is met once); the calls
+    that queued meanwhile then go at once, not one after another (docs/DESIGN.md §24, §26)."""
+    first_out, release = threading.Event(), threading.Event()
+    together = threading.Barrier(4, timeout=5)
+    errors: list[BaseException] = []
+
+    def first() -> str:
+        first_out.set()
+        release.wait(5)
+        return "first"
+
+    def call(fn) -> None:
+        try:
+            provider.call("generateContent", fn, retry=False)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(first,))]
+    threads[0].start()
+    first_out.wait(5)
+    threads += [threading.Thread(target=call, args=(together.wait,)) for _ in range(4)]
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.2)  # the four are queued behind the first call
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []  # all four were out at once (one at a time, the barrier breaks)

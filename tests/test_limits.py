@@ -2,15 +2,38 @@
 
 Windows are shortened (``window=``) so that the tests take a fraction of a second; the checks are
 on what happened (how many started in any window, how many were in flight), never on how fast.
+The tests of the 429 logic run on a simulated clock (:class:`FakeClock`): waiting advances it,
+so they are exact and take no time.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 
-from llm_categoriser.limits import Limits, RequestLimiter, shared_limiter
+import pytest
+
+from llm_categoriser.limits import INCREASE_STEPS, Limits, RequestLimiter, shared_limiter
+
+
+class FakeClock:
+    """A clock that moves only when told to; a limiter's wait moves it by the time waited."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def simulated(limits: Limits, window: float = 60.0) -> tuple[RequestLimiter, FakeClock]:
+    clock = FakeClock()
+    return RequestLimiter(limits, clock=clock, window=window, wait=clock.advance), clock
 
 
 def run_threads(limiter: RequestLimiter, count: int, tokens: int = 0, hold: float = 0.0) -> list[float]:
@@ -106,8 +129,12 @@ def test_429s_in_one_burst_decrease_once_and_successes_restore_full_speed():
     assert limiter.stats.decreases == 1  # one congestion event
     paced = limiter.pace
     assert paced is not None
-    limiter.rate_limited(0.0)  # a retry sent after the decrease and refused again: a new event
-    assert limiter.stats.decreases == 2 and limiter.pace is not None and limiter.pace <= paced
+    limiter.rate_limited(0.0)  # a retry refused again before the API took any: the same event
+    assert limiter.stats.decreases == 1 and limiter.pace == paced
+    limiter.succeeded()  # the API took one sent after the decrease ...
+    limiter.rate_limited(0.0)  # ... and refuses again: a new event
+    assert limiter.stats.decreases == 2
+    assert limiter.pace == pytest.approx((paced + 6000 / INCREASE_STEPS) * 0.7)
     for _ in range(1000):
         limiter.succeeded()
     assert limiter.pace is None
@@ -126,3 +153,59 @@ def test_one_limiter_per_api_and_limits_in_a_process():
     assert shared_limiter(("gemini", "m", "url"), limits) is a
     assert shared_limiter(("gemini", "other", "url"), limits) is not a
     assert shared_limiter(("gemini", "m", "url"), Limits(max_concurrent=5, requests_per_minute=100)) is not a
+
+
+def test_a_429_pauses_until_the_slot_the_api_names_frees_then_paces_the_starts():
+    limiter, clock = simulated(Limits(max_concurrent=32, requests_per_minute=600))
+    for _ in range(30):  # 30 requests in 3 s: 10 a second
+        with limiter.slot():
+            clock.advance(0.1)
+    with limiter.slot():
+        limiter.rate_limited(5.0)  # at 3 s: the API's window frees a slot in 5 s
+        assert clock() == pytest.approx(8.0)  # the retry goes exactly then
+    assert limiter.stats.decreases == 1
+    pace = limiter.pace
+    assert pace == pytest.approx(0.7 * 31 / 10)  # 0.7 times the last ten seconds' rate
+    starts = []
+    for _ in range(3):
+        with limiter.slot():
+            starts.append(clock())
+    assert all(b - a == pytest.approx(1 / pace) for a, b in itertools.pairwise(starts))
+
+
+def test_retries_into_a_still_full_window_are_one_congestion_event():
+    """After a pause the retries meet a window that frees one slot at a time: their 429s are
+    the same congestion event until the API has taken a request sent after the decrease (the
+    first limiter cut the pace again for each of them, down to its floor)."""
+    limiter, clock = simulated(Limits(max_concurrent=32, requests_per_minute=600))
+    for _ in range(30):
+        with limiter.slot():
+            clock.advance(0.1)
+    with limiter.slot():
+        limiter.rate_limited(5.0)
+        paced = limiter.pace
+        for _ in range(5):  # the retry is refused five more times: the window is still full
+            limiter.rate_limited(0.25)
+        assert limiter.stats.decreases == 1 and limiter.pace == paced
+        # each retry after the slot the API named, and paced (the pace is slower than 1 in 0.25 s)
+        assert clock() == pytest.approx(8.0 + 5 / paced)
+        limiter.succeeded()  # the API took it
+    with limiter.slot():
+        limiter.rate_limited(1.0)  # a request sent since is refused: a new event
+    assert limiter.stats.decreases == 2
+    assert limiter.pace == pytest.approx((paced + 10 / INCREASE_STEPS) * 0.7)
+
+
+def test_successes_restore_the_configured_rate_step_by_step():
+    limiter, clock = simulated(Limits(max_concurrent=32, requests_per_minute=600))
+    with limiter.slot():
+        clock.advance(1.0)
+        limiter.rate_limited(0.0)
+    assert limiter.pace is not None
+    steps = math.ceil((10 - limiter.pace) / (10 / INCREASE_STEPS))
+    for _ in range(steps - 1):
+        limiter.succeeded()
+    assert limiter.pace is not None and limiter.pace < 10
+    limiter.succeeded()
+    limiter.succeeded()  # (one more for the rounding of the sum)
+    assert limiter.pace is None  # unpaced: the run is bound by the limits again, not a timer

@@ -256,10 +256,13 @@ class GeminiProvider:
         and re-raises any error that is not fatal.
         """
         gate = _gate(self.model, self._key)
-        if gate.key_works and (gate.model_works or what not in MODEL_CALLS):
-            return self._call(what, fn, gate, retry)
-        with gate.lock:
-            return self._call(what, fn, gate, retry)
+        if not gate.opened(what):
+            with gate.lock:
+                # checked again under the lock: the calls that queued here while the first one
+                # was out go at once, not one after another, when it succeeded
+                if not gate.opened(what):
+                    return self._call(what, fn, gate, retry)
+        return self._call(what, fn, gate, retry)
 
     def _call(self, what: str, fn: Any, gate: _Gate, retry: bool) -> Any:
         if gate.fatal is not None:
@@ -342,6 +345,10 @@ class _Gate:
     key_works: bool = False  # a call succeeded
     model_works: bool = False  # a call that names the model succeeded
     fatal: ProviderError | None = None
+
+    def opened(self, what: str) -> bool:
+        """Whether a call of ``what`` may go without waiting for the calls before it."""
+        return self.key_works and (self.model_works or what not in MODEL_CALLS)
 
 
 _gates: dict[tuple[str, str, str], _Gate] = {}
