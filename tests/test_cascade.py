@@ -23,6 +23,7 @@ from llm_categoriser.cascade.training import (
     calibrate,
     calibrate_segments,
     feature_matrix,
+    folds,
     held_out_segments,
     out_of_fold,
     train,
@@ -92,17 +93,50 @@ def test_the_model_learns_the_synthetic_patterns(examples) -> None:
     assert model.info.expected_agreement is not None and model.info.expected_agreement >= FAST.min_agreement
 
 
-def test_own_prediction_matches_scikit_learn(examples) -> None:
+def sklearn_model():  # the classifier ``train`` fits, as scikit-learn makes it
     from sklearn.linear_model import LogisticRegression
 
+    return LogisticRegression(C=FAST.regularisation, solver="newton-cg", max_iter=300, random_state=0)
+
+
+def test_own_prediction_is_the_mean_of_the_fold_models_of_scikit_learn(examples) -> None:
     model = train(examples, FAST)
     hashed = feature_matrix([e.features for e in examples], FAST.n_features)
-    reference = LogisticRegression(C=FAST.regularisation, solver="newton-cg", max_iter=300, random_state=0)
-    reference.fit(hashed[:, model.columns], [e.category for e in examples])
-    assert list(reference.classes_) == model.info.classes
-    assert np.allclose(
-        reference.predict_proba(hashed[:, model.columns]), model.probabilities(hashed), atol=1e-6
-    )
+    labels = np.array([e.category for e in examples])
+    groups = np.array([e.document for e in examples])
+    expected = np.zeros((len(examples), len(model.info.classes)))
+    cross = folds(labels, groups, FAST)
+    assert model.coef.shape[0] == len(cross) == min(FAST.folds, len(set(groups.tolist())))
+    for train_rows, _test_rows in cross:
+        reference = sklearn_model()
+        reference.fit(hashed[train_rows][:, model.columns], labels[train_rows])
+        columns = [model.info.classes.index(c) for c in reference.classes_]
+        expected[:, columns] += reference.predict_proba(hashed[:, model.columns]) / len(cross)
+    assert np.allclose(expected, model.probabilities(hashed), atol=1e-6)
+
+
+def test_a_two_class_fold_and_a_class_a_fold_never_saw_keep_their_probabilities() -> None:
+    # class C occurs in one document only: the fold that holds it out never saw C
+    documents = np.array([f"doc-{n // 5}" for n in range(50)])
+    labels = np.array(["C" if d == "doc-0" else ("A" if n % 2 else "B") for n, d in enumerate(documents)])
+    features = [{f"label={label}": 1.0, "bias": 1.0} for label in labels]
+    hashed = feature_matrix(features, FAST.n_features)
+    fold_models = out_of_fold(hashed, labels, documents, FAST)
+    assert np.isneginf(fold_models.intercept).any()
+    for (train_rows, test_rows), coef, intercept in zip(
+        folds(labels, documents, FAST), fold_models.coef, fold_models.intercept, strict=True
+    ):
+        reference = sklearn_model()
+        reference.fit(hashed[train_rows], labels[train_rows])
+        scores = np.asarray(hashed[test_rows] @ coef.T) + intercept
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        mine = exp / exp.sum(axis=1, keepdims=True)
+        columns = [fold_models.classes.index(c) for c in reference.classes_]
+        assert np.allclose(mine[:, columns], reference.predict_proba(hashed[test_rows]), atol=1e-6)
+        assert np.allclose(mine.sum(axis=1), 1.0)
+    two = np.array(["A" if n % 2 else "B" for n in range(50)])
+    binary = out_of_fold(hashed, two, documents, FAST)
+    assert binary.coef.shape[1] == 2 and np.isfinite(binary.intercept).all()
 
 
 def test_calibration_picks_the_lowest_threshold_that_meets_the_target() -> None:
@@ -173,7 +207,8 @@ def test_cross_validation_never_scores_a_document_it_trained_on() -> None:
     labels = np.array(["A" if int(d[-1]) % 2 else "B" for d in documents])
     features = [{f"document={d}": 1.0, "bias": 1.0} for d in documents]
     hashed = feature_matrix(features, FAST.n_features)
-    classes, probabilities = out_of_fold(hashed, labels, documents, FAST)
+    fold_models = out_of_fold(hashed, labels, documents, FAST)
+    classes, probabilities = fold_models.classes, fold_models.probabilities
     assert probabilities.shape == (60, 2) and np.allclose(probabilities.sum(axis=1), 1.0)
     predicted = np.array(classes)[probabilities.argmax(axis=1)]
     assert (predicted == labels).mean() < 0.8

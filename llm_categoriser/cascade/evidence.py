@@ -18,6 +18,7 @@ from ..paths import inside
 from ..plan import Plan, resolve_page
 from ..providers.offline import rules as offline_rules
 from .features import FlagEvidence
+from .fragments import DocumentWords
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,14 @@ def document_evidence(issues: Iterable[Issue], text: str | None) -> list[FlagEvi
     """The evidence of the flags of one document (``text`` None: the Markdown is unreadable)."""
     doc = split_pages(text) if text and text.strip() else Document(text="", pages={})
     scratch = Plan()  # page warnings are the planner's to give, not ours
+    words = DocumentWords.from_text(text or "")
     out = []
     for issue in issues:
         page = resolve_page(issue, doc, scratch, "") if doc.pages else None
         page_text = doc.pages.get(page) if doc.pages else None
         hints = offline_rules.document_hints(issue, text or "")
         category, confidence, _reason = offline_rules.classify(issue, page_text, hints)
-        out.append(FlagEvidence(issue, hints, str(category), int(confidence)))
+        out.append(FlagEvidence(issue, hints, str(category), int(confidence), words.fragment(issue.issue)))
     return out
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..models import Issue
 from ..pages import context_parts
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _DIGITS = re.compile(r"\d+")
 _QUOTED = re.compile(r"[‘'\"“][^‘'\"“”’]{1,40}[’'\"”]")
@@ -60,6 +60,7 @@ class FlagEvidence:
     hints: dict[str, int | float | str | bool]
     offline_category: str
     offline_confidence: int
+    fragment: str = ""  # the flagged word is the start or end of a longer word of its document
 
 
 def normalise_word(text: str) -> str:
@@ -119,6 +120,19 @@ def _relation(word: str, suggestion: str) -> str:
     return f"overlap{int(shared * 4)}"
 
 
+def _edge(char: str) -> str:
+    """What is next to the flagged text in the context: a letter, a digit, a space, a sign."""
+    if not char:
+        return "none"
+    if char.isalpha():
+        return "letter"
+    if char.isdigit():
+        return "digit"
+    if char.isspace():
+        return "space"
+    return char if char in "-\\$*_|/([{)]}.,;:'\"’‘“”" else "other"
+
+
 def _message_template(message: str) -> str:
     text = _QUOTED.sub("Q", message.strip().lower())
     return _DIGITS.sub("0", text)[:120]
@@ -165,6 +179,12 @@ def flag_features(evidence: FlagEvidence, stats: ReportStats) -> dict[str, float
     f[f"right={right[0].lower() if right else '$'}"] = 1.0
     if before[-1:].isalpha() or after[:1].isalpha():
         f["glued"] = 1.0
+    f[f"before={_edge(before[-1:])}"] = 1.0
+    f[f"after={_edge(after[:1])}"] = 1.0
+    if evidence.fragment:
+        f[f"fragment={evidence.fragment}"] = 1.0
+        f[f"fragment_shape={evidence.fragment}|{_shape(word)}"] = 1.0
+        f[f"fragment_rule={evidence.fragment}|{rule}"] = 1.0
     for name, probe in (("table", "|"), ("maths", "$"), ("bold", "**"), ("link", "](")):
         if probe in (issue.context or "").replace(f"**{match}**", match):
             f[f"context_{name}"] = 1.0

@@ -1,5 +1,9 @@
 """The trained cascade model: hashed-feature weights, per-category thresholds, a fingerprint.
 
+The model is the ensemble of the cross-validation's fold models: its probability is the mean of
+theirs, so the thresholds, calibrated on those models' held-out probabilities, apply to the
+probabilities of the models that answer (docs/DESIGN.md §30).
+
 With the weights, the model keeps its answer memory (``memory.py``: hashed (rule id, word) keys
 and how many training answers each has), which picks the thresholds a flag is held to.
 Saved as one NumPy ``.npz`` archive of plain numeric arrays plus a JSON header (an array of
@@ -26,7 +30,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import CategoriserError
 from .memory import SEGMENTS, lookup, segment_of
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 
 
 class CascadeModelError(CategoriserError):
@@ -82,8 +86,8 @@ class Prediction:
 class CascadeModel:
     info: ModelInfo
     columns: np.ndarray  # hashed column numbers that carry weight (int64, sorted)
-    coef: np.ndarray  # (n_classes or 1, len(columns)) float64
-    intercept: np.ndarray  # (n_classes or 1,) float64
+    coef: np.ndarray  # (members, n_classes, len(columns)) float64: one softmax model per fold
+    intercept: np.ndarray  # (members, n_classes) float64; -inf for a class a member never saw
     memory_keys: np.ndarray  # hashed (rule id, word) of the training answers (int64, sorted, unique)
     memory_counts: np.ndarray  # training answers per key (int64)
 
@@ -92,14 +96,16 @@ class CascadeModel:
         return self.info.fingerprint
 
     def probabilities(self, matrix: Any) -> np.ndarray:
-        """Class probabilities for a (n, n_features) sparse matrix of hashed features."""
-        scores = np.asarray(matrix[:, self.columns] @ self.coef.T) + self.intercept
-        if len(self.info.classes) == 2 and scores.shape[1] == 1:
-            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.column_stack([1.0 - positive, positive])
-        scores -= scores.max(axis=1, keepdims=True)
-        exp = np.exp(scores)
-        return exp / exp.sum(axis=1, keepdims=True)
+        """Class probabilities for a (n, n_features) sparse matrix of hashed features: the mean
+        of the members' softmax probabilities."""
+        selected = matrix[:, self.columns]
+        total = np.zeros((selected.shape[0], len(self.info.classes)))
+        for coef, intercept in zip(self.coef, self.intercept, strict=True):
+            scores = np.asarray(selected @ coef.T) + intercept
+            scores -= scores.max(axis=1, keepdims=True)
+            exp = np.exp(scores)
+            total += exp / exp.sum(axis=1, keepdims=True)
+        return total / len(self.coef)
 
     def seen(self, keys: Sequence[int]) -> list[int]:
         """How many training answers share each flag's memory key."""
@@ -160,8 +166,15 @@ def load_model(path: str | os.PathLike[str]) -> CascadeModel:
         raise CascadeModelError(
             f"cascade model {target} has format {info.format}, this version reads {MODEL_FORMAT}: {retrain}"
         )
-    rows = len(info.classes) if len(info.classes) > 2 else 1
-    if coef.shape != (rows, len(columns)) or intercept.shape != (rows,):
+    members = coef.shape[0] if coef.ndim == 3 else 0
+    if (
+        members < 1
+        or coef.shape != (members, len(info.classes), len(columns))
+        or intercept.shape != (members, len(info.classes))
+        or not np.isfinite(coef).all()
+        or bool(np.isnan(intercept).any() or np.isposinf(intercept).any())
+        or not np.isfinite(intercept).any(axis=1).all()
+    ):
         raise CascadeModelError(f"cascade model {target} has arrays of the wrong shape: {retrain}")
     if len(columns) and (columns.min() < 0 or columns.max() >= info.n_features):
         raise CascadeModelError(f"cascade model {target} has feature columns out of range: {retrain}")

@@ -8,7 +8,10 @@ answer; the held-out flags are split into segments by the answer memory (``memor
 flag's rule and word never answered by the model in the training folds, answered once, or more
 often), and per segment and predicted category the threshold is the lowest probability at which
 the held-out flags at or above it agreed with the model on at least ``min_agreement`` of them
-(and at least ``min_support`` flags were seen there). Measured choices: docs/BENCHMARKS.md.
+(and at least ``min_support`` flags were seen there). The model that answers is the fold models
+together (the mean of their probabilities), not one refitted on every answer: a refitted model
+is surer of itself than the models the thresholds were calibrated on, so it answers more flags
+than calibrated, at a lower agreement. Measured choices: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class TrainSettings(BaseModel):
     seed: int = 0
     min_agreement: float = Field(0.9, gt=0, le=1)
     min_support: int = Field(10, ge=1)
-    folds: int = Field(5, ge=2)
+    folds: int = Field(10, ge=2)
     regularisation: float = Field(0.3, gt=0, description="inverse strength, scikit-learn's C")
     n_features: int = 2**20
 
@@ -167,24 +170,61 @@ def held_out_segments(
     return segments
 
 
-def out_of_fold(
-    matrix: Any, labels: np.ndarray, groups: np.ndarray, settings: TrainSettings
-) -> tuple[list[str], np.ndarray]:
-    """Class names and out-of-fold probabilities, folds made of whole documents (seeded)."""
+@dataclass(frozen=True)
+class FoldModels:
+    """The cross-validation's fold models as softmax weights over every class, and their
+    out-of-fold probabilities."""
+
+    classes: list[str]
+    probabilities: np.ndarray  # (flags, classes): each flag scored by the model that never saw it
+    coef: np.ndarray  # (folds, classes, columns)
+    intercept: np.ndarray  # (folds, classes); -inf for a class absent from a fold's training rows
+
+
+def _softmax_weights(clf: Any, classes: list[str], columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted classifier as one row of weights per class of ``classes`` (softmax form).
+
+    A two-class logistic regression has one row, for its second class: as softmax rows it is
+    zero for the first and that row for the second. A class it never saw gets probability 0.
+    """
+    coef = np.zeros((len(classes), columns))
+    intercept = np.full(len(classes), -np.inf)
+    rows = [classes.index(c) for c in clf.classes_]
+    if len(rows) == 2 and clf.coef_.shape[0] == 1:
+        coef[rows[1]] = clf.coef_[0]
+        intercept[rows[0]], intercept[rows[1]] = 0.0, clf.intercept_[0]
+    else:
+        coef[rows] = clf.coef_
+        intercept[rows] = clf.intercept_
+    return coef, intercept
+
+
+def out_of_fold(matrix: Any, labels: np.ndarray, groups: np.ndarray, settings: TrainSettings) -> FoldModels:
+    """The fold models and their out-of-fold probabilities, folds of whole documents (seeded)."""
     classes = sorted(set(labels.tolist()))
     probabilities = np.zeros((len(labels), len(classes)))
+    coefs, intercepts = [], []
     for train_rows, test_rows in folds(labels, groups, settings):
-        if len(set(labels[train_rows].tolist())) < 2:
-            probabilities[np.ix_(test_rows, [classes.index(labels[train_rows][0])])] = 1.0
+        if len(set(labels[train_rows].tolist())) < 2:  # one class only: it is the answer
+            only = classes.index(labels[train_rows][0])
+            probabilities[np.ix_(test_rows, [only])] = 1.0
+            intercept = np.full(len(classes), -np.inf)
+            intercept[only] = 0.0
+            coefs.append(np.zeros((len(classes), matrix.shape[1])))
+            intercepts.append(intercept)
             continue
         clf = _classifier(settings).fit(matrix[train_rows], labels[train_rows])
         columns = [classes.index(c) for c in clf.classes_]
         probabilities[np.ix_(test_rows, columns)] = clf.predict_proba(matrix[test_rows])
-    return classes, probabilities
+        coef, intercept = _softmax_weights(clf, classes, matrix.shape[1])
+        coefs.append(coef)
+        intercepts.append(intercept)
+    return FoldModels(classes, probabilities, np.stack(coefs), np.stack(intercepts))
 
 
 def train(examples: Sequence[Example], settings: TrainSettings | None = None) -> CascadeModel:
-    """Fit on every example, with thresholds from cross-validation by document."""
+    """The fold models of cross-validation by document, with thresholds from their held-out
+    probabilities; the saved model answers with the mean of the fold models' probabilities."""
     settings = settings or TrainSettings()
     documents = sorted({e.document for e in examples})
     categories = sorted({e.category for e in examples})
@@ -205,8 +245,8 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
     groups = np.array([e.document for e in examples])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        classes, held_out = out_of_fold(matrix, labels, groups, settings)
-        final = _classifier(settings).fit(matrix, labels)
+        fold_models = out_of_fold(matrix, labels, groups, settings)
+    classes, held_out = fold_models.classes, fold_models.probabilities
     keys = [e.memory_key for e in examples]
     segments = held_out_segments(keys, labels, groups, settings)
     calibration = calibrate_segments(
@@ -215,7 +255,6 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
     covered = sum(c.covered for by_category in calibration.values() for c in by_category.values())
     agreed = sum(c.agreed for by_category in calibration.values() for c in by_category.values())
     memory_keys, memory_counts = memory_arrays(keys)
-    coef = np.asarray(final.coef_, dtype=np.float64)
     answers = answers_digest(examples)
     code = code_digest()
     fingerprint = hashlib.sha256(
@@ -232,7 +271,7 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
     ).hexdigest()[:32]
     info = ModelInfo(
         fingerprint=fingerprint,
-        classes=[str(c) for c in final.classes_],
+        classes=[str(c) for c in classes],
         n_features=settings.n_features,
         alternate_sign=False,
         features_version=FEATURES_VERSION,
@@ -245,5 +284,4 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
         expected_coverage=covered / len(examples),
         expected_agreement=agreed / covered if covered else None,
     )
-    intercept = np.asarray(final.intercept_, dtype=np.float64)
-    return CascadeModel(info, columns, coef, intercept, memory_keys, memory_counts)
+    return CascadeModel(info, columns, fold_models.coef, fold_models.intercept, memory_keys, memory_counts)
