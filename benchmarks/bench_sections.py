@@ -319,7 +319,7 @@ def section_limit(ctx: Context) -> None:
 
 
 def section_scale(ctx: Context) -> None:
-    factors = [1] if ctx.args.quick else ctx.args.scales
+    factors = sorted({1, *ctx.args.scales})  # x1 is the offline section's run: the base of the growth
     out: dict[str, Any] = {}
     full_times: dict[int, float] = {}
     for factor in factors:

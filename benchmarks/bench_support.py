@@ -214,6 +214,11 @@ class ChildMemorySampler(threading.Thread):
         kb, cmd = max(pool)
         return {"rss_mb": round(kb / 1024, 1), "cmd": cmd}
 
+    def total_mb(self) -> float:
+        """The peaks of every descendant added up (its worker processes live side by side; an
+        upper bound of what they held at once)."""
+        return round(sum(kb for kb, _cmd in self.peaks.values()) / 1024, 1)
+
 
 # --------------------------------------------------------------------------- Snakemake runs
 
@@ -234,6 +239,7 @@ class Run:
     jobs: dict[str, int] = field(default_factory=dict)
     nothing_to_do: bool = False
     largest_child: dict[str, Any] | None = None
+    children_rss_mb: float = 0.0  # the peaks of every descendant (workers, scripts), added up
     log_file: str = ""
     tail: str = ""
 
@@ -305,6 +311,7 @@ def snakemake(
             loadavg_before=round(loadavg, 2),
             log_file=str(log_file),
             largest_child=sampler.largest(),
+            children_rss_mb=sampler.total_mb(),
         )
         if time_file.exists():
             parts = time_file.read_text().strip().splitlines()[-1].split()

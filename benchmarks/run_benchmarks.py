@@ -28,8 +28,10 @@ Sections (``--only`` takes their names):
 ``scale``    synthetic ×1/×4/×16 corpora: DAG building, no-op and full offline run
 ``memory``   peak RSS: the Snakemake process (all runs), job subprocesses, standalone jobs
 
-``--quick`` runs every section once at ×1 only (a smoke run). The corpus lives outside the
-repository; when it is absent the script says so and exits 0.
+``--quick`` runs every section once at ×1 only (a smoke run); with ``--scales`` the scale
+section also runs those sizes once (``--quick --only scale --scales 16 --scale-full all``: one
+cold ×16 offline run). The corpus lives outside the repository; when it is absent the script
+says so and exits 0.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--latencies", default="0,0.5", help="emulator latencies for the gemini/batch sections"
     )
-    parser.add_argument("--scales", default="1,4,16")
+    parser.add_argument(
+        "--scales", default=None, help="corpus sizes of the scale section (default 1,4,16; 1 with --quick)"
+    )
     parser.add_argument(
         "--scale-full",
         choices=("auto", "all", "none"),
@@ -98,7 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
-    args.scales = [int(x) for x in args.scales.split(",") if x.strip()]
+    scales = args.scales if args.scales is not None else ("1" if args.quick else "1,4,16")
+    args.scales = [int(x) for x in scales.split(",") if x.strip()]
     args.only = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:

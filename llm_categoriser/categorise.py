@@ -195,10 +195,30 @@ def categorise_part(
     job of the process, bounds what is really in flight); without one, one after another.
     A reused answer counts no request and no cost. Once the run has reached its cost cap
     (``meter``), a batch not yet started is not sent: its flags are ``over_budget`` and a rerun
-    with a higher cap asks.
+    with a higher cap asks. Without a limiter, the requests that cost nothing (the offline
+    rules') are added to the run's spend ledger once, when the job ends (``TalliedMeter``).
     """
     logger = logger or log
     chain = provider if isinstance(provider, ProviderChain) else ProviderChain.single(provider, logger)
+    if limiter is None and meter is not None:  # one request after another: count the free ones
+        tallied = meter.tally()
+        try:
+            return _categorise_part(batches, chain, layout, max_retries, reuse, logger, None, tallied)
+        finally:
+            tallied.flush()
+    return _categorise_part(batches, chain, layout, max_retries, reuse, logger, limiter, meter)
+
+
+def _categorise_part(
+    batches: list[PlannedBatch],
+    chain: ProviderChain,
+    layout: Layout,
+    max_retries: int,
+    reuse: bool,
+    logger: logging.Logger,
+    limiter: RequestLimiter | None,
+    meter: SpendMeter | None,
+) -> tuple[list[BatchResult], int]:
     results: list[BatchResult | None] = [None] * len(batches)
     waiting: list[int] = []
     for index, batch in enumerate(batches):

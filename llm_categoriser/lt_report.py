@@ -112,6 +112,7 @@ def load_report(path: str | Path) -> LoadedReport:
 
     report = LoadedReport(path=path, issues=[])
     seen: dict[tuple[str, ...], int] = {}
+    safe: set[tuple[str, str]] = set()  # (Subject, Filename) pairs already checked: rows repeat them
     row_number = 0
     while True:
         line = reader.line_num + 1  # where this record starts (a quoted cell may span lines)
@@ -143,8 +144,10 @@ def load_report(path: str | Path) -> LoadedReport:
 
         subject, filename = cell("Subject").strip(), cell("Filename").strip()
         try:
-            check_name(subject, "Subject")
-            check_name(filename, "Filename")
+            if (subject, filename) not in safe:
+                check_name(subject, "Subject")
+                check_name(filename, "Filename")
+                safe.add((subject, filename))
         except UnsafePathError as exc:
             reason = (
                 f"{exc}; row skipped. Subject and Filename must be a plain folder name and file name "

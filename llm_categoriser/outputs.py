@@ -12,6 +12,7 @@ tab or a carriage return; OWASP "CSV injection") are written with a leading apos
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -80,21 +81,36 @@ def unescape_cell(text: str) -> str:
     return text[1:] if text.startswith("'") and _needs_escape(text[1:]) else text
 
 
+# what makes a cell need quotes: the csv module's QUOTE_MINIMAL characters, and a lone CR
+_QUOTED = re.compile('[,"\n\r]')
+_ESCAPE_FIRST = frozenset(("'", *_FORMULA_START))  # first characters that may need the apostrophe
+
+
 def _field(text: str) -> str:
     """A cell quoted as the csv module's QUOTE_MINIMAL does, and also when it holds a lone CR.
 
     (Python 3.11's writer quotes only the characters of its ``\\n`` line terminator, so a bare
     carriage return would end the record early for every reader.)
     """
-    if any(c in text for c in ',"\n\r'):
+    if _QUOTED.search(text):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def _cell(value: Any) -> str:
+    """``_field(escape_cell(value))``, with the common cases (empty, a number, plain text) short."""
+    if value is None or value == "":
+        return ""
+    text = value if type(value) is str else str(value)
+    if text[0] in _ESCAPE_FIRST and _needs_escape(text):
+        text = "'" + text
+    return '"' + text.replace('"', '""') + '"' if _QUOTED.search(text) else text
 
 
 def render_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
     names = list(columns)
     lines = [",".join(_field(n) for n in names)]
-    lines += [",".join(_field(escape_cell(row.get(k))) for k in names) for row in rows]
+    lines += [",".join([_cell(row.get(k)) for k in names]) for row in rows]
     return "\n".join(lines) + "\n"
 
 

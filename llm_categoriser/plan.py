@@ -14,10 +14,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import workers
 from .encoding import decode_utf8, decode_utf8_lenient
 from .errors import ConfigError, UnsafePathError
 from .lt_report import LoadedReport, load_report
@@ -188,8 +190,9 @@ def build_plan(
         plan.warnings.append(f"cascade: {decisions.problem}")
     hints = get_provider(settings.provider).document_hints
     # a large corpus is planned in worker processes (the cascade's decisions stay in this one)
-    workers = _planning_workers(sum(len(issues) for issues in grouped.values()), decisions)
+    processes = _planning_workers(sum(len(issues) for issues in grouped.values()), decisions)
     deferred: list[tuple[PlanWork, int]] = []  # what the workers plan, and where its warnings go
+    planning: list[Future[list[WorkerPlan]]] = []  # the workers' results, PLAN_CHUNK documents each
     markdown_files: dict[str, list[int] | None] = {}
     planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
     for (subject, filename), issues in grouped.items():
@@ -219,8 +222,10 @@ def build_plan(
         planned[(subject, issues[0].document)] = filename
         if not text.strip():
             plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
-        if workers > 1:
+        if processes > 1:
             deferred.append(((settings, req, subject, filename, str(md_path), issues), len(plan.warnings)))
+            if len(deferred) % PLAN_CHUNK == 0:  # the workers start while this loop reads on
+                planning.append(workers.pool().submit(_plan_some, [w for w, _ in deferred[-PLAN_CHUNK:]]))
             continue
         plan.files_written += _plan_document(
             settings, req, hints, subject, filename, text, issues, plan, decisions
@@ -228,7 +233,10 @@ def build_plan(
         if progress and len(plan.documents) % 50 == 0:
             progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
     if deferred:
-        _plan_in_workers(plan, deferred, workers)
+        if len(deferred) % PLAN_CHUNK:
+            rest = [w for w, _ in deferred[-(len(deferred) % PLAN_CHUNK) :]]
+            planning.append(workers.pool().submit(_plan_some, rest))
+        _add_planned(plan, deferred, planning)
     plan.jobs = group_jobs(plan.documents, settings)
     plan.files_written += write_job_specs(plan.documents, plan.jobs, layout)
     if decisions is not None:
@@ -250,20 +258,23 @@ def build_plan(
 # A corpus with at least this many flags is planned in worker processes, one document at a time
 # (docs/DESIGN.md §9); below it, starting the workers costs more than they save.
 PARALLEL_FLAGS = 20_000
-MAX_PLANNING_WORKERS = 4
 # settings, request settings, subject, Filename, Markdown path, the document's flags
 PlanWork = tuple[Settings, dict[str, Any], str, str, str, list[Issue]]
+# a document planned by a worker: its plan, its warnings, the files written
+WorkerPlan = tuple[list[DocumentPlan], list[str], int]
+# documents per task of the planning workers: sent as the main process checks them, so the
+# workers plan while it reads on (docs/DESIGN.md §9)
+PLAN_CHUNK = 4
 
 
 def _planning_workers(flags: int, decisions: Any) -> int:
     """How many processes plan the documents (1: this one, in order)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if decisions is not None or flags < PARALLEL_FLAGS or cores < 2:
+    if decisions is not None or flags < PARALLEL_FLAGS:
         return 1
-    return min(cores, MAX_PLANNING_WORKERS)
+    return workers.size()
 
 
-def _plan_one(work: PlanWork) -> tuple[list[DocumentPlan], list[str], int]:
+def _plan_one(work: PlanWork) -> WorkerPlan:
     """Plan one document in a worker process: its plan, its warnings and the files written.
 
     The Markdown is read again here (the main process only checked it), so that the texts of
@@ -277,16 +288,16 @@ def _plan_one(work: PlanWork) -> tuple[list[DocumentPlan], list[str], int]:
     return local.documents, local.warnings, written
 
 
-def _plan_in_workers(plan: Plan, deferred: list[tuple[PlanWork, int]], workers: int) -> None:
-    """Plan the ``deferred`` documents in ``workers`` processes; add them to ``plan`` in order,
-    each document's warnings where planning it in this process would have put them."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _plan_some(works: list[PlanWork]) -> list[WorkerPlan]:
+    return [_plan_one(work) for work in works]
 
-    # spawn, not fork: Snakemake's process has threads by the time the Snakefile is parsed
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = list(pool.map(_plan_one, [work for work, _ in deferred], chunksize=4))
+
+def _add_planned(
+    plan: Plan, deferred: list[tuple[PlanWork, int]], planning: list[Future[list[WorkerPlan]]]
+) -> None:
+    """Add the documents the workers planned to ``plan``, in order, each document's warnings where
+    planning it in this process would have put them."""
+    results = (one for future in planning for one in future.result())
     shift = 0
     for (_work, warn_at), (documents, warnings, written) in zip(deferred, results, strict=True):
         plan.documents.extend(documents)

@@ -13,11 +13,11 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from . import spending
+from . import spending, workers
 from .atomic import sweep_stale_temp_files
 from .costs.estimate import Estimate
 from .layout import INSTANCE_LOCK, SNAKEMAKE_LOCKS
-from .plan import Plan, build_plan
+from .plan import PARALLEL_FLAGS, Plan, build_plan
 from .providers import check_ready
 from .settings import Settings, resolve
 
@@ -78,6 +78,8 @@ def start(
     check_ready(settings)
     claim = claim_workspace(settings) if main_process else None
     plan = build_plan(settings)
+    # a large run's jobs go to worker processes (docs/DESIGN.md §11); only the main process's
+    workers.use_for_jobs(main_process and plan.flags >= PARALLEL_FLAGS)
     report_plan(plan, settings)
     estimate = None
     if main_process:

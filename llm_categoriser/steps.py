@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import spending
+from . import spending, workers
 from .costs.usage import Spend
 from .outputs import merge_job
 from .providers import get_provider
@@ -56,6 +56,9 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
     from .fallback import ProviderChain
     from .limits import limiter_for
 
+    remote = get_provider(settings.provider).runs_remotely
+    if workers.takes_jobs() and not remote:  # pure Python: in a worker process (DESIGN.md §11)
+        return workers.run(run_categorise, spec_file, output, log_file, settings)
     with job_logger(log_file, "categorise") as logger:
         started = time.perf_counter()
         spec = read_record(spec_file, JobSpec)
@@ -69,7 +72,6 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
                     f"written: the plan changed while Snakemake ran; run it again"
                 )
             batches.append(batch)
-        remote = get_provider(settings.provider).runs_remotely
         meter = spending.meter(settings)
         results, reused = categorise_part(
             batches,
@@ -102,6 +104,8 @@ def run_merge(
     job: str, documents: list[MergedDocument], output: str, log_file: str, bom: bool = False
 ) -> None:
     """Write the CSVs of the documents of one job of the plan (each only when it changed)."""
+    if workers.takes_jobs():  # pure Python: in a worker process (docs/DESIGN.md §11)
+        return workers.run(run_merge, job, documents, output, log_file, bom)
     with job_logger(log_file, "merge") as logger:
         record = merge_job(job, documents, output, bom)
         logger.info(

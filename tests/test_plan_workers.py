@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import copy_sample
 
 from llm_categoriser import plan as plan_module
@@ -23,9 +24,11 @@ def _planned(tmp_path: Path, name: str) -> tuple[object, dict[str, bytes]]:
     return plan, files
 
 
-def test_workers_plan_what_one_process_plans(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk", [4, 3])  # the sample's 8 documents: whole chunks, and a rest
+def test_workers_plan_what_one_process_plans(tmp_path, monkeypatch, chunk):
     alone, alone_files = _planned(tmp_path, "alone")
     monkeypatch.setattr(plan_module, "_planning_workers", lambda flags, decisions: 2)
+    monkeypatch.setattr(plan_module, "PLAN_CHUNK", chunk)
     workers, workers_files = _planned(tmp_path, "workers")
     assert workers.documents == alone.documents
     assert workers.warnings == alone.warnings and any("page" in w for w in alone.warnings)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llm_categoriser.costs.ledger import SpendLedger
 from llm_categoriser.costs.meter import SpendMeter
-from llm_categoriser.costs.prices import CataloguePrices
+from llm_categoriser.costs.prices import CataloguePrices, NoCharge
 from llm_categoriser.costs.usage import TokenUsage
 
 ONE = TokenUsage(input_tokens=1000, cached_tokens=100, output_tokens=200, thinking_tokens=10)
@@ -121,3 +121,24 @@ def test_reused_answers_are_counted_apart(tmp_path):
     assert spend.describe().startswith(
         "1 request(s) sent, 3 answered from the cache; 1,000 input (100 cached)"
     )
+
+
+def test_a_tallied_meter_adds_free_requests_once_and_priced_ones_at_once(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=Decimal("0.002"))
+    free = NoCharge().pricing("offline-rules-v1", False)
+    meter = SpendMeter(sync=free, ledger=ledger, cap=Decimal("0.002"), provider="offline", model="m")
+    meter.price_of = lambda provider, model, batch: CataloguePrices("google").pricing(model, batch)
+    tallied = meter.tally()
+    for _ in range(3):
+        assert tallied.charge(ONE) == 0
+    assert ledger.read().requests_sent == 0  # not yet: one addition when the job ends
+    usage = TokenUsage(input_tokens=2000, output_tokens=400)  # $0.0016 sync
+    assert tallied.charge(usage, provider="gemini", model="gemini-2.5-flash") == Decimal("0.0016")
+    assert ledger.read().requests_sent == 1 and tallied.can_send()  # what costs money counts at once
+    tallied.flush()
+    tallied.flush()  # nothing twice
+    record = ledger.read()
+    assert record.requests_sent == 4 and record.spent_usd == Decimal("0.0016")
+    assert record.usage.input_tokens == 3 * ONE.input_tokens + 2000
+    assert record.usage.thinking_tokens == 3 * ONE.thinking_tokens

@@ -13,7 +13,7 @@ answer that came from a remote job) and adds it to the ledger.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 
 from .ledger import SpendLedger
@@ -67,13 +67,23 @@ class SpendMeter:
     ) -> Decimal | None:
         """Price one request's reported usage at the rates of the ``provider`` and ``model`` that
         answered it (default: the run's), record it, return its cost (None: no price known)."""
-        pricing = None
-        if provider and model and (provider, model) != (self.provider, self.model) and self.price_of:
-            pricing = self.price_of(provider, model, batch)
-        cost = (pricing or self.pricing(batch)).cost(usage)
+        cost = self.price(usage, batch, provider, model)
         if self.ledger is not None:
             self.ledger.add(cost, usage, requests)
         return cost
+
+    def price(
+        self, usage: TokenUsage, batch: bool = False, provider: str | None = None, model: str | None = None
+    ) -> Decimal | None:
+        """The cost of one request's usage (None: no price known), not recorded."""
+        pricing = None
+        if provider and model and (provider, model) != (self.provider, self.model) and self.price_of:
+            pricing = self.price_of(provider, model, batch)
+        return (pricing or self.pricing(batch)).cost(usage)
+
+    def tally(self) -> TalliedMeter:
+        """This meter for one job that sends its requests one after another (see ``TalliedMeter``)."""
+        return TalliedMeter(**{f.name: getattr(self, f.name) for f in fields(SpendMeter)})
 
     def reused(self, count: int) -> None:
         """``count`` batches were answered from the answer cache (nothing sent, nothing spent)."""
@@ -93,3 +103,45 @@ class SpendMeter:
             f"rerun with a higher cap (--config max_cost_usd=...) to continue, answers already "
             f"received are kept"
         )
+
+
+@dataclass
+class TalliedMeter(SpendMeter):
+    """A job's meter that adds the requests costing nothing to the ledger once, at ``flush``.
+
+    Each addition to the ledger takes its flock and rewrites it; a provider that runs locally
+    (the offline rules) answers thousands of requests a minute for nothing, so its job counts
+    them and records the sum when it ends. A request with a cost, or without a known price, is
+    recorded at once, as by ``SpendMeter``: the cap only ever sees what costs money, and
+    nothing costing money waits. Only for one thread: a job whose requests are concurrent
+    keeps the plain meter.
+    """
+
+    _usage: TokenUsage = field(default_factory=TokenUsage)
+    _cost: Decimal = Decimal(0)
+    _requests: int = 0
+
+    def charge(
+        self,
+        usage: TokenUsage,
+        batch: bool = False,
+        requests: int = 1,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Decimal | None:
+        cost = self.price(usage, batch, provider, model)
+        if self.ledger is None:
+            return cost
+        if cost is None or cost:
+            self.ledger.add(cost, usage, requests)
+        else:
+            self._usage = self._usage + usage
+            self._cost += cost
+            self._requests += requests
+        return cost
+
+    def flush(self) -> None:
+        """Record the requests counted so far (costing nothing) in the ledger."""
+        if self._requests and self.ledger is not None:
+            self.ledger.add(self._cost, self._usage, self._requests)
+        self._usage, self._cost, self._requests = TokenUsage(), Decimal(0), 0

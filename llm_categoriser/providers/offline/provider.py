@@ -24,7 +24,8 @@ def rules_digest() -> str:
 
 
 def flag_as_issue(batch: PlannedBatch, flag: PlannedFlag) -> Issue:
-    return Issue(
+    # the fields come from validated records: built without validating them again
+    return Issue.model_construct(
         subject=batch.subject,
         filename=batch.filename,
         context=flag.highlighted_context,

@@ -1,0 +1,111 @@
+"""Worker processes for the CPU-bound work of a large run (docs/DESIGN.md §9, §11).
+
+Snakemake runs the jobs of ``run:`` rules as threads of its own process (§11), where pure
+Python shares one core under the GIL. A large run therefore keeps one pool of worker
+processes for the life of the Snakemake process: the plan of a large corpus is made there
+(``plan.py``), and, once the plan is known to be large (``use_for_jobs``), the jobs whose work
+is pure Python on files (an offline ``categorise`` job, a ``merge`` job) run there too: the
+job's thread hands the whole job (same function, same arguments) to a worker and waits,
+exactly as if Snakemake had started the job in a process of its own. Every output is still
+written atomically by the job itself, and every job reads only its files, so a job gives the
+same bytes in a worker as in a thread.
+
+Workers are spawned, not forked (Snakemake's process has threads), and made on first use:
+each costs about a second to start and import the package, so a small run never starts one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_WORKERS = 4
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_jobs = False  # whether jobs go to the workers (this process is a large run's main process)
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def size() -> int:
+    """How many workers a pool has: one per core, at most ``MAX_WORKERS``."""
+    return min(cores(), MAX_WORKERS)
+
+
+def pool() -> ProcessPoolExecutor:
+    """The process's pool of workers, made on first use (its workers start when work comes)."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None:
+            _pool_size = size()
+            _pool = ProcessPoolExecutor(
+                _pool_size, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+            )
+        return _pool
+
+
+def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to Snakemake (the terminal sends it to every process of the run): it
+    finishes the job in hand, whose outputs are written atomically, and ends with the run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def pool_if_any() -> ProcessPoolExecutor | None:
+    """The pool, if one was made (and not shut down)."""
+    return _pool
+
+
+def shutdown() -> None:
+    """Stop the workers (they are idle; a run's end also stops them)."""
+    global _pool
+    with _lock:
+        current, _pool = _pool, None
+    if current is not None:
+        current.shutdown(wait=True, cancel_futures=True)
+
+
+def use_for_jobs(large: bool) -> None:
+    """Whether the jobs of this process run in the workers: yes in the main Snakemake process of
+    a large run on more than one core; otherwise the workers planning left are stopped."""
+    global _jobs
+    _jobs = large and size() > 1
+    if not _jobs:
+        shutdown()
+
+
+def takes_jobs() -> bool:
+    return _jobs
+
+
+def run(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``function(*args)`` in a worker; its exception, if any, is raised here.
+
+    ``function`` must be importable by name and its arguments and result picklable. A worker
+    that died (killed, out of memory) breaks the pool: the job fails with that error and the
+    next job gets a new pool.
+    """
+    current = pool()
+    try:
+        return current.submit(function, *args, **kwargs).result()
+    except BrokenProcessPool:
+        global _pool
+        with _lock:
+            if _pool is current:
+                _pool = None
+        raise

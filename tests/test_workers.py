@@ -1,0 +1,97 @@
+"""A large run's categorise and merge jobs run in worker processes: the same bytes as in a thread."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import copy_sample
+
+from llm_categoriser import categorise, steps, workers
+from llm_categoriser.plan import build_plan
+from llm_categoriser.records import JobSpec, read_record, write_record
+from llm_categoriser.settings import resolve
+from llm_categoriser.targets import Targets
+
+
+@pytest.fixture
+def in_workers(monkeypatch):
+    """Jobs go to the workers, as in the main process of a large run on two cores."""
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    workers.use_for_jobs(True)
+    yield
+    workers.use_for_jobs(False)
+
+
+def _run_jobs(root: Path) -> dict[str, bytes]:
+    """Plan the sample corpus, run every categorise job, then every merge job; the files written."""
+    documents = copy_sample(root)
+    data = root / "data"
+    settings = resolve({"documents_dir": str(documents), "data_dir": str(data)}, env={})
+    plan = build_plan(settings)
+    layout, targets = settings.layout, Targets(plan, settings)
+    for job in plan.jobs:
+        steps.run_categorise(
+            layout.job_spec(job), layout.job_result(job), layout.log("categorise", job=job), settings
+        )
+    for job in targets.merges:
+        steps.run_merge(
+            job, targets.merge_documents(job), layout.merge_record(job), layout.log("merge", job=job)
+        )
+    written = {}
+    for path in sorted([*data.rglob("*.json"), *documents.rglob("*.csv")]):
+        if "plan" not in path.relative_to(root).parts and path.name != "language-check-report.csv":
+            written[str(path.relative_to(root))] = path.read_bytes()
+    assert any("document_reports" in name for name in written)
+    return written
+
+
+def test_jobs_in_workers_write_what_threads_write(tmp_path, monkeypatch, in_workers):
+    workers.use_for_jobs(False)
+    in_threads = _run_jobs(tmp_path / "threads")
+    assert workers.pool_if_any() is None  # a small run starts no worker
+    workers.use_for_jobs(True)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a job ran in the main process")
+
+    # the workers import the package afresh: these stand-ins exist in this process only
+    monkeypatch.setattr(categorise, "categorise_part", not_here)
+    monkeypatch.setattr(steps, "merge_job", not_here)
+    in_processes = _run_jobs(tmp_path / "workers")
+    assert workers.pool_if_any() is not None and workers.run(os.getpid) != os.getpid()
+    assert in_processes.keys() == in_threads.keys()
+    for name, content in in_threads.items():
+        # the merge records and statistics name the CSVs, under their own folder
+        assert in_processes[name] == content.replace(b"/threads/", b"/workers/"), name
+
+
+def test_a_job_that_fails_in_a_worker_fails_with_its_message(tmp_path, in_workers):
+    documents = copy_sample(tmp_path)
+    settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}, env={})
+    plan = build_plan(settings)
+    layout = settings.layout
+    job = next(iter(plan.jobs))
+    spec = read_record(layout.job_spec(job), JobSpec)
+    write_record(
+        layout.job_spec(job), spec.model_copy(update={"fingerprints": ["0" * 32] * len(spec.fingerprints)})
+    )
+    with pytest.raises(ValueError, match="changed after"):
+        steps.run_categorise(
+            layout.job_spec(job), layout.job_result(job), layout.log("categorise", job=job), settings
+        )
+    assert not Path(layout.job_result(job)).exists()
+    log = Path(layout.log("categorise", job=job)).read_text(encoding="utf-8")
+    assert "changed after" in log
+    assert json.loads(Path(layout.job_spec(job)).read_text(encoding="utf-8"))["job"] == job
+
+
+def test_one_core_or_a_small_run_keeps_jobs_in_threads(monkeypatch):
+    monkeypatch.setattr(workers, "cores", lambda: 1)
+    workers.use_for_jobs(True)
+    assert not workers.takes_jobs()
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    workers.use_for_jobs(False)
+    assert not workers.takes_jobs() and workers.pool_if_any() is None
