@@ -147,11 +147,12 @@ def machine_facts() -> dict[str, Any]:
 # --------------------------------------------------------------------------- memory sampler
 
 
-def _vm_hwm_kb(pid: int) -> int:
+def _vm_hwm_kb(pid: int, field: str = "VmHWM:") -> int:
+    """A process's peak resident set (``VmRSS:``: its current one), in KB; 0 when it is gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as handle:
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -191,19 +192,23 @@ class ChildMemorySampler(threading.Thread):
         self.interval = interval
         self.stop_event = threading.Event()
         self.peaks: dict[int, tuple[int, str]] = {}
+        self.together_kb = 0  # the most the Snakemake process and its descendants held at once
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             tree = _ppid_map()
             top = tree.get(self.root_pid, []) if self.wrapped else [self.root_pid]
+            now = sum(_vm_hwm_kb(t, "VmRSS:") for t in top)
             stack = [c for t in top for c in tree.get(t, [])]
             while stack:
                 pid = stack.pop()
                 stack.extend(tree.get(pid, []))
+                now += _vm_hwm_kb(pid, "VmRSS:")
                 hwm = _vm_hwm_kb(pid)
                 if hwm and hwm > self.peaks.get(pid, (0, ""))[0]:
                     cmd = self.peaks.get(pid, (0, ""))[1] or _cmdline(pid)
                     self.peaks[pid] = (hwm, cmd)
+            self.together_kb = max(self.together_kb, now)
             self.stop_event.wait(self.interval)
 
     def largest(self) -> dict[str, Any] | None:
@@ -214,10 +219,10 @@ class ChildMemorySampler(threading.Thread):
         kb, cmd = max(pool)
         return {"rss_mb": round(kb / 1024, 1), "cmd": cmd}
 
-    def total_mb(self) -> float:
-        """The peaks of every descendant added up (its worker processes live side by side; an
-        upper bound of what they held at once)."""
-        return round(sum(kb for kb, _cmd in self.peaks.values()) / 1024, 1)
+    def together_mb(self) -> float:
+        """The most memory the Snakemake process and its descendants (worker processes, scripts)
+        held at once, sampled every ``interval``."""
+        return round(self.together_kb / 1024, 1)
 
 
 # --------------------------------------------------------------------------- Snakemake runs
@@ -239,7 +244,7 @@ class Run:
     jobs: dict[str, int] = field(default_factory=dict)
     nothing_to_do: bool = False
     largest_child: dict[str, Any] | None = None
-    children_rss_mb: float = 0.0  # the peaks of every descendant (workers, scripts), added up
+    together_rss_mb: float | None = None  # the most its processes held at once (sampled)
     log_file: str = ""
     tail: str = ""
 
@@ -311,7 +316,7 @@ def snakemake(
             loadavg_before=round(loadavg, 2),
             log_file=str(log_file),
             largest_child=sampler.largest(),
-            children_rss_mb=sampler.total_mb(),
+            together_rss_mb=sampler.together_mb() or None,
         )
         if time_file.exists():
             parts = time_file.read_text().strip().splitlines()[-1].split()

@@ -52,7 +52,9 @@ def write_results_view(layout: Layout, subjects: Iterable[str], logger: logging.
 
 
 def run_results_view(layout: Layout, subjects: Iterable[str], log_file: str) -> None:
+    from .. import workers
     from ..steps import job_logger
 
+    workers.shutdown()  # the last job: the worker processes' memory goes before the flags are loaded
     with job_logger(log_file, "results_view") as logger:
         write_results_view(layout, subjects, logger)

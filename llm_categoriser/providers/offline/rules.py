@@ -247,7 +247,9 @@ _LANGUAGE_FORMS: tuple[tuple[str, str], ...] = tuple(
     for form in {word, word.capitalize()}
 )
 _PROFILE_CACHE: dict[tuple, _DocProfile] = {}
-_PROFILE_CACHE_SIZE = 512
+# Each profile holds a document's token counts; the planner asks about one document at a time,
+# so a few suffice (a planning worker of a large run would otherwise keep hundreds in memory).
+_PROFILE_CACHE_SIZE = 8
 # The pipeline asks about one document many times in a row: remember the last text object.
 _LAST_PROFILE: list = [None, None]
 
