@@ -27,6 +27,7 @@ from llm_categoriser.cascade.training import (
     held_out_segments,
     out_of_fold,
     train,
+    wilson_lower,
 )
 from llm_categoriser.layout import Layout
 from llm_categoriser.lt_report import load_report
@@ -166,6 +167,23 @@ def test_each_memory_segment_has_its_own_thresholds() -> None:
     assert result["seen_more"]["A"].threshold == pytest.approx(0.8) and result["seen_more"]["A"].covered == 20
     assert result["unseen"]["A"].threshold is None and result["unseen"]["A"].held_out == 20
     assert result["seen_once"]["A"].held_out == 0
+
+
+def test_words_never_answered_before_need_the_wilson_bound_to_meet_the_target() -> None:
+    # 100 held-out flags at one probability, 95 agreeing, in each segment: the share (95%) meets
+    # a 0.9 target, its Wilson lower bound at z = 1 (92.3%) too, at z = 2 (88.7%) not
+    classes = ["A", "B"]
+    probabilities = np.column_stack([np.full(200, 0.8), np.full(200, 0.2)])
+    truth = (["A"] * 95 + ["B"] * 5) * 2
+    segments = ["seen_more"] * 100 + ["unseen"] * 100
+    assert wilson_lower(95, 100, 1.0) == pytest.approx(0.9234, abs=1e-4)
+    assert wilson_lower(95, 100, 2.0) < 0.9 <= wilson_lower(95, 100, 0.0)
+    lenient = calibrate_segments(classes, probabilities, truth, segments, 0.9, 10, unseen_z=1.0)
+    assert lenient["unseen"]["A"].covered == 100
+    strict = calibrate_segments(classes, probabilities, truth, segments, 0.9, 10, unseen_z=2.0)
+    assert strict["unseen"]["A"].threshold is None  # the bound misses the target
+    assert strict["seen_more"]["A"].covered == 100  # words seen before keep the share itself
+    assert TrainSettings().unseen_z == 1.0
 
 
 def test_the_answer_memory_keys_hash_the_rule_and_word(corpus) -> None:

@@ -48,6 +48,9 @@ class TrainSettings(BaseModel):
     min_support: int = Field(10, ge=1)
     folds: int = Field(10, ge=2)
     regularisation: float = Field(0.3, gt=0, description="inverse strength, scikit-learn's C")
+    unseen_z: float = Field(
+        1.0, ge=0, description="words never answered before: the Wilson lower bound (z) must meet the target"
+    )
     n_features: int = 2**20
 
 
@@ -90,14 +93,27 @@ def answers_digest(examples: Sequence[Example]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
 
 
+def wilson_lower(agreed: int, total: int, z: float) -> float:
+    """The Wilson score lower bound of the agreement ``agreed / total`` (the share itself at z = 0)."""
+    share = agreed / total
+    if z <= 0:
+        return share
+    spread = z * np.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    return float((share + z * z / (2 * total) - spread) / (1 + z * z / total))
+
+
 def calibrate(
     classes: Sequence[str],
     probabilities: np.ndarray,
     truth: Sequence[str],
     min_agreement: float,
     min_support: int,
+    z: float = 0.0,
 ) -> dict[str, CategoryCalibration]:
-    """Per predicted category, the lowest threshold whose held-out agreement meets the target."""
+    """Per predicted category, the lowest threshold whose held-out agreement meets the target.
+
+    With ``z`` > 0 it is the Wilson lower bound of that agreement (z standard errors) that must
+    meet it: a stricter bar where few held-out flags decide it."""
     predicted = probabilities.argmax(axis=1)
     best = probabilities.max(axis=1)
     result: dict[str, CategoryCalibration] = {}
@@ -111,7 +127,12 @@ def calibrate(
         for k in range(len(order), 0, -1):
             if k < len(order) and probs[k] == probs[k - 1]:
                 continue  # a threshold covers every flag of the same probability
-            if k >= min_support and agreed[k - 1] >= min_agreement * k:
+            meets = (
+                agreed[k - 1] >= min_agreement * k
+                if z <= 0
+                else wilson_lower(int(agreed[k - 1]), k, z) >= min_agreement
+            )
+            if k >= min_support and meets:
                 threshold, covered, agreed_count = float(probs[k - 1]), k, int(agreed[k - 1])
                 break
         result[category] = CategoryCalibration(
@@ -127,14 +148,21 @@ def calibrate_segments(
     segments: Sequence[str],
     min_agreement: float,
     min_support: int,
+    unseen_z: float = 0.0,
 ) -> dict[str, dict[str, CategoryCalibration]]:
-    """``calibrate`` within each segment of the answer memory (segment -> category -> result)."""
+    """``calibrate`` within each segment of the answer memory (segment -> category -> result);
+    in the segment of words never answered before, with the Wilson bound at ``unseen_z``."""
     tags = np.asarray(segments)
     result: dict[str, dict[str, CategoryCalibration]] = {}
     for segment in SEGMENTS:
         rows = np.flatnonzero(tags == segment)
         result[segment] = calibrate(
-            classes, probabilities[rows], [truth[i] for i in rows], min_agreement, min_support
+            classes,
+            probabilities[rows],
+            [truth[i] for i in rows],
+            min_agreement,
+            min_support,
+            unseen_z if segment == SEGMENTS[0] else 0.0,
         )
     return result
 
@@ -250,7 +278,13 @@ def train(examples: Sequence[Example], settings: TrainSettings | None = None) ->
     keys = [e.memory_key for e in examples]
     segments = held_out_segments(keys, labels, groups, settings)
     calibration = calibrate_segments(
-        classes, held_out, labels.tolist(), segments, settings.min_agreement, settings.min_support
+        classes,
+        held_out,
+        labels.tolist(),
+        segments,
+        settings.min_agreement,
+        settings.min_support,
+        settings.unseen_z,
     )
     covered = sum(c.covered for by_category in calibration.values() for c in by_category.values())
     agreed = sum(c.agreed for by_category in calibration.values() for c in by_category.values())
