@@ -102,6 +102,26 @@ def before_jobs(settings: Settings, estimate: Estimate | None) -> None:
         sys.exit(1)
 
 
+DEFAULT_JOB_RATE_LIMIT = (100, 1)  # Snakemake's ``--max-jobs-per-timespan`` default: 100 jobs a second
+
+
+def drop_default_job_rate_limit(workflow: Any) -> bool:
+    """Drop Snakemake's default job rate limit in a local run; return whether it was dropped.
+
+    The limit never binds a local run of this workflow, but after every scheduling round it arms
+    a one-second timer that wakes the scheduler again, and these wake-ups pile up while jobs
+    wait (docs/DESIGN.md §15). A limit given on the command line, and any cluster run, keep theirs.
+    """
+    scheduler = getattr(workflow, "scheduler", None)
+    limiter = getattr(scheduler, "job_rate_limiter", None)
+    if not getattr(workflow, "local_exec", False) or limiter is None:
+        return False
+    if (limiter.max_jobs, limiter.timespan) != DEFAULT_JOB_RATE_LIMIT:
+        return False
+    scheduler.job_rate_limiter = None
+    return True
+
+
 def stop_scheduler_timers() -> int:
     """Cancel the wake-up timers Snakemake's scheduler leaves behind; return how many.
 

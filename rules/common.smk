@@ -58,26 +58,12 @@ if workflow.is_main_process:
     gc.disable()
 
 
-def drop_default_job_rate_limit():
-    """Snakemake's default job rate limit (100 jobs a second) never binds a local run of this
-    workflow, but after every scheduling round it arms a one-second timer that wakes the
-    scheduler again, and these wake-ups pile up while jobs wait: docs/DESIGN.md §15. A limit
-    given on the command line, and any cluster run, keep theirs."""
-    limiter = getattr(workflow.scheduler, "job_rate_limiter", None)
-    if (
-        workflow.local_exec
-        and limiter is not None
-        and (limiter.max_jobs, limiter.timespan) == (100, 1)
-    ):
-        workflow.scheduler.job_rate_limiter = None
-
-
 onstart:
-    from llm_categoriser.startup import before_jobs
+    from llm_categoriser.startup import before_jobs, drop_default_job_rate_limit
 
     # exits here when the estimate is above max_cost_usd
     before_jobs(SETTINGS, ESTIMATE)
-    drop_default_job_rate_limit()
+    drop_default_job_rate_limit(workflow)
     gc.collect()
     gc.freeze()
     gc.enable()

@@ -1,10 +1,13 @@
-"""What the workflow does around the jobs: the scheduler's timers are cancelled at the end."""
+"""Around the jobs: a local run drops the default job rate limit and cancels the scheduler's timers."""
 
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
-from llm_categoriser.startup import stop_scheduler_timers
+import pytest
+
+from llm_categoriser.startup import drop_default_job_rate_limit, stop_scheduler_timers
 
 
 def _wake() -> None:  # stands for the scheduler's wake-up
@@ -31,3 +34,14 @@ def test_the_schedulers_timers_are_cancelled_and_others_left_alone():
         mine.cancel()
         for timer in theirs:
             timer.cancel()
+
+
+@pytest.mark.parametrize(
+    ("local", "limit", "dropped"),
+    [(True, (100, 1), True), (True, (10, 1), False), (False, (100, 1), False), (True, None, False)],
+)
+def test_only_the_default_job_rate_limit_of_a_local_run_is_dropped(local, limit, dropped):
+    limiter = None if limit is None else SimpleNamespace(max_jobs=limit[0], timespan=limit[1])
+    workflow = SimpleNamespace(local_exec=local, scheduler=SimpleNamespace(job_rate_limiter=limiter))
+    assert drop_default_job_rate_limit(workflow) is dropped
+    assert (workflow.scheduler.job_rate_limiter is None) is (dropped or limit is None)
