@@ -107,24 +107,6 @@ def planned_batches(work: Path) -> int:
     return sum(1 for _ in (work / "data" / "plan").glob("*/*/batches/*.json"))
 
 
-def documents_sharing_a_job(work: Path, issue_suffix: str) -> int:
-    """How many documents the plan's job holding the flag whose issue ends ``issue_suffix`` serves
-    (their merges rerun when that job does)."""
-    from llm_categoriser.records import JobSpec, PlannedBatch, read_record
-
-    layout = default_settings().layout
-    batch_of = None
-    for path in (work / layout.plan_dir).glob("*/*/batches/*.json"):
-        batch = read_record(path, PlannedBatch)
-        if any(flag.issue.endswith(issue_suffix) for flag in batch.flags):
-            batch_of = (batch.subject, batch.document, batch.batch_id)
-    for path in (work / layout.job_specs_dir).glob("*.json"):
-        spec = read_record(path, JobSpec)
-        if batch_of in {tuple(ref) for ref in spec.batches}:
-            return len({(s, d) for s, d, _ in spec.batches})
-    raise AssertionError(f"no job holds a flag ending {issue_suffix!r}")
-
-
 def merges_reading_the_job_of(work: Path, issue_suffix: str) -> int:
     """How many merge jobs read the result of the plan's job holding the flag whose issue ends
     ``issue_suffix`` (they rerun when that job does), from the merge records of the last run."""
