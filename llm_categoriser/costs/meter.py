@@ -69,8 +69,13 @@ class SpendMeter:
         answered it (default: the run's), record it, return its cost (None: no price known)."""
         cost = self.price(usage, batch, provider, model)
         if self.ledger is not None:
-            self.ledger.add(cost, usage, requests)
+            self.record(cost, usage, requests)
         return cost
+
+    def record(self, cost: Decimal | None, usage: TokenUsage, requests: int) -> None:
+        """Add priced requests to the ledger (``cost`` None: no price known)."""
+        assert self.ledger is not None
+        self.ledger.add(cost, usage, requests)
 
     def price(
         self, usage: TokenUsage, batch: bool = False, provider: str | None = None, model: str | None = None
@@ -118,30 +123,17 @@ class TalliedMeter(SpendMeter):
     """
 
     _usage: TokenUsage = field(default_factory=TokenUsage)
-    _cost: Decimal = Decimal(0)
     _requests: int = 0
 
-    def charge(
-        self,
-        usage: TokenUsage,
-        batch: bool = False,
-        requests: int = 1,
-        provider: str | None = None,
-        model: str | None = None,
-    ) -> Decimal | None:
-        cost = self.price(usage, batch, provider, model)
-        if self.ledger is None:
-            return cost
+    def record(self, cost: Decimal | None, usage: TokenUsage, requests: int) -> None:
         if cost is None or cost:
-            self.ledger.add(cost, usage, requests)
+            super().record(cost, usage, requests)
         else:
             self._usage = self._usage + usage
-            self._cost += cost
             self._requests += requests
-        return cost
 
     def flush(self) -> None:
         """Record the requests counted so far (costing nothing) in the ledger."""
         if self._requests and self.ledger is not None:
-            self.ledger.add(self._cost, self._usage, self._requests)
-        self._usage, self._cost, self._requests = TokenUsage(), Decimal(0), 0
+            self.ledger.add(Decimal(0), self._usage, self._requests)
+        self._usage, self._requests = TokenUsage(), 0
