@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import spending, workers
 from .costs.usage import Spend
-from .outputs import merge_job
+from .outputs import combine, merge_job
 from .providers import get_provider
 from .records import JobResult, JobSpec, MergedDocument, PlannedBatch, read_record, write_record
 from .settings import Settings
@@ -115,6 +115,26 @@ def run_merge(
             len(record.rewritten),
             ", ".join(record.rewritten) or "none changed",
         )
+
+
+def run_combine(
+    combined: tuple[list[str], list[str]],
+    plan_file: str,
+    csv_file: str,
+    summary_file: str,
+    log_file: str,
+    ledger_file: str,
+    bom: bool,
+    started: float,
+) -> None:
+    """Write the combined CSV and the run summary from every document's CSV and statistics
+    (``combined``: the CSVs and their statistics files, in report order)."""
+    csvs, stats = combined
+    with job_logger(log_file, "combine") as logger:
+        summary = combine(
+            csvs, stats, plan_file, csv_file, summary_file, ledger_file=ledger_file, bom=bom, started=started
+        )
+        logger.info("%d flag(s) in %d document(s)", summary.issues, summary.documents)
 
 
 def run_submit(

@@ -4,6 +4,8 @@ One merge job per job of the plan writes the CSVs of its documents (docs/DESIGN.
 output is its record, and the CSVs are rewritten only when their content changed.
 """
 
+from snakemake.settings.types import DeploymentMethod
+
 
 localrules:
     combine,
@@ -28,26 +30,65 @@ rule merge:
         )
 
 
-rule combine:
-    input:
-        merged=TARGETS.merge_jobs(),
-        plan=LAYOUT.plan_summary,
-        cap_stops=LAYOUT.cap_stops,  # new content after a run stopped at max_cost_usd
-    output:
-        csv=LAYOUT.combined_csv,
-        summary=LAYOUT.summary,
-    log:
-        LAYOUT.pattern("log_combine"),
-    conda:
-        "../environment.yml"
-    params:
-        # a filtered run also combines the other documents' CSVs (README "Everyday use")
-        combined=TARGETS.combined_files(),
-        csv_bom=SETTINGS.csv_bom,
-        started=RUN_STARTED,
-        ledger=LAYOUT.spend_ledger,
-    script:
-        "../scripts/combine.py"
+# The combined report's inputs: every merge job, the plan, and the record of cap stops (new
+# content after a run stopped at max_cost_usd). A filtered run also combines the other
+# documents' CSVs (README "Everyday use").
+COMBINE_INPUT = dict(
+    merged=TARGETS.merge_jobs(),
+    plan=LAYOUT.plan_summary,
+    cap_stops=LAYOUT.cap_stops,
+)
+COMBINE_OUTPUT = dict(csv=LAYOUT.combined_csv, summary=LAYOUT.summary)
+COMBINE_PARAMS = dict(
+    combined=TARGETS.combined_files(),
+    csv_bom=SETTINGS.csv_bom,
+    started=RUN_STARTED,
+    ledger=LAYOUT.spend_ledger,
+)
+
+
+# In Snakemake's process, like every other job; with --use-conda, a script in the workflow's
+# conda environment (docs/DESIGN.md §11).
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+
+    rule combine:
+        input:
+            **COMBINE_INPUT,
+        output:
+            **COMBINE_OUTPUT,
+        log:
+            LAYOUT.pattern("log_combine"),
+        params:
+            **COMBINE_PARAMS,
+        run:
+            from llm_categoriser.steps import run_combine
+
+            run_combine(
+                params.combined,
+                input.plan,
+                output.csv,
+                output.summary,
+                log[0],
+                params.ledger,
+                params.csv_bom,
+                params.started,
+            )
+
+else:
+
+    rule combine:
+        input:
+            **COMBINE_INPUT,
+        output:
+            **COMBINE_OUTPUT,
+        log:
+            LAYOUT.pattern("log_combine"),
+        conda:
+            "../environment.yml"
+        params:
+            **COMBINE_PARAMS,
+        script:
+            "../scripts/combine.py"
 
 
 onsuccess:

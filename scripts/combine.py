@@ -1,21 +1,16 @@
-"""Combine the per-document CSVs into one report and write the run summary (thin wrapper)."""
+"""The combine rule under ``--use-conda``: the same step, in the workflow's conda environment
+(thin wrapper; without conda the rule runs it in Snakemake's process, docs/DESIGN.md §11)."""
 
-import sys
-
-from llm_categoriser.outputs import combine
+from llm_categoriser.steps import run_combine
 
 snakemake = globals()["snakemake"]
-with open(snakemake.log[0], "w", encoding="utf-8") as log:
-    sys.stderr = log
-    csvs, stats = snakemake.params.combined
-    summary = combine(
-        csvs,
-        stats,
-        snakemake.input.plan,
-        snakemake.output.csv,
-        snakemake.output.summary,
-        ledger_file=snakemake.params.ledger,
-        bom=snakemake.params.csv_bom,
-        started=snakemake.params.started,
-    )
-    print(f"{summary.issues} flag(s) in {summary.documents} document(s)", file=log)
+run_combine(
+    snakemake.params.combined,
+    snakemake.input.plan,
+    snakemake.output.csv,
+    snakemake.output.summary,
+    snakemake.log[0],
+    snakemake.params.ledger,
+    snakemake.params.csv_bom,
+    snakemake.params.started,
+)

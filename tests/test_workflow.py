@@ -58,6 +58,13 @@ def test_noop_rerun_does_nothing(done_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_every_job_runs_in_snakemakes_process(done_run):
+    """No job starts an interpreter of its own: combine is a ``run:`` job too (docs/DESIGN.md §11)."""
+    assert not (done_run / ".snakemake" / "scripts").exists()
+    combine_log = (done_run / "data" / "logs" / "combine.log").read_text(encoding="utf-8")
+    assert f"{len(report_rows(done_run))} flag(s) in 8 document(s)" in combine_log
+
+
 def test_one_issue_edit_reruns_one_batch_and_its_merge(done_run):
     path = done_run / "Documents" / "language-check-report.csv"
     text = path.read_text(encoding="utf-8")
