@@ -162,3 +162,28 @@ def test_calls_queued_behind_the_first_one_go_together_once_it_succeeds(provider
     for thread in threads:
         thread.join()
     assert errors == []  # all four were out at once (one at a time, the barrier breaks)
+
+
+def test_a_connection_is_kept_for_every_request_in_flight(emu, monkeypatch):
+    """The SDK keeps as many connections open as requests may be in flight, so a second wave of
+    concurrent requests opens none (its default pool keeps fewer: docs/DESIGN.md §26)."""
+    emu.reset()
+    emu.answer_fn = None
+    monkeypatch.setattr(emu, "latency", 0.2)  # the requests of a wave overlap
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    concurrent = 25
+    settings = resolve({"provider": "gemini", "max_concurrent_requests": concurrent})
+    forget_limiters()
+    provider = GeminiProvider(settings, FAKE_KEY)
+    categorise_batch(BATCH, provider, max_retries=0)  # the first call goes alone (§24)
+    before = emu.connections
+    for _wave in range(2):
+        threads = [
+            threading.Thread(target=categorise_batch, args=(BATCH, provider, 0)) for _ in range(concurrent)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert emu.stats()["generate_content_calls"] == 1 + 2 * concurrent
+    assert emu.connections - before <= concurrent

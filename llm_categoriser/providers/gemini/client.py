@@ -196,20 +196,33 @@ def response_text(response: Any) -> tuple[str | None, dict[str, int], str]:
     return text or None, usage_of(getattr(response, "usage_metadata", None)), finish
 
 
+def connection_limits(settings: Settings) -> Any:
+    """The SDK's connection pool keeps a connection open for every request the process may have
+    in flight: its default keeps 20, so a run sending 32 at once closed and opened connections
+    all the time (docs/DESIGN.md §26)."""
+    import httpx2
+
+    return httpx2.Limits(
+        max_connections=None,  # the request limiter bounds what is in flight
+        max_keepalive_connections=settings.max_concurrent_requests,
+    )
+
+
 def make_client(settings: Settings, key: str) -> Any:
     from google import genai
     from google.genai import types
 
     timeout_ms = int(settings.request_timeout * 1000)
-    return genai.Client(api_key=key, http_options=types.HttpOptions(timeout=timeout_ms))
+    options = types.HttpOptions(timeout=timeout_ms, client_args={"limits": connection_limits(settings)})
+    return genai.Client(api_key=key, http_options=options)
 
 
 _clients_lock = threading.Lock()
-_clients: dict[tuple[str, float, str], Any] = {}
+_clients: dict[tuple[str, float, int, str], Any] = {}
 
 
 def shared_client(settings: Settings, key: str) -> Any:
-    """One SDK client per key, timeout and endpoint in the process (jobs run as its threads).
+    """One SDK client per key, timeout, concurrency and endpoint in the process (jobs run as its threads).
 
     Building a client costs about 0.1 s of CPU (two SSL contexts); its HTTP connection pool is
     safe to share between threads and is reused across jobs. Kept for the process's life, so
@@ -218,6 +231,7 @@ def shared_client(settings: Settings, key: str) -> Any:
     ident = (
         hashlib.sha256(key.encode()).hexdigest(),
         settings.request_timeout,
+        settings.max_concurrent_requests,
         os.environ.get("GOOGLE_GEMINI_BASE_URL", ""),
     )
     with _clients_lock:

@@ -86,6 +86,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: LoopbackServer
+    connections = 0  # accepted so far (one thread accepts, so a plain counter is enough)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.emulator.verbose:
@@ -208,6 +213,11 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since the server started (keep-alive reuses one)."""
+        return self._server.connections if self._server is not None else 0
 
     @property
     def port(self) -> int:
