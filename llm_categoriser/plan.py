@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workers
+from .atomic import write_if_changed
 from .encoding import decode_utf8, decode_utf8_lenient
 from .errors import ConfigError, UnsafePathError
 from .lt_report import LoadedReport, load_report
@@ -399,13 +400,14 @@ def _plan_document(
             flags=flags,
             pages=pages,
         )
-        batch.fingerprint = fingerprints[spec.batch_id] = batch.request_fingerprint()
+        text = batch.stamp()
+        fingerprints[spec.batch_id] = batch.fingerprint
         sizes.append(
             RequestSize(fingerprint=batch.fingerprint, prompt_chars=prompt_chars(batch), flags=len(flags))
         )
         path = Path(layout.batch(subject, document, spec.batch_id))
         wanted_files.add(path.name)
-        written += write_record_if_changed(path, batch, durable=False)
+        written += write_if_changed(path, text, durable=False)
     for stale in Path(layout.batches_dir(subject, document)).glob(layout.file_glob("batch")):
         if stale.name not in wanted_files:
             stale.unlink()

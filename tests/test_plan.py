@@ -14,7 +14,8 @@ from llm_categoriser import prompts
 from llm_categoriser.layout import PACKAGE_DIR, PROMPTS_DIR
 from llm_categoriser.plan import build_plan
 from llm_categoriser.plan_cache import code_files
-from llm_categoriser.records import Manifest, RecordError, read_record
+from llm_categoriser.records import Manifest, PlannedBatch, RecordError, read_record
+from llm_categoriser.records.base import record_json
 from llm_categoriser.settings import resolve
 
 ROWS = (
@@ -123,6 +124,22 @@ def test_the_manifest_and_the_job_spec_carry_every_fingerprint(tmp_path, templat
     changed = json.loads(path.read_text(encoding="utf-8"))
     assert changed["fingerprints"] != manifest["fingerprints"]
     assert json.loads(spec_path.read_text(encoding="utf-8"))["fingerprints"] != spec["fingerprints"]
+
+
+def test_a_batch_file_holds_the_batch_and_its_fingerprint_as_read_back(tmp_path, templates):
+    """Planning dumps each batch once for its fingerprint and its file (``PlannedBatch.stamp``):
+    the file is the record as written by ``record_json``, its fingerprint is the one recomputed
+    from the file's content."""
+    settings = _settings(tmp_path)
+    plan = build_plan(settings)
+    for doc in plan.documents:
+        for batch_id, expected in zip(doc.batch_ids, doc.fingerprints, strict=True):
+            path = settings.layout.batch(doc.subject, doc.document, batch_id)
+            batch = read_record(path, PlannedBatch)
+            assert batch.fingerprint == expected == batch.request_fingerprint()
+            assert Path(path).read_text(encoding="utf-8") == record_json(batch)
+            batch.fingerprint = ""
+            assert batch.stamp() == record_json(batch) and batch.fingerprint == expected
 
 
 def test_the_plan_cache_is_keyed_on_the_whole_package():

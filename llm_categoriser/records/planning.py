@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from ..atomic import dumps_json
 from ..models import Issue, ReportedFlag
 from .base import Record, fingerprint
 
@@ -55,6 +56,15 @@ class PlannedBatch(Record):
     def request_fingerprint(self) -> str:
         """The digest of everything but the fingerprint itself."""
         return fingerprint(self.model_dump(mode="json", exclude={"fingerprint"}))
+
+    def stamp(self) -> str:
+        """Set ``fingerprint`` (``request_fingerprint``) and return the record's file text (as
+        ``record_json`` writes it), both from one dump of the record: planning does this for
+        every batch at every re-plan."""
+        data = self.model_dump(mode="json")
+        del data["fingerprint"]  # the last field: put back below, the file keeps its order
+        self.fingerprint = data["fingerprint"] = fingerprint(data)
+        return dumps_json(data)
 
 
 class ManifestFlag(FlagFields):
