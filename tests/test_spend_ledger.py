@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from llm_categoriser.costs.ledger import SpendLedger
 from llm_categoriser.costs.meter import SpendMeter
@@ -34,6 +38,49 @@ def test_concurrent_processes_lose_no_addition(tmp_path):
     assert record.requests_sent == 160
     assert record.spent_usd == Decimal("0.160")
     assert record.usage.input_tokens == 160_000 and record.usage.thinking_tokens == 1_600
+
+
+def test_concurrent_threads_lose_no_addition_and_share_the_writes(tmp_path, monkeypatch):
+    """Additions that arrive while the record is being written go together in the next write."""
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=None)
+    writes = []
+    original = SpendLedger._write
+
+    def slow_write(self, record, durable=True):
+        writes.append(record.requests_sent)
+        time.sleep(0.01)  # long enough for the other threads' additions to queue up
+        original(self, record, durable)
+
+    monkeypatch.setattr(SpendLedger, "_write", slow_write)
+    threads = [threading.Thread(target=_add_many, args=(tmp_path / "ledger.json", 10)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record = ledger.read()
+    assert record.requests_sent == 80 and record.spent_usd == Decimal("0.080")
+    assert len(writes) < 80 and writes == sorted(writes)
+
+
+def test_an_addition_whose_write_failed_is_written_by_the_next(tmp_path, monkeypatch):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=None)
+    original = SpendLedger._write
+    failures = iter([OSError("disk full")])
+
+    def failing_once(self, record, durable=True):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        original(self, record, durable)
+
+    monkeypatch.setattr(SpendLedger, "_write", failing_once)
+    with pytest.raises(OSError, match="disk full"):
+        ledger.add(Decimal("0.25"), ONE)
+    assert ledger.read().requests_sent == 0
+    ledger.add(Decimal("0.5"), ONE)
+    assert (ledger.read().requests_sent, ledger.read().spent_usd) == (2, Decimal("0.75"))
 
 
 def test_start_resets_and_unpriced_requests_are_counted_apart(tmp_path):

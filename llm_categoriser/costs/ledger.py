@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +85,28 @@ def read_spend(path: str | os.PathLike[str]) -> SpendRecord:
         return SpendRecord()
 
 
+@dataclass
+class _Commits:
+    """One process's additions to one spend record that wait for a write (``SpendLedger.add``)."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    waiting: list[tuple[Decimal | None, TokenUsage, int]] = field(default_factory=list)
+    writing: bool = False
+    next: int = 1  # the number of the write that takes what waits now
+    written: int = 0  # the number of the last write done
+
+
+_commits: dict[tuple[int, str], _Commits] = {}
+_commits_lock = threading.Lock()
+
+
+def _commits_of(path: Path) -> _Commits:
+    # per process id too: a forked child must not inherit a write under way in its parent
+    key = (os.getpid(), str(path))
+    with _commits_lock:
+        return _commits.setdefault(key, _Commits())
+
+
 class SpendLedger:
     """The spend record ``path`` and the record of cap stops ``stops`` (``layout.py`` names both)."""
 
@@ -122,20 +146,54 @@ class SpendLedger:
     def spent(self) -> Decimal:
         return self.read().spent_usd
 
-    def add(self, cost: Decimal | None, usage: TokenUsage, requests: int = 1) -> SpendRecord:
-        """Record ``requests`` sent with ``usage`` costing ``cost`` (None: no price known)."""
+    def add(self, cost: Decimal | None, usage: TokenUsage, requests: int = 1) -> None:
+        """Record ``requests`` sent with ``usage`` costing ``cost`` (None: no price known); when
+        this returns, the addition is in the file.
+
+        The additions of a process's threads are written together (a group commit): the thread
+        that finds no write under way writes every addition waiting, the others wait for the
+        write that carries theirs. Under many concurrent requests one rewrite of the file then
+        records several answers, not one each (docs/DESIGN.md §31).
+        """
+        commits = _commits_of(self.path)
+        with commits.cond:
+            commits.waiting.append((cost, usage, requests))
+            mine = commits.next
+            while commits.written < mine:
+                if commits.writing:
+                    commits.cond.wait()
+                    continue
+                additions, commits.waiting = commits.waiting, []
+                number, commits.next = commits.next, commits.next + 1
+                commits.writing = True
+                commits.cond.release()
+                try:
+                    self._add_all(additions)
+                except BaseException:
+                    with commits.cond:  # the next writer retries them; this caller sees the error
+                        commits.waiting[:0] = additions
+                    raise
+                else:
+                    with commits.cond:
+                        commits.written = number
+                finally:
+                    commits.cond.acquire()
+                    commits.writing = False
+                    commits.cond.notify_all()
+
+    def _add_all(self, additions: list[tuple[Decimal | None, TokenUsage, int]]) -> None:
         with self._locked():
             record = self.read()
-            record.requests_sent += requests
-            record.usage = record.usage + usage
-            if cost is None:
-                record.unpriced_requests += requests
-            else:
-                record.spent_usd += cost
+            for cost, usage, requests in additions:
+                record.requests_sent += requests
+                record.usage = record.usage + usage
+                if cost is None:
+                    record.unpriced_requests += requests
+                else:
+                    record.spent_usd += cost
             # not fsync'ed: written after every request, and only the run that writes it reads
             # these counts (a power loss ends that run; docs/DESIGN.md §27)
             self._write(record, durable=False)
-        return record
 
     def try_commit(self, amount: Decimal, cap: Decimal | None) -> bool:
         """Reserve ``amount`` for a remote job if spent + reserved + ``amount`` stays within
