@@ -97,22 +97,22 @@ def categorise_batch(
     for attempt in range(1, max_retries + 2):
         if not pending:
             break
-        if attempt == 1:
-            user = render_user(batch, templates=templates)
-        else:
-            summary = "; ".join(sorted(set(problems.values())))[:300]
-            user = render_user(batch, local_ids=pending, problems=summary, templates=templates)
-        request = Request(
-            key=f"{batch.batch_id}#{attempt}",
-            system=templates.system,
-            user=user,
-            batch=batch,
-            local_ids=set(pending),
-        )
         from_job = attempt == 1 and first_answer is not None
-        if attempt == 1 and first_answer is not None:
+        if attempt == 1 and first_answer is not None:  # the remote job's answer: nothing to render
             answer = first_answer
         else:
+            if attempt == 1:
+                user = render_user(batch, templates=templates)
+            else:
+                summary = "; ".join(sorted(set(problems.values())))[:300]
+                user = render_user(batch, local_ids=pending, problems=summary, templates=templates)
+            request = Request(
+                key=f"{batch.batch_id}#{attempt}",
+                system=templates.system,
+                user=user,
+                batch=batch,
+                local_ids=set(pending),
+            )
             try:
                 if limiter is None:
                     answer = provider.generate(request)

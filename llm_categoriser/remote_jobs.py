@@ -67,6 +67,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+NO_RESPONSE = "no response for this request"
+
+
 class PendingJob(Exception):
     """The job is still running: the fetch rule fails fast with this message."""
 
@@ -143,13 +146,13 @@ def record_failure(layout: Layout, job: str, handle_file: str) -> Iterator[None]
 
 @dataclass(frozen=True)
 class RemoteJobStep:
-    """What a submit or fetch step of one remote job works with: the job, its planned batch
-    files, its handle file, the run's settings, and what tests replace (the backend; None: the
-    provider chain's), the job's logger, the spend meter (None: the run's), the sleep between
-    status polls."""
+    """What a submit or fetch step of one remote job works with: the job, how to read its
+    planned batches (a fetch reads them only once its job has finished), its handle file, the
+    run's settings, and what tests replace (the backend; None: the provider chain's), the job's
+    logger, the spend meter (None: the run's), the sleep between status polls."""
 
     job: str
-    batch_files: list[str]
+    planned: Callable[[], list[PlannedBatch]]
     handle_file: str
     settings: Settings
     backend: BatchBackend | None = None
@@ -163,7 +166,7 @@ def submit(step: RemoteJobStep, indexes: list[int] | None = None) -> RemoteJobHa
     ``indexes`` are the batches' numbers within their documents."""
     job, handle_file, settings, logger = step.job, step.handle_file, step.settings, step.logger
     layout = settings.layout
-    batches = [read_record(p, PlannedBatch) for p in step.batch_files]
+    batches = step.planned()
     indexes = indexes or [0] * len(batches)
     refs: list[RemoteBatch] = []
     to_send: list[PlannedBatch] = []
@@ -350,17 +353,24 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
     (PendingJob while it runs, DeadJob when it died: the next run resubmits it)."""
     handle_file, settings, logger = step.handle_file, step.settings, step.logger
     layout = settings.layout
-    meter = step.meter or spending.meter(settings)
+    meter = (step.meter or spending.meter(settings)).settled()
     handle = read_record(handle_file, RemoteJobHandle)
-    batches = {b.fingerprint: b for b in (read_record(p, PlannedBatch) for p in step.batch_files)}
+    batches: dict[str, PlannedBatch] = {}
+
+    def planned(ref: RemoteBatch) -> PlannedBatch:
+        if not batches:  # read once, when a batch is needed: not while the job is pending
+            batches.update((b.fingerprint, b) for b in step.planned())
+            if any(r.fingerprint not in batches for r in handle.batches):
+                raise RuntimeError(
+                    f"{handle_file} refers to batches that are no longer planned; rerun to resubmit"
+                )
+        return batches[ref.fingerprint]
 
     def state(status: RemoteStatus, remote: str, message: str = "") -> None:
         write_state(layout, handle.job, handle, status, remote, message)
 
     results: list[BatchResult] = []
-    missing = [r for r in handle.batches if r.fingerprint not in batches]
-    if missing:
-        raise RuntimeError(f"{handle_file} refers to batches that are no longer planned; rerun to resubmit")
+    reserved = Decimal(str(handle.expected_cost_usd)) if handle.expected_cost_usd else None
     to_answer = [r for r in handle.batches if not r.cached]
     for ref in handle.batches:
         if ref.cached:
@@ -374,13 +384,11 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
     remote = handle.state
     if to_answer and handle.state == "OVER_BUDGET":
         for ref in to_answer:
-            batch = batches[ref.fingerprint]
+            batch = planned(ref)
             results.append(over_budget(batch, handle.provider, handle.model, handle.error))
     elif to_answer and handle.state == "ABANDONED":
         for ref in to_answer:
-            results.append(
-                _all_failed(batches[ref.fingerprint], handle, f"batch job abandoned: {handle.error}")
-            )
+            results.append(_all_failed(planned(ref), handle, f"batch job abandoned: {handle.error}"))
     elif to_answer:
         backend = step.backend or backend_of(settings, handle.provider)
         assert handle.name is not None
@@ -393,8 +401,7 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
             raise PendingJob(message)
         if remote in DEAD_STATES or remote != "SUCCEEDED":
             _record_death(layout, handle, remote, status.error)
-            if handle.expected_cost_usd:
-                meter.release(Decimal(str(handle.expected_cost_usd)))
+            meter.release(reserved)
             Path(handle_file).unlink(missing_ok=True)
             attempts = read_attempts(layout, handle.job).attempt
             what = (
@@ -412,28 +419,31 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
             dead = "cancelled" if remote in ("CANCELLED", "CANCELLING") else "dead"
             remote_ledger.mark(layout, handle, dead, remote, status.error)
             raise DeadJob(message)
-        requests = [first_request(batches[r.fingerprint]) for r in to_answer]
+        requests = [first_request(planned(r)) for r in to_answer]
         answers = backend.results(handle.name, requests)
         # Flags that failed or were invalid inside a finished job are asked again on their own,
         # synchronously, so a handful of flags never waits another batch cycle.
         retry_provider = backend.sync_provider
         seen = link_of(settings, handle.provider).rebatch  # the cache is per provider and model
-        for ref in to_answer:
-            batch = batches[ref.fingerprint]
-            answer = answers.get(ref.fingerprint) or Answer(text=None, error="no response for this request")
-            result = categorise_batch(
-                seen(batch),
-                retry_provider,
-                settings.max_retries,
-                logger=logger,
-                first_answer=answer,
-                meter=meter,
-            )
-            result.extra["job"] = handle.name
-            results.append(result)
-            save_answer(layout, result)
-    if to_answer and handle.expected_cost_usd:
-        meter.release(Decimal(str(handle.expected_cost_usd)))
+        try:
+            for ref in to_answer:
+                batch = planned(ref)
+                answer = answers.get(ref.fingerprint) or Answer(text=None, error=NO_RESPONSE)
+                result = categorise_batch(
+                    seen(batch),
+                    retry_provider,
+                    settings.max_retries,
+                    logger=logger,
+                    first_answer=answer,
+                    meter=meter,
+                )
+                result.extra["job"] = handle.name
+                results.append(result)
+                save_answer(layout, result)
+        except BaseException:
+            meter.settle()  # what was answered before the failure is paid for
+            raise
+    meter.settle(reserved if to_answer else None)
     record = RemoteJobResults(
         job=handle.job,
         name=handle.name,

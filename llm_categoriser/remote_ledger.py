@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +77,39 @@ def read_all(layout: Layout) -> list[LedgerJob]:
     """Every ledger job, oldest first; a damaged file is an error that names it."""
     entries = [read_record(path, LedgerJob) for path in sorted(glob.glob(layout.ledger_jobs_glob))]
     return sorted(entries, key=lambda e: (e.created_at, e.name))
+
+
+# ledger file -> (its identity: inode, mtime, size; its job id; its status), per process: every
+# submit looks for the live jobs of its own job id, and reading every entry each time made a
+# run's submissions quadratic in the ledger's size (it keeps every job ever created)
+_Index = dict[str, tuple[tuple[int, int, int], str, str]]
+_index: _Index = {}
+_index_lock = threading.Lock()
+
+
+def live_of(layout: Layout, job: str) -> list[LedgerJob]:
+    """The ledger jobs of ``job`` still ``live``, oldest first (read in full only these)."""
+    matching = []
+    with _index_lock:
+        for path in glob.glob(layout.ledger_jobs_glob):
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue
+            identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+            known = _index.get(path)
+            if known is None or known[0] != identity:
+                try:
+                    data = json.loads(Path(path).read_bytes())
+                    known = (identity, str(data["job"]), str(data["status"]))
+                except (ValueError, KeyError, TypeError):  # damaged: read_record names the file
+                    read_record(path, LedgerJob)
+                    raise
+                _index[path] = known
+            if known[1] == job and known[2] == "live":
+                matching.append(path)
+    entries = (read_record(path, LedgerJob) for path in matching)
+    return sorted((e for e in entries if e.status == "live"), key=lambda e: (e.created_at, e.name))
 
 
 def find(layout: Layout, provider: str, name: str) -> LedgerJob | None:
@@ -180,8 +216,8 @@ def supersede(
     kept = set(keep)
     backends: Backends = {}
     count = 0
-    for entry in read_all(layout):
-        if entry.job != job or entry.name in kept or entry.status != "live":
+    for entry in live_of(layout, job):
+        if entry.name in kept:
             continue
         note = f"superseded: {reason} ({changed_settings(entry, settings) or 'its batches changed'})"
         outcome = cancel(layout, entry, "superseded", note, backends)

@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,6 +44,23 @@ def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
         logger.removeHandler(handler)
 
 
+def job_batches(spec_file: str, settings: Settings) -> tuple[JobSpec, list[PlannedBatch]]:
+    """The spec of one job of the plan and its batches, each checked against the fingerprint
+    the spec lists (the spec is the jobs' only planning input, docs/DESIGN.md §12)."""
+    spec = read_record(spec_file, JobSpec)
+    layout = settings.layout
+    batches = []
+    for (subject, document, batch_id), expected in zip(spec.batches, spec.fingerprints, strict=True):
+        batch = read_record(layout.batch(subject, document, batch_id), PlannedBatch)
+        if batch.fingerprint != expected:
+            raise ValueError(
+                f"{layout.batch(subject, document, batch_id)} changed after {spec_file} was "
+                f"written: the plan changed while Snakemake ran; run it again"
+            )
+        batches.append(batch)
+    return spec, batches
+
+
 def run_categorise(spec_file: str, output: str, log_file: str, settings: Settings) -> None:
     """Sync mode: categorise the batches of one job of the plan (``plan/jobs/<job>.json``).
 
@@ -61,17 +78,8 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
         return workers.run(run_categorise, spec_file, output, log_file, settings)
     with job_logger(log_file, "categorise") as logger:
         started = time.perf_counter()
-        spec = read_record(spec_file, JobSpec)
+        spec, batches = job_batches(spec_file, settings)
         layout = settings.layout
-        batches = []
-        for (subject, document, batch_id), expected in zip(spec.batches, spec.fingerprints, strict=True):
-            batch = read_record(layout.batch(subject, document, batch_id), PlannedBatch)
-            if batch.fingerprint != expected:
-                raise ValueError(
-                    f"{layout.batch(subject, document, batch_id)} changed after {spec_file} was "
-                    f"written: the plan changed while Snakemake ran; run it again"
-                )
-            batches.append(batch)
         meter = spending.meter(settings)
         results, reused = categorise_part(
             batches,
@@ -137,22 +145,26 @@ def run_combine(
         logger.info("%d flag(s) in %d document(s)", summary.issues, summary.documents)
 
 
+def _planned(spec_file: str, settings: Settings) -> Callable[[], list[PlannedBatch]]:
+    return lambda: job_batches(spec_file, settings)[1]
+
+
 def run_submit(
-    job: str, batch_files: list[str], handle: str, log_file: str, settings: Settings, indexes: list[int]
+    job: str, spec_file: str, handle: str, log_file: str, settings: Settings, indexes: list[int]
 ) -> None:
+    """Batch mode: create the remote job of one job of the plan and write its handle."""
     from .remote_jobs import RemoteJobStep, record_failure, submit
 
     with job_logger(log_file, "submit") as logger, record_failure(settings.layout, job, handle):
-        submit(RemoteJobStep(job, batch_files, handle, settings, logger=logger), indexes)
+        submit(RemoteJobStep(job, _planned(spec_file, settings), handle, settings, logger=logger), indexes)
 
 
-def run_fetch(
-    job: str, handle: str, batch_files: list[str], results: str, log_file: str, settings: Settings
-) -> None:
+def run_fetch(job: str, spec_file: str, handle: str, results: str, log_file: str, settings: Settings) -> None:
+    """Batch mode: collect the answers of one remote job once it is done (fails while pending)."""
     from .remote_jobs import RemoteJobStep, fetch, record_failure
 
     with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):
-        fetch(RemoteJobStep(job, batch_files, handle, settings, logger=logger), results)
+        fetch(RemoteJobStep(job, _planned(spec_file, settings), handle, settings, logger=logger), results)
 
 
 def run_train(output: str, log_file: str, settings: Settings) -> None:

@@ -59,9 +59,6 @@ class Targets:
             return local + [self.layout.job_results(job) for job in jobs]
         return local + [self.layout.job_result(job) for job in jobs]
 
-    def job_batch_files(self, job: str) -> list[str]:
-        return [self.layout.batch(*ref) for ref in self.plan.jobs[job]]
-
     def job_batch_indexes(self, job: str) -> list[int]:
         """Each batch's position in its document (for messages about a pending job)."""
         return [self.document(s, d).batch_ids.index(b) for s, d, b in self.plan.jobs[job]]

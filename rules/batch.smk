@@ -1,4 +1,9 @@
-"""Batch mode: submit a remote job per group of batches, fetch it once done (docs/DESIGN.md §7)."""
+"""Batch mode: submit a remote job per group of batches, fetch it once done (docs/DESIGN.md §7).
+
+As for `categorise`, a job's only planning input is its spec, which lists every batch's
+fingerprint: any change to one of its batches rewrites it, and one file per job keeps the DAG
+and the scheduler's work per job small.
+"""
 
 
 localrules:
@@ -9,7 +14,6 @@ localrules:
 rule submit:
     input:
         spec=LAYOUT.pattern("job_spec"),
-        batches=job_batch_files,
     output:
         LAYOUT.pattern("handle"),
     log:
@@ -19,7 +23,7 @@ rule submit:
 
         run_submit(
             wildcards.job,
-            input.batches,
+            input.spec,
             output[0],
             log[0],
             SETTINGS,
@@ -30,7 +34,7 @@ rule submit:
 rule fetch:
     input:
         handle=LAYOUT.pattern("handle"),
-        batches=job_batch_files,
+        spec=LAYOUT.pattern("job_spec"),
     output:
         LAYOUT.pattern("job_results"),
     log:
@@ -39,5 +43,5 @@ rule fetch:
         from llm_categoriser.steps import run_fetch
 
         run_fetch(
-            wildcards.job, input.handle, input.batches, output[0], log[0], SETTINGS
+            wildcards.job, input.spec, input.handle, output[0], log[0], SETTINGS
         )

@@ -46,10 +46,6 @@ def merge_inputs(wildcards):
     return TARGETS.merge_inputs(wildcards.job)
 
 
-def job_batch_files(wildcards):
-    return TARGETS.job_batch_files(wildcards.job)
-
-
 # The garbage collector stays off while the DAG is built, and `onstart` (after the DAG,
 # before the first job) collects once, freezes the DAG and turns it back on: docs/DESIGN.md §14.
 gc.freeze()

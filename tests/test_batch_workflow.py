@@ -13,7 +13,7 @@ from support.workflow import job_counts, planned_batches, read_rows, snakemake
 from llm_categoriser import remote_jobs, remote_ledger
 from llm_categoriser.providers.gemini import batch as batch_backend
 from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
-from llm_categoriser.records import RemoteJobHandle
+from llm_categoriser.records import PlannedBatch, RemoteJobHandle, read_record
 from llm_categoriser.remote_jobs import RemoteJobStep, submit
 from llm_categoriser.settings import resolve
 
@@ -175,7 +175,8 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
             "documents_dir": str(work / "Documents"),
         }
     )
-    files = sorted(str(p) for p in (work / "data" / "plan" / "Music").rglob("batches/*.json"))
+    files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
+    batches = [read_record(p, PlannedBatch) for p in files]
     handle = work / "data" / "jobs" / "Music-01" / "handle.json"
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
     backend = GeminiBatchBackend(settings, FAKE_KEY)
@@ -185,7 +186,7 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
 
     monkeypatch.setattr(remote_jobs, "write_record", crash)
     with pytest.raises(KeyboardInterrupt):
-        submit(RemoteJobStep("Music-01", files, str(handle), settings, backend=backend))
+        submit(RemoteJobStep("Music-01", lambda: batches, str(handle), settings, backend=backend))
     assert emu.batch_creations == 1 and not handle.exists()
     # the ledger recorded the job before its handle: a crash never leaves an unknown remote job
     assert [e.name for e in remote_ledger.read_all(settings.layout)] == emu.job_names()
@@ -193,7 +194,7 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
     batch_backend._listing.clear()  # a new process knows nothing of the first one's jobs
     backend = GeminiBatchBackend(settings, FAKE_KEY)
-    again = submit(RemoteJobStep("Music-01", files, str(handle), settings, backend=backend))
+    again = submit(RemoteJobStep("Music-01", lambda: batches, str(handle), settings, backend=backend))
     assert again.adopted and emu.batch_creations == 1
     assert json.loads(handle.read_text())["name"] == emu.job_names()[0]
     assert [(e.name, e.status) for e in remote_ledger.read_all(settings.layout)] == [
@@ -218,7 +219,7 @@ def test_one_issue_edit_in_batch_mode_sends_one_batch(work, emu):
     text = report.read_text(encoding="utf-8")
     report.write_text(text.replace("seperate", "seperatte", 1), encoding="utf-8")
     dry = batch(work, emu, "--dry-run")[1]
-    assert job_counts(dry)["submit"] == 1
+    assert job_counts(dry)["submit"] == 1 and job_counts(dry)["fetch"] == 1  # that job's only
     batch(work, emu)
     newest = max(handles(work), key=lambda h: h.created_at)
     assert sum(not b.cached for b in newest.batches) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -136,3 +137,32 @@ def test_a_superseded_job_that_could_not_be_cancelled_stays_reachable(gemini) ->
     code, out, err = cli(work, "batch-cancel", "--all")  # ...and is reached later, with the key
     assert code == 0, out + err
     assert live_remote(emu) == set()
+
+
+def test_the_live_jobs_of_a_job_id_follow_every_rewrite_of_the_ledger(tmp_path: Path) -> None:
+    from llm_categoriser import remote_ledger
+    from llm_categoriser.records import LedgerJob, RecordError
+    from llm_categoriser.settings import resolve
+
+    layout = resolve({"data_dir": str(tmp_path / "data")}, env={}).layout
+
+    def entry(name: str, job: str, created_at: str) -> LedgerJob:
+        return LedgerJob(
+            provider="gemini", name=name, job=job, model="m", settings={}, batches=[], created_at=created_at
+        )
+
+    remote_ledger.save(layout, entry("batches/b", "Music-01", "2026-01-02"))
+    remote_ledger.save(layout, entry("batches/a", "Music-01", "2026-01-01"))
+    remote_ledger.save(layout, entry("batches/c", "Geography-01", "2026-01-01"))
+    assert [e.name for e in remote_ledger.live_of(layout, "Music-01")] == ["batches/a", "batches/b"]
+    # another process marks one completed and records a new job: the next look sees both
+    done = entry("batches/a", "Music-01", "2026-01-01")
+    done.status = "completed"
+    remote_ledger.save(layout, done)
+    remote_ledger.save(layout, entry("batches/d", "Music-01", "2026-01-03"))
+    assert [e.name for e in remote_ledger.live_of(layout, "Music-01")] == ["batches/b", "batches/d"]
+    assert [e.name for e in remote_ledger.live_of(layout, "Geography-01")] == ["batches/c"]
+    damaged = remote_ledger.ledger_file(layout, "gemini", "batches/b")
+    damaged.write_text("{not json")
+    with pytest.raises(RecordError, match=re.escape(str(damaged))):
+        remote_ledger.live_of(layout, "Music-01")

@@ -189,3 +189,44 @@ def test_a_tallied_meter_adds_free_requests_once_and_priced_ones_at_once(tmp_pat
     assert record.requests_sent == 4 and record.spent_usd == Decimal("0.0016")
     assert record.usage.input_tokens == 3 * ONE.input_tokens + 2000
     assert record.usage.thinking_tokens == 3 * ONE.thinking_tokens
+
+
+def test_a_settled_meter_records_a_fetch_with_the_release_of_its_reservation(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=Decimal("0.010"))
+    google = CataloguePrices("google")
+    meter = SpendMeter(
+        sync=google.pricing("gemini-2.5-flash", False),
+        batch=google.pricing("gemini-2.5-flash", True),
+        ledger=ledger,
+        cap=Decimal("0.010"),
+        provider="gemini",
+        model="gemini-2.5-flash",
+        price_of=lambda provider, model, batch: None,
+    )
+    assert meter.reserve(Decimal("0.006"))
+    settled = meter.settled()
+    usage = TokenUsage(input_tokens=2000, output_tokens=400)  # $0.0008 at the batch rate
+    for _ in range(3):
+        assert settled.charge(usage, batch=True) == Decimal("0.0008")
+    assert settled.charge(ONE, batch=True, provider="other", model="unknown-model") is not None
+    during = ledger.read()  # nothing yet: the reservation stands for the job's answers
+    assert (during.requests_sent, during.spent_usd, during.committed_usd) == (0, 0, Decimal("0.006"))
+    settled.settle(Decimal("0.006"))
+    settled.settle()  # nothing twice
+    record = ledger.read()
+    assert record.requests_sent == 4 and record.committed_usd == 0
+    assert record.spent_usd == 3 * Decimal("0.0008") + google.pricing("gemini-2.5-flash", True).cost(ONE)
+    assert record.usage.input_tokens == 3 * 2000 + ONE.input_tokens
+
+
+def test_a_settled_meter_counts_unpriced_answers_apart(tmp_path):
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=None)
+    unknown = CataloguePrices("google").pricing("no-such-model", True)
+    settled = SpendMeter(sync=unknown, batch=unknown, ledger=ledger).settled()
+    assert settled.charge(ONE, batch=True) is None
+    settled.settle()
+    record = ledger.read()
+    assert (record.requests_sent, record.unpriced_requests, record.spent_usd) == (1, 1, 0)
+    assert record.usage.input_tokens == ONE.input_tokens

@@ -195,6 +195,27 @@ class SpendLedger:
             # these counts (a power loss ends that run; docs/DESIGN.md §27)
             self._write(record, durable=False)
 
+    def settle(
+        self,
+        cost: Decimal,
+        usage: TokenUsage,
+        requests: int,
+        unpriced_usage: TokenUsage,
+        unpriced: int,
+        release: Decimal,
+    ) -> SpendRecord:
+        """One update for a fetched remote job: ``requests`` costing ``cost`` in all, ``unpriced``
+        requests without a known price, and the end of its reservation ``release``."""
+        with self._locked():
+            record = self.read()
+            record.requests_sent += requests + unpriced
+            record.usage = record.usage + usage + unpriced_usage
+            record.unpriced_requests += unpriced
+            record.spent_usd += cost
+            record.committed_usd = max(Decimal(0), record.committed_usd - release)
+            self._write(record)
+        return record
+
     def try_commit(self, amount: Decimal, cap: Decimal | None) -> bool:
         """Reserve ``amount`` for a remote job if spent + reserved + ``amount`` stays within
         ``cap`` (one check-and-reserve under the lock, so concurrent submissions cannot both pass)."""

@@ -86,6 +86,10 @@ class SpendMeter:
             pricing = self.price_of(provider, model, batch)
         return (pricing or self.pricing(batch)).cost(usage)
 
+    def settled(self) -> SettledMeter:
+        """This meter for the fetch of one remote job (see ``SettledMeter``)."""
+        return SettledMeter(**{f.name: getattr(self, f.name) for f in fields(SpendMeter)})
+
     def tally(self) -> TalliedMeter:
         """This meter for one job that sends its requests one after another (see ``TalliedMeter``)."""
         return TalliedMeter(**{f.name: getattr(self, f.name) for f in fields(SpendMeter)})
@@ -137,3 +141,45 @@ class TalliedMeter(SpendMeter):
         if self._requests and self.ledger is not None:
             self.ledger.add(Decimal(0), self._usage, self._requests)
         self._usage, self._requests = TokenUsage(), 0
+
+
+@dataclass
+class SettledMeter(SpendMeter):
+    """The meter of a remote job's fetch: what its answers cost is added to the ledger once, by
+    ``settle``, in the same update that releases the job's reservation.
+
+    The reservation made when the job was submitted stands for these answers until then, so
+    the cap never sees less than the job's estimate; without it, every answer of the job took
+    the ledger's flock and rewrote it. The follow-up requests a fetch sends for flags left
+    unanswered are counted with them (a batch already started always finishes, docs/DESIGN.md
+    §31). Only for one thread, as ``TalliedMeter``.
+    """
+
+    _cost: Decimal = Decimal(0)
+    _usage: TokenUsage = field(default_factory=TokenUsage)
+    _requests: int = 0
+    _unpriced_usage: TokenUsage = field(default_factory=TokenUsage)
+    _unpriced: int = 0
+
+    def record(self, cost: Decimal | None, usage: TokenUsage, requests: int) -> None:
+        if cost is None:
+            self._unpriced_usage = self._unpriced_usage + usage
+            self._unpriced += requests
+        else:
+            self._cost += cost
+            self._usage = self._usage + usage
+            self._requests += requests
+
+    def settle(self, reserved: Decimal | None = None) -> None:
+        """Record what was charged so far and release ``reserved`` (the job's estimate)."""
+        if self.ledger is not None and (self._requests or self._unpriced or reserved):
+            self.ledger.settle(
+                self._cost,
+                self._usage,
+                self._requests,
+                self._unpriced_usage,
+                self._unpriced,
+                reserved or Decimal(0),
+            )
+        self._cost, self._usage, self._requests = Decimal(0), TokenUsage(), 0
+        self._unpriced_usage, self._unpriced = TokenUsage(), 0
