@@ -68,12 +68,21 @@ def claim_workspace(settings: Settings) -> IO[Any]:
     return handle
 
 
+def given_cores(workflow: Any) -> int | None:
+    """The cores Snakemake was given: ``--cores`` (``all`` is the machine's), or in cluster mode
+    ``--local-cores``; ``None`` when neither is set."""
+    resources = workflow.resource_settings
+    return resources.cores or resources.local_cores or None
+
+
 def start(
-    config: MutableMapping[str, Any], main_process: bool
+    config: MutableMapping[str, Any], main_process: bool, cores: int | None = None
 ) -> tuple[Settings, Plan, IO[Any] | None, Estimate | None]:
     """Resolve the settings (validated once), claim the workspace, plan and estimate its cost
-    (the main process only); CategoriserError if bad."""
+    (the main process only); CategoriserError if bad. ``cores``: what Snakemake was given, the
+    most worker processes this process starts (docs/DESIGN.md §9)."""
     setup_logging()
+    workers.limit_cores(cores)
     settings = resolve(config)
     check_ready(settings)
     claim = claim_workspace(settings) if main_process else None

@@ -34,13 +34,20 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 _jobs = False  # whether jobs go to the workers (this process is a large run's main process)
+_given: int | None = None  # the cores Snakemake was given, when known
+
+
+def limit_cores(given: int | None) -> None:
+    """The cores Snakemake was given (``--cores``; a cluster job's CPUs): the workers never
+    outnumber them. ``None``: not known (a cluster run's main process), the machine's cores."""
+    global _given
+    _given = given if given is not None and given > 0 else None
 
 
 def cores() -> int:
-    """The cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The cores this process may use: those it was given, at most the machine's."""
+    machine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return machine if _given is None else min(machine, _given)
 
 
 def size() -> int:

@@ -12,7 +12,7 @@ from llm_categoriser.fallback import names as provider_names
 from llm_categoriser.layout import WILDCARDS
 from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
-from llm_categoriser.startup import start
+from llm_categoriser.startup import given_cores, start
 from llm_categoriser.targets import Targets
 
 gc.freeze()  # see the end of this file
@@ -20,7 +20,9 @@ gc.freeze()  # see the end of this file
 RUN_STARTED = time.time()
 try:
     coerce_booleans(config)
-    SETTINGS, PLAN, _WORKSPACE_CLAIM, ESTIMATE = start(config, workflow.is_main_process)
+    SETTINGS, PLAN, _WORKSPACE_CLAIM, ESTIMATE = start(
+        config, workflow.is_main_process, given_cores(workflow)
+    )
 except CategoriserError as exc:
     print(f"error: {exc}", file=sys.stderr)
     raise SystemExit(1) from None

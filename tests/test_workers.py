@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import copy_sample
@@ -95,3 +96,57 @@ def test_one_core_or_a_small_run_keeps_jobs_in_threads(monkeypatch):
     monkeypatch.setattr(workers, "cores", lambda: 2)
     workers.use_for_jobs(False)
     assert not workers.takes_jobs() and workers.pool_if_any() is None
+
+
+@pytest.fixture
+def eight_cores(monkeypatch):
+    """A machine of eight cores, whatever this one has."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    yield
+    workers.limit_cores(None)
+    workers.use_for_jobs(False)
+
+
+def test_workers_never_outnumber_the_cores_snakemake_was_given(eight_cores):
+    workers.limit_cores(None)  # not known: the machine's, at most MAX_WORKERS
+    assert workers.size() == workers.MAX_WORKERS
+    workers.limit_cores(2)
+    assert workers.size() == 2
+    workers.limit_cores(1)
+    assert workers.size() == 1
+    workers.use_for_jobs(True)
+    assert not workers.takes_jobs()
+
+
+@pytest.mark.parametrize(("cores", "in_workers"), [(1, False), (2, True)])
+def test_a_large_run_given_one_core_starts_no_worker(tmp_path, monkeypatch, eight_cores, cores, in_workers):
+    """``startup.start`` gets Snakemake's ``--cores`` (rules/common.smk): a large run given one
+    core plans and runs its jobs in its own process, however many cores the machine has."""
+    from llm_categoriser import plan as plan_module
+    from llm_categoriser import startup
+
+    monkeypatch.setattr(startup, "PARALLEL_FLAGS", 1)  # the sample counts as a large run
+    monkeypatch.setattr(plan_module, "PARALLEL_FLAGS", 1)
+    monkeypatch.chdir(tmp_path)
+    documents = copy_sample(tmp_path)
+    config = {"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}
+    _, plan, claim, _ = startup.start(config, True, cores)
+    try:
+        assert plan.flags > 1
+        assert workers.takes_jobs() is in_workers
+        assert (workers.pool_if_any() is not None) is in_workers  # the plan was made in workers
+    finally:
+        if claim is not None:
+            claim.close()
+        workers.shutdown()
+
+
+def test_the_cores_given_to_snakemake_are_read_from_its_settings():
+    from llm_categoriser.startup import given_cores
+
+    def workflow(cores, local_cores):
+        return SimpleNamespace(resource_settings=SimpleNamespace(cores=cores, local_cores=local_cores))
+
+    assert given_cores(workflow(1, 8)) == 1  # --cores 1
+    assert given_cores(workflow(None, 3)) == 3  # a cluster run's main process: --local-cores
+    assert given_cores(workflow(None, None)) is None
