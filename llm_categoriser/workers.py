@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
@@ -55,16 +55,30 @@ def size() -> int:
     return min(cores(), MAX_WORKERS)
 
 
+def _executor(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+    )
+
+
 def pool() -> ProcessPoolExecutor:
     """The process's pool of workers, made on first use (its workers start when work comes)."""
     global _pool, _pool_size
     with _lock:
         if _pool is None:
             _pool_size = size()
-            _pool = ProcessPoolExecutor(
-                _pool_size, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
-            )
+            _pool = _executor(_pool_size)
         return _pool
+
+
+def submit_apart(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """``function(*args)`` in a new process of its own, which ends with it: work that runs beside
+    this thread's when the pool's workers (and their memory) are gone. About a second to start."""
+    executor = _executor(1)
+    try:
+        return executor.submit(function, *args, **kwargs)
+    finally:
+        executor.shutdown(wait=False)  # the process stops once the function has returned
 
 
 def _ignore_interrupts() -> None:

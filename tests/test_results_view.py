@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -343,3 +345,48 @@ def test_nested_summary_records_are_opened_one_level_in_the_run_table():
         ["this_run: usage", {"input_tokens": 10}],
         ["cascaded", 0],
     ]
+
+
+def _view_files(documents: Path) -> dict[str, bytes]:
+    """The results view's files (the workbook's parts, less its creation time)."""
+    feedback = sorted((documents / "languagetool").rglob("*.txt"))
+    files = {str(p.relative_to(documents)): p.read_bytes() for p in feedback}
+    assert feedback
+    files["report.html"] = (documents / "report.html").read_bytes()
+    with zipfile.ZipFile(documents / "triage.xlsx") as book:
+        for name in book.namelist():
+            if name != "docProps/core.xml":
+                files[f"triage.xlsx:{name}"] = book.read(name)
+    return files
+
+
+@pytest.mark.slow
+def test_a_large_run_writes_the_workbook_beside_the_rest_and_the_same(sample_run, tmp_path, monkeypatch):
+    """In a large run (jobs in worker processes) the workbook is written in a process of its
+    own while the job's thread writes the rest: the same files as one thread writes."""
+    from llm_categoriser import workers
+    from llm_categoriser.results_view import build
+    from llm_categoriser.settings import resolve
+
+    documents = tmp_path / "Documents"
+    shutil.copytree(sample_run / "Documents", documents)
+    written_by_the_run = _view_files(documents)
+    (documents / "triage.xlsx").unlink()
+    (documents / "report.html").unlink()
+    shutil.rmtree(documents / "languagetool")
+    settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}, env={})
+    subjects = sorted({r["subject"] for r in read_csv(documents / "combined-report.csv")})
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the workbook was written in the job's thread")
+
+    monkeypatch.setattr(build, "write_workbook", not_here)  # a spawned worker imports its own
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    monkeypatch.chdir(tmp_path)  # the report's links are relative to the working folder
+    workers.use_for_jobs(True)
+    try:
+        build.run_results_view(settings.layout, subjects, str(tmp_path / "results_view.log"))
+    finally:
+        workers.use_for_jobs(False)
+    assert _view_files(documents) == written_by_the_run
+    assert "in a worker process" in (tmp_path / "results_view.log").read_text(encoding="utf-8")

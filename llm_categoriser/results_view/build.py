@@ -1,11 +1,18 @@
 """The ``results_view`` job: everything the results view holds, from the combined CSV and the
-run summary (paths from the layout)."""
+run summary (paths from the layout).
+
+In a large run (its jobs ran in worker processes, docs/DESIGN.md §11, §28) the workbook, the
+longest part, is written in a worker process while this thread writes the LanguageTool feedback
+and the HTML report, so both cores work; each part reads the same two files, so the outputs are
+the same as when one thread writes them one after another.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, wait
 from pathlib import Path
 
 from ..layout import Layout
@@ -16,7 +23,21 @@ from .report_data import report_payload
 from .workbook import write_workbook
 
 
-def write_results_view(layout: Layout, subjects: Iterable[str], logger: logging.Logger) -> None:
+def write_workbook_file(combined_csv: str, summary_json: str, workbook: str) -> float:
+    """The workbook alone, from the combined CSV and the run summary; the seconds it took (the
+    work of a worker process)."""
+    started = time.perf_counter()
+    write_workbook(workbook, load_flags(combined_csv), load_summary(summary_json))
+    return time.perf_counter() - started
+
+
+def write_results_view(
+    layout: Layout,
+    subjects: Iterable[str],
+    logger: logging.Logger,
+    workbook_apart: Future[float] | None = None,
+) -> None:
+    """Write the feedback, the report and (unless ``workbook_apart`` is writing it) the workbook."""
     started = time.perf_counter()
     flags = load_flags(layout.combined_csv)
     summary = load_summary(layout.summary)
@@ -45,9 +66,14 @@ def write_results_view(layout: Layout, subjects: Iterable[str], logger: logging.
         size,
         time.perf_counter() - mark,
     )
-    mark = time.perf_counter()
-    write_workbook(layout.workbook, flags, summary)
-    logger.info("wrote %s in %.2f s", layout.workbook, time.perf_counter() - mark)
+    if workbook_apart is None:
+        mark = time.perf_counter()
+        write_workbook(layout.workbook, flags, summary)
+        logger.info("wrote %s in %.2f s", layout.workbook, time.perf_counter() - mark)
+    else:
+        del flags, payload  # not held while waiting
+        seconds = workbook_apart.result()
+        logger.info("wrote %s in %.2f s in a worker process", layout.workbook, seconds)
     logger.info("results view written in %.2f s", time.perf_counter() - started)
 
 
@@ -55,6 +81,16 @@ def run_results_view(layout: Layout, subjects: Iterable[str], log_file: str) -> 
     from .. import workers
     from ..steps import job_logger
 
-    workers.shutdown()  # the last job: the worker processes' memory goes before the flags are loaded
+    large = workers.takes_jobs()
+    workers.shutdown()  # the last job: the workers' memory goes before the flags are loaded
+    apart = None
+    if large:  # the workbook in a process of its own, the rest here
+        apart = workers.submit_apart(
+            write_workbook_file, layout.combined_csv, layout.summary, layout.workbook
+        )
     with job_logger(log_file, "results_view") as logger:
-        write_results_view(layout, subjects, logger)
+        try:
+            write_results_view(layout, subjects, logger, apart)
+        finally:
+            if apart is not None:  # the job ends when the workbook is written (or has failed)
+                wait([apart])

@@ -53,6 +53,13 @@ def _cell(value: str) -> str:
     return value if len(value) <= EXCEL_CELL_LIMIT else value[: EXCEL_CELL_LIMIT - len(_CUT_NOTE)] + _CUT_NOTE
 
 
+def _text_column(rows: Sequence[Flag], column: str) -> list[Cell]:
+    values: list[Cell] = [getattr(f, column) for f in rows]
+    if max(map(len, values), default=0) > EXCEL_CELL_LIMIT:  # type: ignore[arg-type]
+        values = [_cell(v) for v in values]  # type: ignore[arg-type]
+    return values
+
+
 def _summary_fields(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Scalars of the run summary (and flat mappings, one line per entry), in file order."""
     fields: list[tuple[str, Any]] = []
@@ -71,24 +78,29 @@ def _summary_fields(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
 def _write_table(worksheet: Any, table: Table, first_row: int = 0) -> None:
     """A header row, then the columns one after another (the order of the shared strings)."""
     header, columns = table
+    write_string, write_number = worksheet.write_string, worksheet.write_number
     for col, name in enumerate(header):
-        worksheet.write_string(first_row, col, name)
+        write_string(first_row, col, name)
     for col, values in enumerate(columns):
         for offset, value in enumerate(values, start=first_row + 1):
             if isinstance(value, str):
                 if value:  # an empty cell is left blank
-                    worksheet.write_string(offset, col, value)
+                    write_string(offset, col, value)
             elif value is not None:
-                worksheet.write_number(offset, col, value)
+                write_number(offset, col, value)
 
 
 def _autofit(worksheet: Any, table: Table) -> None:
     """Each column as wide as its header or its 90th-percentile value, within bounds."""
     header, columns = table
     for index, (name, values) in enumerate(zip(header, columns, strict=True)):
-        lengths = sorted(len("<NA>" if v is None else str(v)) for v in values)
+        lengths = sorted(map(_width, values))
         typical = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
         worksheet.set_column(index, index, min(max(len(name) + 2, typical + 2, MIN_WIDTH), MAX_WIDTH))
+
+
+def _width(value: Cell) -> int:
+    return len(value) if isinstance(value, str) else len("<NA>" if value is None else str(value))
 
 
 def _counts(rows: list[str], columns: list[str], pairs: Counter[tuple[str, str]]) -> list[list[Cell]]:
@@ -134,9 +146,7 @@ def write_workbook(path: str | Path, flags: Sequence[Flag], summary: Mapping[str
     for subject, name in sheet_names(subjects).items():
         rows = by_subject[subject]
         columns: list[list[Cell]] = [
-            [f.confidence_score for f in rows]
-            if column == "confidence_score"
-            else [_cell(getattr(f, column)) for f in rows]
+            [f.confidence_score for f in rows] if column == "confidence_score" else _text_column(rows, column)
             for column in SHEET_COLUMNS
         ]
         table: Table = (list(SHEET_COLUMNS), columns)
