@@ -15,6 +15,7 @@ rule categorise:
         LAYOUT.pattern("job_result"),
     log:
         LAYOUT.pattern("log_categorise"),
+    threads: CATEGORISE_THREADS
     resources:
         api=API_SLOTS,
     run:

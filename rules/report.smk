@@ -18,6 +18,7 @@ rule merge:
         LAYOUT.pattern("merge_record"),
     log:
         LAYOUT.pattern("log_merge"),
+    threads: MERGE_THREADS
     run:
         from llm_categoriser.steps import run_merge
 

@@ -150,3 +150,16 @@ def test_the_cores_given_to_snakemake_are_read_from_its_settings():
     assert given_cores(workflow(1, 8)) == 1  # --cores 1
     assert given_cores(workflow(None, 3)) == 3  # a cluster run's main process: --local-cores
     assert given_cores(workflow(None, None)) is None
+
+
+def test_jobs_that_go_to_the_workers_hold_no_core_of_snakemake(monkeypatch):
+    """Snakemake keeps more of them under way than there are workers (the workers bound the CPU)."""
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    workers.use_for_jobs(True)
+    try:
+        assert workers.job_threads(local=True) == 0
+        assert workers.job_threads(local=True, remote_provider=True) == 1  # stays in its thread
+        assert workers.job_threads(local=False) == 1  # a cluster job asks for its core
+    finally:
+        workers.use_for_jobs(False)
+    assert workers.job_threads(local=True) == 1  # a small run: jobs in Snakemake's threads
