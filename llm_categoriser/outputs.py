@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,8 +158,14 @@ def write_csv(path: str | Path, columns: Iterable[str], rows: Iterable[Mapping[s
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
     """Rows of one of our CSVs, with or without a byte-order mark."""
+    return list(iter_csv(path))
+
+
+def iter_csv(path: str | Path) -> Iterator[dict[str, str]]:
+    """The rows of ``read_csv`` one at a time, for a reader that keeps less than every row."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        return [{k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(handle)]
+        for row in csv.DictReader(handle):
+            yield {k: unescape_cell(v or "") for k, v in row.items()}
 
 
 def load_results(paths: Iterable[str | Path]) -> list[BatchResult]:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
 
 from ..errors import ReportError
 from ..models import document_stem
-from ..outputs import read_csv
+from ..outputs import iter_csv
 
 ANSWERED = frozenset({"ok", "repaired"})
 
 
-class Flag(BaseModel):
-    """One row of ``combined-report.csv`` (extra columns are ignored)."""
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="ignore"))
+class Flag:
+    """One row of ``combined-report.csv`` (extra columns are ignored).
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    A validated dataclass with slots rather than a model: a large run's view holds every flag,
+    and a model instance costs several times the memory of its values (docs/DESIGN.md §28)."""
 
     subject: str
     filename: str
@@ -53,25 +57,38 @@ class Flag(BaseModel):
         return self.status in ANSWERED and bool(self.error_category)
 
 
+# columns whose few values repeat on every row: one string object each, not one per row
+_REPEATED = ("subject", "filename", "page_number", "pass_code", "error_category", "rule_id", "type")
+_REPEATED += ("provider", "model", "status")
+
+
+_FLAG = TypeAdapter(Flag)
+
+
 def load_flags(combined_csv: str | Path) -> list[Flag]:
-    """Every row of the combined CSV; ReportError naming the file and row when one is unusable."""
+    """Every row of the combined CSV; ReportError naming the file and row when one is unusable.
+
+    The rows are read one at a time and their repeated values shared, so that the flags of a
+    large run, not a copy of every row besides, are what the view holds (docs/DESIGN.md §28)."""
     flags = []
     try:
-        rows = read_csv(combined_csv)
+        for number, row in enumerate(iter_csv(combined_csv), start=2):
+            for column in _REPEATED:
+                if column in row:
+                    row[column] = sys.intern(row[column])
+            try:
+                flags.append(_FLAG.validate_python(row))
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                field = ".".join(str(p) for p in problem["loc"])
+                raise ReportError(
+                    f"{combined_csv} line {number}: column {field!r}: {problem['msg']}; "
+                    f"rebuild it with --forcerun combine"
+                ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(
             f"{combined_csv}: cannot read the combined CSV ({exc}); rerun the pipeline"
         ) from None
-    for number, row in enumerate(rows, start=2):
-        try:
-            flags.append(Flag.model_validate(row))
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            field = ".".join(str(p) for p in problem["loc"])
-            raise ReportError(
-                f"{combined_csv} line {number}: column {field!r}: {problem['msg']}; "
-                f"rebuild it with --forcerun combine"
-            ) from None
     return flags
 
 
