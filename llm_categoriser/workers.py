@@ -114,13 +114,18 @@ def takes_jobs() -> bool:
     return _jobs
 
 
-def job_threads(local: bool, remote_provider: bool = False) -> int:
-    """Snakemake ``threads`` of a job that can go to the workers: none when it does (a local run
-    whose jobs go to the workers, not a job of a provider that calls an API), so that Snakemake
-    keeps more such jobs under way than there are workers and a worker that finishes one finds
-    the next waiting, instead of idling while Snakemake schedules it (docs/DESIGN.md §11). The
-    workers, one per core given, still bound the CPU the jobs use. Otherwise one core."""
-    return 0 if _jobs and local and not remote_provider else 1
+def job_slots(local: bool, remote_provider: bool = False) -> tuple[int, int]:
+    """Snakemake ``threads`` and units of the ``worker_jobs`` resource of a job that can go to
+    the workers (docs/DESIGN.md §11).
+
+    When it does (a local run whose jobs go to the workers, not a job of a provider that calls
+    an API): no thread, so that Snakemake keeps more such jobs under way than there are workers
+    and a worker that finishes one finds the next waiting instead of idling while Snakemake
+    schedules it (the workers, one per core given, bound the CPU), and one ``worker_jobs`` unit,
+    whose total in the profiles bounds how many are under way (Ctrl-C waits for those). Otherwise
+    one core and no unit.
+    """
+    return (0, 1) if _jobs and local and not remote_provider else (1, 0)
 
 
 def run(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

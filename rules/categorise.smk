@@ -18,6 +18,7 @@ rule categorise:
     threads: CATEGORISE_THREADS
     resources:
         api=API_SLOTS,
+        worker_jobs=CATEGORISE_WORKER_JOBS,
     run:
         from llm_categoriser.steps import run_categorise
 

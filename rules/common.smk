@@ -13,7 +13,7 @@ from llm_categoriser.layout import WILDCARDS
 from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
 from llm_categoriser.startup import given_cores, start
-from llm_categoriser.workers import job_threads
+from llm_categoriser.workers import job_slots
 from llm_categoriser.targets import Targets
 
 gc.freeze()  # see the end of this file
@@ -34,10 +34,10 @@ TARGETS = Targets(PLAN, SETTINGS)
 # functions are called once per job while the DAG is built. The most any provider of the
 # fallback chain takes: a spent provider hands its batches to the next inside the same job.
 API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
-# Threads of a categorise or merge job: none in a local large run, whose jobs go to the
-# worker processes (docs/DESIGN.md §11); constants, like API_SLOTS.
-MERGE_THREADS = job_threads(workflow.local_exec)
-CATEGORISE_THREADS = job_threads(
+# Threads and `worker_jobs` units of a categorise or merge job: none and one in a local large
+# run, whose jobs go to the worker processes (docs/DESIGN.md §11); constants, like API_SLOTS.
+MERGE_THREADS, MERGE_WORKER_JOBS = job_slots(workflow.local_exec)
+CATEGORISE_THREADS, CATEGORISE_WORKER_JOBS = job_slots(
     workflow.local_exec, get_provider(SETTINGS.provider).runs_remotely
 )
 

@@ -19,6 +19,8 @@ rule merge:
     log:
         LAYOUT.pattern("log_merge"),
     threads: MERGE_THREADS
+    resources:
+        worker_jobs=MERGE_WORKER_JOBS,
     run:
         from llm_categoriser.steps import run_merge
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import copy_sample
+from conftest import REPO, copy_sample
 
 from llm_categoriser import categorise, steps, workers
 from llm_categoriser.plan import build_plan
@@ -153,13 +153,23 @@ def test_the_cores_given_to_snakemake_are_read_from_its_settings():
 
 
 def test_jobs_that_go_to_the_workers_hold_no_core_of_snakemake(monkeypatch):
-    """Snakemake keeps more of them under way than there are workers (the workers bound the CPU)."""
+    """Snakemake keeps more of them under way than there are workers (the workers bound the CPU),
+    as many as the profiles' ``worker_jobs`` allow."""
     monkeypatch.setattr(workers, "cores", lambda: 2)
     workers.use_for_jobs(True)
     try:
-        assert workers.job_threads(local=True) == 0
-        assert workers.job_threads(local=True, remote_provider=True) == 1  # stays in its thread
-        assert workers.job_threads(local=False) == 1  # a cluster job asks for its core
+        assert workers.job_slots(local=True) == (0, 1)
+        assert workers.job_slots(local=True, remote_provider=True) == (1, 0)  # stays in its thread
+        assert workers.job_slots(local=False) == (1, 0)  # a cluster job asks for its core
     finally:
         workers.use_for_jobs(False)
-    assert workers.job_threads(local=True) == 1  # a small run: jobs in Snakemake's threads
+    assert workers.job_slots(local=True) == (1, 0)  # a small run: jobs in Snakemake's threads
+
+
+@pytest.mark.parametrize("profile", ["default", "ci"])
+def test_local_profiles_bound_the_jobs_under_way_in_the_workers(profile):
+    import yaml
+
+    config = yaml.safe_load((REPO / "profiles" / profile / "config.yaml").read_text(encoding="utf-8"))
+    limits = dict(item.split("=") for item in config["resources"])
+    assert int(limits["worker_jobs"]) >= 2 * workers.MAX_WORKERS
