@@ -55,26 +55,26 @@ COMBINE_PARAMS = dict(
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 
     rule combine:
+        # no params: Snakemake records a finished job's params, and imports pandas to do so
+        # whenever pandas is installed (docs/DESIGN.md §11)
         input:
             **COMBINE_INPUT,
         output:
             **COMBINE_OUTPUT,
         log:
             LAYOUT.pattern("log_combine"),
-        params:
-            **COMBINE_PARAMS,
         run:
             from llm_categoriser.steps import run_combine
 
             run_combine(
-                params.combined,
+                COMBINE_PARAMS["combined"],
                 input.plan,
                 output.csv,
                 output.summary,
                 log[0],
-                params.ledger,
-                params.csv_bom,
-                params.started,
+                COMBINE_PARAMS["ledger"],
+                COMBINE_PARAMS["csv_bom"],
+                COMBINE_PARAMS["started"],
             )
 
 else:

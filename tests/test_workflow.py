@@ -65,6 +65,15 @@ def test_every_job_runs_in_snakemakes_process(done_run):
     assert f"{len(report_rows(done_run))} flag(s) in 8 document(s)" in combine_log
 
 
+def test_a_run_does_not_import_pandas(done_run):
+    """Snakemake imports pandas to record a finished job's params when pandas is installed (it
+    is, for the tests): the jobs in its process have no params (docs/DESIGN.md §11)."""
+    proc = snakemake(done_run, "--forcerun", "combine", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "llm_categoriser.outputs" in imported  # the import times are there ...
+    assert "pandas" not in imported  # ... and pandas is not among them
+
+
 def test_one_issue_edit_reruns_one_batch_and_its_merge(done_run):
     path = done_run / "Documents" / "language-check-report.csv"
     text = path.read_text(encoding="utf-8")
