@@ -87,6 +87,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: LoopbackServer
     connections = 0  # accepted so far (one thread accepts, so a plain counter is enough)
+    # A real API accepts every connection a client opens at once; the standard library's
+    # default listen queue (5) drops some of a burst, which the client's kernel retries only a
+    # second later.
+    request_queue_size = 128
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.connections += 1
