@@ -223,8 +223,10 @@ class TableRows:
                 "Peak RSS, Snakemake process (gemini cold, x1)",
                 [x["rss_mb"] for n, x in mem_runs if n.startswith("gemini")],
             )
+            # every job runs in Snakemake's process unless --use-conda (docs/DESIGN.md §11)
             children = [x["largest_child"]["rss_mb"] for _, x in mem_runs if x.get("largest_child")]
-            self.megabytes("6", "Peak RSS, largest job subprocess (combine script)", children)
+            if children:
+                self.megabytes("6", "Peak RSS, largest job subprocess", children)
         ms = self.r.get("memory_standalone") or {}
         if ms:
             self.megabytes("6", "  standalone: interpreter + package imports", [ms["baseline_imports_mb"]])
