@@ -18,6 +18,25 @@ from llm_categoriser.costs.usage import TokenUsage
 ONE = TokenUsage(input_tokens=1000, cached_tokens=100, output_tokens=200, thinking_tokens=10)
 
 
+def started(tmp_path: Path, cap: Decimal | None, **start: str) -> SpendLedger:
+    """A ledger in ``tmp_path``, started for a run with ``cap``."""
+    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
+    ledger.start(cap=cap, **start)
+    return ledger
+
+
+def flash_meter(ledger: SpendLedger, cap: Decimal, **extra: object) -> SpendMeter:
+    """A meter at Gemini 2.5 Flash's sync and batch prices, keeping ``cap`` in ``ledger``."""
+    google = CataloguePrices("google")
+    return SpendMeter(
+        sync=google.pricing("gemini-2.5-flash", False),
+        batch=google.pricing("gemini-2.5-flash", True),
+        ledger=ledger,
+        cap=cap,
+        **extra,
+    )
+
+
 def _add_many(path: Path, times: int) -> None:
     ledger = SpendLedger(path, path.parent / "stops.json")
     for _ in range(times):
@@ -42,8 +61,7 @@ def test_concurrent_processes_lose_no_addition(tmp_path):
 
 def test_concurrent_threads_lose_no_addition_and_share_the_writes(tmp_path, monkeypatch):
     """Additions that arrive while the record is being written go together in the next write."""
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=None)
+    ledger = started(tmp_path, None)
     writes = []
     original = SpendLedger._write
 
@@ -64,8 +82,7 @@ def test_concurrent_threads_lose_no_addition_and_share_the_writes(tmp_path, monk
 
 
 def test_an_addition_whose_write_failed_is_written_by_the_next(tmp_path, monkeypatch):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=None)
+    ledger = started(tmp_path, None)
     original = SpendLedger._write
     failures = iter([OSError("disk full")])
 
@@ -96,8 +113,7 @@ def test_start_resets_and_unpriced_requests_are_counted_apart(tmp_path):
 
 
 def test_stopped_outputs_are_removed_once(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=Decimal("0.01"))
+    ledger = started(tmp_path, Decimal("0.01"))
     output = tmp_path / "part-1.json"
     output.write_text("{}")
     ledger.mark_stopped(output)
@@ -116,15 +132,8 @@ def test_stopped_outputs_are_removed_once(tmp_path):
 
 
 def test_meter_stops_once_the_cap_is_reached(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=Decimal("0.002"))
-    prices = CataloguePrices("google")
-    meter = SpendMeter(
-        sync=prices.pricing("gemini-2.5-flash", False),
-        batch=prices.pricing("gemini-2.5-flash", True),
-        ledger=ledger,
-        cap=Decimal("0.002"),
-    )
+    ledger = started(tmp_path, Decimal("0.002"))
+    meter = flash_meter(ledger, Decimal("0.002"))
     usage = TokenUsage(input_tokens=2000, output_tokens=400)  # $0.0016 sync, $0.0008 batch
     assert meter.can_send()
     assert meter.charge(usage, batch=True) == Decimal("0.0008")
@@ -141,8 +150,7 @@ def test_meter_without_cap_always_sends(tmp_path):
 
 
 def test_remote_jobs_reserve_their_estimate_until_fetched(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=Decimal("0.010"))
+    ledger = started(tmp_path, Decimal("0.010"))
     meter = SpendMeter(
         sync=CataloguePrices("google").pricing("gemini-2.5-flash", False),
         ledger=ledger,
@@ -158,8 +166,7 @@ def test_remote_jobs_reserve_their_estimate_until_fetched(tmp_path):
 
 
 def test_reused_answers_are_counted_apart(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=None, estimate="Estimate: ...")
+    ledger = started(tmp_path, None, estimate="Estimate: ...")
     ledger.add_reused(3)
     ledger.add(Decimal("0.25"), ONE)
     spend = ledger.read().as_run_spend()
@@ -171,8 +178,7 @@ def test_reused_answers_are_counted_apart(tmp_path):
 
 
 def test_a_tallied_meter_adds_free_requests_once_and_priced_ones_at_once(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=Decimal("0.002"))
+    ledger = started(tmp_path, Decimal("0.002"))
     free = NoCharge().pricing("offline-rules-v1", False)
     meter = SpendMeter(sync=free, ledger=ledger, cap=Decimal("0.002"), provider="offline", model="m")
     meter.price_of = lambda provider, model, batch: CataloguePrices("google").pricing(model, batch)
@@ -192,14 +198,10 @@ def test_a_tallied_meter_adds_free_requests_once_and_priced_ones_at_once(tmp_pat
 
 
 def test_a_settled_meter_records_a_fetch_with_the_release_of_its_reservation(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=Decimal("0.010"))
-    google = CataloguePrices("google")
-    meter = SpendMeter(
-        sync=google.pricing("gemini-2.5-flash", False),
-        batch=google.pricing("gemini-2.5-flash", True),
-        ledger=ledger,
-        cap=Decimal("0.010"),
+    ledger = started(tmp_path, Decimal("0.010"))
+    meter = flash_meter(
+        ledger,
+        Decimal("0.010"),
         provider="gemini",
         model="gemini-2.5-flash",
         price_of=lambda provider, model, batch: None,
@@ -216,13 +218,12 @@ def test_a_settled_meter_records_a_fetch_with_the_release_of_its_reservation(tmp
     settled.settle()  # nothing twice
     record = ledger.read()
     assert record.requests_sent == 4 and record.committed_usd == 0
-    assert record.spent_usd == 3 * Decimal("0.0008") + google.pricing("gemini-2.5-flash", True).cost(ONE)
+    assert record.spent_usd == 3 * Decimal("0.0008") + meter.batch.cost(ONE)
     assert record.usage.input_tokens == 3 * 2000 + ONE.input_tokens
 
 
 def test_a_settled_meter_counts_unpriced_answers_apart(tmp_path):
-    ledger = SpendLedger(tmp_path / "ledger.json", tmp_path / "stops.json")
-    ledger.start(cap=None)
+    ledger = started(tmp_path, None)
     unknown = CataloguePrices("google").pricing("no-such-model", True)
     settled = SpendMeter(sync=unknown, batch=unknown, ledger=ledger).settled()
     assert settled.charge(ONE, batch=True) is None
