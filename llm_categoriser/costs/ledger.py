@@ -85,12 +85,26 @@ def read_spend(path: str | os.PathLike[str]) -> SpendRecord:
         return SpendRecord()
 
 
+# requests sent, what they cost (None: no price known) and their usage: one call of ``add``
+Addition = tuple[Decimal | None, TokenUsage, int]
+
+
+def _count(record: SpendRecord, additions: list[Addition]) -> None:
+    for cost, usage, requests in additions:
+        record.requests_sent += requests
+        record.usage = record.usage + usage
+        if cost is None:
+            record.unpriced_requests += requests
+        else:
+            record.spent_usd += cost
+
+
 @dataclass
 class _Commits:
     """One process's additions to one spend record that wait for a write (``SpendLedger.add``)."""
 
     cond: threading.Condition = field(default_factory=threading.Condition)
-    waiting: list[tuple[Decimal | None, TokenUsage, int]] = field(default_factory=list)
+    waiting: list[Addition] = field(default_factory=list)
     writing: bool = False
     next: int = 1  # the number of the write that takes what waits now
     written: int = 0  # the number of the last write done
@@ -181,37 +195,20 @@ class SpendLedger:
                     commits.writing = False
                     commits.cond.notify_all()
 
-    def _add_all(self, additions: list[tuple[Decimal | None, TokenUsage, int]]) -> None:
+    def _add_all(self, additions: list[Addition]) -> None:
         with self._locked():
             record = self.read()
-            for cost, usage, requests in additions:
-                record.requests_sent += requests
-                record.usage = record.usage + usage
-                if cost is None:
-                    record.unpriced_requests += requests
-                else:
-                    record.spent_usd += cost
+            _count(record, additions)
             # not fsync'ed: written after every request, and only the run that writes it reads
             # these counts (a power loss ends that run; docs/DESIGN.md §27)
             self._write(record, durable=False)
 
-    def settle(
-        self,
-        cost: Decimal,
-        usage: TokenUsage,
-        requests: int,
-        unpriced_usage: TokenUsage,
-        unpriced: int,
-        release: Decimal,
-    ) -> SpendRecord:
-        """One update for a fetched remote job: ``requests`` costing ``cost`` in all, ``unpriced``
-        requests without a known price, and the end of its reservation ``release``."""
+    def settle(self, additions: list[Addition], release: Decimal) -> SpendRecord:
+        """One update for a fetched remote job: its ``additions`` (as ``add`` records each) and
+        the end of its reservation ``release``."""
         with self._locked():
             record = self.read()
-            record.requests_sent += requests + unpriced
-            record.usage = record.usage + usage + unpriced_usage
-            record.unpriced_requests += unpriced
-            record.spent_usd += cost
+            _count(record, additions)
             record.committed_usd = max(Decimal(0), record.committed_usd - release)
             self._write(record)
         return record

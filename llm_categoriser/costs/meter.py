@@ -174,11 +174,7 @@ class SettledMeter(SpendMeter):
         """Record what was charged so far and release ``reserved`` (the job's estimate)."""
         if self.ledger is not None and (self._requests or self._unpriced or reserved):
             self.ledger.settle(
-                self._cost,
-                self._usage,
-                self._requests,
-                self._unpriced_usage,
-                self._unpriced,
+                [(self._cost, self._usage, self._requests), (None, self._unpriced_usage, self._unpriced)],
                 reserved or Decimal(0),
             )
         self._cost, self._usage, self._requests = Decimal(0), TokenUsage(), 0
