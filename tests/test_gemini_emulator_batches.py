@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from support.emulators.gemini import (
     GeminiEmulator,
     count_tokens,
 )
+from support.emulators.gemini.answers import count_tokens_by_piece
 from support.gemini_sdk import (
     MODEL,
     PROMPT,
@@ -72,6 +74,19 @@ def test_token_counts_follow_the_text() -> None:
     assert count_tokens("|---|---|\n") == 5 + 1
     english = "The pipeline asks a model to triage every flag into one category with a reason."
     assert 3.5 < len(english) / count_tokens(english) < 5.5
+
+
+# letters (accented, Welsh), digits, "²" (a digit, not decimal), "½" and "Ⅻ" (numeric), a
+# combining accent, blanks, newlines, a lone surrogate, runs of punctuation and underscores
+_TOKEN_TEXT = [*"aZ09 \t\n\r_-.,|!?'\"’éŵ²½Ⅻ\u0301\xa0\x0b\x1c", "\ud800", "  ", "___", "-----", "\r\n"]
+
+
+def test_token_counts_agree_with_the_piece_by_piece_definition() -> None:
+    rng = random.Random(15)
+    texts = ["", "The cat sat.", "|---|---|\n", "x²y", "²xxxxxxx", "½abcdefgh", "a_b"]
+    texts += ["".join(rng.choice(_TOKEN_TEXT) for _ in range(rng.randint(1, 80))) for _ in range(3000)]
+    for text in texts:
+        assert count_tokens(text) == count_tokens_by_piece(text), repr(text)
 
 
 @pytest.mark.parametrize(("budget", "thinks"), [(0, False), (100, True), (-1, True)])
