@@ -400,14 +400,14 @@ def _plan_document(
             flags=flags,
             pages=pages,
         )
-        text = batch.stamp()
+        stamped = batch.stamp()
         fingerprints[spec.batch_id] = batch.fingerprint
         sizes.append(
             RequestSize(fingerprint=batch.fingerprint, prompt_chars=prompt_chars(batch), flags=len(flags))
         )
         path = Path(layout.batch(subject, document, spec.batch_id))
         wanted_files.add(path.name)
-        written += write_if_changed(path, text, durable=False)
+        written += write_if_changed(path, stamped, durable=False)
     for stale in Path(layout.batches_dir(subject, document)).glob(layout.file_glob("batch")):
         if stale.name not in wanted_files:
             stale.unlink()

@@ -251,3 +251,23 @@ def test_a_damaged_manifest_is_no_history(tmp_path, templates):
     assert not plan.warnings or all("manifest" not in w for w in plan.warnings)
     assert sum(len(keys) for keys in _batches(settings).values()) == len(rows) + 1
     assert _batches(settings) != first
+
+
+def test_every_batch_gets_hints_from_the_whole_document(tmp_path, templates):
+    """The provider's document hints of a flag come from its document's text, in every batch of
+    it, not only the first (the offline provider counts the word in the whole document)."""
+    from llm_categoriser.lt_report import load_report
+    from llm_categoriser.providers.offline.rules import document_hints
+
+    settings = _long_document(tmp_path, list(range(0, 240, 2)))
+    assert settings.provider == "offline"
+    build_plan(settings)
+    text = (tmp_path / "Documents" / "Geo" / "markdown" / "long.md").read_text(encoding="utf-8")
+    issues = {i.key: i for i in load_report(tmp_path / "Documents" / "language-check-report.csv").issues}
+    manifest = read_record(settings.layout.manifest("Geo", "long"), Manifest)
+    assert len(manifest.batches) > 8
+    for batch_id in manifest.batches:
+        batch = read_record(settings.layout.batch("Geo", "long", batch_id), PlannedBatch)
+        for flag in batch.flags:
+            assert flag.hints == document_hints(issues[flag.key], text), (batch_id, flag.key)
+            assert flag.hints["freq"] == 12  # the word is on every page of the document
