@@ -22,6 +22,7 @@ from typing import Any
 from .atomic import atomic_write_text, write_if_changed
 from .costs.ledger import read_spend
 from .costs.usage import RunSpend, Spend
+from .errors import ReportError
 from .layout import Layout
 from .records import (
     BatchResult,
@@ -162,10 +163,28 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
 
 
 def iter_csv(path: str | Path) -> Iterator[dict[str, str]]:
-    """The rows of ``read_csv`` one at a time, for a reader that keeps less than every row."""
+    """The rows of ``read_csv`` one at a time, for a reader that keeps less than every row.
+
+    Read as ``csv.DictReader`` reads them (blank lines skipped, missing cells empty) without its
+    work per row in Python; only a cell that starts with an apostrophe can need unescaping. A row
+    with more cells than the header is a damaged file: ReportError naming it and the line."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            yield {k: unescape_cell(v or "") for k, v in row.items()}
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        width = len(header)
+        for cells in reader:
+            if not cells:
+                continue
+            if len(cells) < width:
+                cells.extend([""] * (width - len(cells)))
+            elif len(cells) > width:
+                raise ReportError(
+                    f"{path}: line {reader.line_num}: {len(cells)} cells where the header has "
+                    f"{width}; the file is damaged: delete it and run the pipeline again"
+                )
+            yield {k: unescape_cell(v) if v[:1] == "'" else v for k, v in zip(header, cells, strict=True)}
 
 
 def load_results(paths: Iterable[str | Path]) -> list[BatchResult]:

@@ -9,12 +9,14 @@ import pytest
 
 from llm_categoriser.atomic import atomic_write_text, write_if_changed
 from llm_categoriser.costs.usage import Spend
+from llm_categoriser.errors import ReportError
 from llm_categoriser.outputs import (
     COMBINED_COLUMNS,
     DOCUMENT_COLUMNS,
     combine,
     document_rows,
     escape_cell,
+    iter_csv,
     read_csv,
     render_csv,
     unescape_cell,
@@ -168,3 +170,25 @@ def test_combined_csv_copies_records_as_reading_and_writing_them_would(tmp_path)
     assert combined.read_bytes().decode("utf-8") == render_csv(COMBINED_COLUMNS, expected)
     assert read_csv(combined) == [{c: r.get(c, "") for c in COMBINED_COLUMNS} for r in expected]
     assert result.issues == 43 and result.subjects == {'Art, "x"': 15, "Geo": 28}
+
+
+def test_csv_rows_read_as_a_dict_reader_reads_them(tmp_path):
+    """Blank lines skipped, missing cells empty, escaped cells unescaped, a byte-order mark dropped."""
+    path = tmp_path / "rows.csv"
+    path.write_text("\ufeffa,b,c\n1,2\n\n'=x,''+y,z\n,,\n'a,''b,\"q,\"\"r\"\n", encoding="utf-8")
+    expected = [
+        {k: unescape_cell(v or "") for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+    ]
+    assert list(iter_csv(path)) == expected
+    assert expected[1] == {"a": "=x", "b": "'+y", "c": "z"}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    assert list(iter_csv(empty)) == []
+
+
+def test_a_csv_row_longer_than_its_header_is_a_clear_error(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("a,b\n1,2\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(ReportError, match=r"long\.csv: line 3: 3 cells where the header has 2"):
+        list(iter_csv(path))

@@ -10,8 +10,8 @@ import hashlib
 import json
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
-from ...models import Issue
 from ...records import PlannedBatch, PlannedFlag
 from ..base import Answer, Created, Request, Status
 from . import MODEL, rules
@@ -23,16 +23,22 @@ def rules_digest() -> str:
     return hashlib.sha256(Path(rules.__file__).read_bytes()).hexdigest()[:16]
 
 
-def flag_as_issue(batch: PlannedBatch, flag: PlannedFlag) -> Issue:
-    # the fields come from validated records: built without validating them again
-    return Issue.model_construct(
-        subject=batch.subject,
-        filename=batch.filename,
-        context=flag.highlighted_context,
-        row=0,
-        key=flag.key,
-        **flag.reported(),
-    )
+class FlagSeen(NamedTuple):
+    """What the rules read of a planned flag (``rules.FlagText``): its fields as the plan wrote
+    them, without building a report ``Issue`` for each flag of every request."""
+
+    issue: str
+    context: str
+    rule_id: str
+    type: str
+    message: str
+    suggestions: str
+
+    @classmethod
+    def of(cls, flag: PlannedFlag) -> FlagSeen:
+        return cls(
+            flag.issue, flag.highlighted_context, flag.rule_id, flag.type, flag.message, flag.suggestions
+        )
 
 
 class OfflineProvider:
@@ -46,8 +52,8 @@ class OfflineProvider:
         for flag in batch.flags:
             if flag.local_id not in request.local_ids:
                 continue
-            issue = flag_as_issue(batch, flag)
-            category, confidence, reason = rules.classify(issue, pages.get(flag.context_page), flag.hints)
+            seen = FlagSeen.of(flag)
+            category, confidence, reason = rules.classify(seen, pages.get(flag.context_page), flag.hints)
             answers.append(
                 {
                     "issue_id": flag.local_id,

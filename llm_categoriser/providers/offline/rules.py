@@ -47,11 +47,30 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Protocol
 
 from ...categories import Category
-from ...models import Issue
 
 Result = tuple[Category, int, str]
+
+
+class FlagText(Protocol):
+    """What the rules read of a flag: a report's ``Issue``, or the lighter ``FlagSeen`` that the
+    provider makes of a planned flag."""
+
+    @property
+    def issue(self) -> str: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def suggestions(self) -> str: ...
+
 
 # --------------------------------------------------------------------------------------------
 # Language knowledge: function words (general vocabulary, not corpus vocabulary)
@@ -168,11 +187,13 @@ def _frequencies(lang: str) -> dict[str, float]:
     return wordfreq.get_frequency_dict(lang, wordlist=WORDFREQ_LISTS[lang])
 
 
+@lru_cache(maxsize=1 << 16)
 def zipf(word: str, lang: str = "en") -> float:
     """Zipf frequency of a single word (log10 of uses per billion words; 0: not a known word).
 
     About 7 for "the", 4 for "receive", 3 for "teh" (a typing slip common enough to be counted),
-    1 to 2 for rare or specialist words.
+    1 to 2 for rare or specialist words. Remembered: a corpus asks about the same words again
+    and again (flagged words, their suggestions and neighbours).
     """
     if lang not in WORDFREQ_LISTS or not word or " " in word:
         return 0.0
@@ -313,7 +334,7 @@ def _spelling_rule(rule_id: str) -> bool:
     return rule.startswith(("MORFOLOGIK", "HUNSPELL")) or rule.endswith("_SPELLING_RULE")
 
 
-def word_hints(issue: Issue, doc_lang: str = "en") -> dict[str, float]:
+def word_hints(issue: FlagText, doc_lang: str = "en") -> dict[str, float]:
     """How common the flagged word and its first suggestion are (``zipf``), independent of the document.
 
     ``zipf``: the flagged word in English; ``sugg_zipf``: LanguageTool's first suggestion in
@@ -337,14 +358,14 @@ def word_hints(issue: Issue, doc_lang: str = "en") -> dict[str, float]:
     return hints
 
 
-def _alien_neighbours(issue: Issue) -> int:
+def _alien_neighbours(issue: FlagText) -> int:
     """Lower-case words of three letters or more, next to the flag, that English does not know."""
     before, _match, after = _split_context(issue.context or "", issue.issue or "")
     near = _WORD.findall(before)[-2:] + _WORD.findall(after)[:2]
     return sum(1 for w in near if len(w) >= 3 and w.islower() and zipf(w) == 0)
 
 
-def document_hints(issue: Issue, document_text: str) -> dict[str, int | float | str | bool]:
+def document_hints(issue: FlagText, document_text: str) -> dict[str, int | float | str | bool]:
     """Document-level evidence for one issue: a handful of JSON-serialisable values.
 
     ``doc_lang``: the main non-English language of the document ("fr", "de", "es", "cy") or "en";
@@ -521,7 +542,7 @@ def _completion(text: str, low: str) -> str:
 class _View:
     """One issue as the rules see it, with lazily computed features."""
 
-    issue: Issue
+    issue: FlagText
     page: str
     hints: dict
     before: str
@@ -1207,7 +1228,7 @@ _FAMILIES: tuple[tuple[Callable[[_View], bool], Callable[[_View], Result | None]
 # --------------------------------------------------------------------------------------------
 
 
-def classify(issue: Issue, page_text: str | None, hints: dict) -> tuple[Category, int, str]:
+def classify(issue: FlagText, page_text: str | None, hints: dict) -> tuple[Category, int, str]:
     """Deterministic heuristic triage of one LanguageTool flag: (category, confidence, reason)."""
     before, match, after = _split_context(issue.context or "", issue.issue or "")
     view = _View(
