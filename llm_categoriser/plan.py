@@ -176,7 +176,9 @@ def build_plan(
         if cached is not None:
             cached.seconds = time.perf_counter() - started
             return cached
-    report = report or load_report(settings.report)
+    if report is None:
+        _warm_workers(settings)
+        report = load_report(settings.report)
     plan = Plan(skipped_rows=list(report.skipped), warnings=list(report.warnings))
     grouped = select_issues(report, settings)
     if settings.subjects or settings.documents:
@@ -259,6 +261,9 @@ def build_plan(
 # A corpus with at least this many flags is planned in worker processes, one document at a time
 # (docs/DESIGN.md §9); below it, starting the workers costs more than they save.
 PARALLEL_FLAGS = 20_000
+# Fewer bytes than a row of the report takes (about 290 on the reference corpus): a report this
+# many times PARALLEL_FLAGS long is taken to be large before it is read.
+REPORT_BYTES_PER_FLAG = 200
 # settings, request settings, subject, Filename, Markdown path, the document's flags
 PlanWork = tuple[Settings, dict[str, Any], str, str, str, list[Issue]]
 # a document planned by a worker: its plan, its warnings, the files written
@@ -273,6 +278,19 @@ def _planning_workers(flags: int, decisions: Any) -> int:
     if decisions is not None or flags < PARALLEL_FLAGS:
         return 1
     return workers.size()
+
+
+def _warm_workers(settings: Settings) -> None:
+    """Start the planning workers while the report is read when it is large enough to be planned
+    in them (docs/DESIGN.md §9): judged by its size, about ``REPORT_BYTES_PER_FLAG`` a flag."""
+    if settings.cascade or settings.subjects or settings.documents:
+        return  # planned in this process, or perhaps only a few documents of the report
+    try:
+        size = os.path.getsize(settings.report)
+    except OSError:
+        return  # load_report says what is wrong
+    if size >= PARALLEL_FLAGS * REPORT_BYTES_PER_FLAG:
+        workers.warm((__name__,))
 
 
 def _plan_one(work: PlanWork) -> WorkerPlan:

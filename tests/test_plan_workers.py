@@ -42,3 +42,39 @@ def test_workers_plan_what_one_process_plans(tmp_path, monkeypatch, chunk):
 def test_small_corpora_and_the_cascade_stay_in_one_process():
     assert plan_module._planning_workers(plan_module.PARALLEL_FLAGS - 1, None) == 1
     assert plan_module._planning_workers(10**6, object()) == 1
+
+
+def test_a_large_report_starts_the_workers_before_it_is_read(tmp_path, monkeypatch):
+    """The planning workers start while the report is read, when its size says it is large; not
+    for a small report, the cascade or a filtered run."""
+    warmed: list[tuple[str, ...]] = []
+    monkeypatch.setattr(plan_module.workers, "warm", warmed.append)
+    report = tmp_path / "report.csv"
+
+    def warms(size: int, **config: object) -> bool:
+        report.write_bytes(b"x" * size)
+        warmed.clear()
+        plan_module._warm_workers(resolve({"report": str(report), **config}, env={}))
+        return warmed == [("llm_categoriser.plan",)]
+
+    large = plan_module.PARALLEL_FLAGS * plan_module.REPORT_BYTES_PER_FLAG
+    assert warms(large)
+    assert not warms(large - 1)
+    assert not warms(large, cascade=True)
+    assert not warms(large, subjects="Music")
+    report.unlink()
+    warmed.clear()
+    plan_module._warm_workers(resolve({"report": str(report)}, env={}))
+    assert warmed == []  # a missing report: load_report says so
+
+
+def test_warm_workers_are_started_and_import_what_they_are_told(monkeypatch):
+    monkeypatch.setattr(plan_module.workers, "cores", lambda: 2)
+    plan_module.workers.shutdown()
+    try:
+        plan_module.workers.warm(("llm_categoriser.plan",))
+        pool = plan_module.workers.pool_if_any()
+        assert pool is not None and len(pool._processes) == 2  # both started, before any work
+        assert pool.submit(sorted, [2, 1]).result() == [1, 2]
+    finally:
+        plan_module.workers.shutdown()
