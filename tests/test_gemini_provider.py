@@ -14,7 +14,9 @@ from llm_categoriser.categorise import categorise_batch, categorise_part
 from llm_categoriser.errors import ProviderError
 from llm_categoriser.layout import Layout
 from llm_categoriser.limits import forget_limiters
-from llm_categoriser.providers.gemini.client import GeminiProvider, api_key
+from llm_categoriser.providers.base import Request
+from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
+from llm_categoriser.providers.gemini.client import GeminiProvider, api_key, rest_request
 from llm_categoriser.settings import resolve
 
 FAKE_KEY = "AIzaFAKE-test-key-0123456789"
@@ -187,3 +189,23 @@ def test_a_connection_is_kept_for_every_request_in_flight(emu, monkeypatch):
             thread.join()
     assert emu.stats()["generate_content_calls"] == 1 + 2 * concurrent
     assert emu.connections - before <= concurrent
+
+
+@pytest.mark.parametrize(("text", "transport"), [("plain words " * 700, "inline"), ("’" * 3000, "file")])
+def test_the_inline_limit_counts_the_bytes_the_sdk_sends(monkeypatch, text: str, transport: str) -> None:
+    """A curly apostrophe is 3 bytes of UTF-8 but 6 as the SDK sends it (``\\u2019``): a job
+    under the limit in UTF-8 but over it as sent goes as a file, not into a 400 from the API."""
+    limit = 12_000
+    settings = resolve({"provider": "gemini", "mode": "batch", "max_inline_bytes": limit})
+    system = "Triage the flags."
+    requests = [Request(key="k1", system=system, user=text, batch=None, local_ids=set())]
+    as_utf8 = len(json.dumps([rest_request(settings, system, text)], ensure_ascii=False).encode())
+    assert as_utf8 < limit  # the same size counted in UTF-8 would have sent it inline
+    with GeminiEmulator(batch_mode="manual", max_inline_bytes=limit) as emulator:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emulator.url)
+        created = GeminiBatchBackend(settings, FAKE_KEY).create(f"llmcat-limit-{transport}", requests)
+        assert created.transport == transport and emulator.batch_creations == 1
+        if transport == "inline":  # the size recorded is the size of the body the API received
+            assert created.payload_bytes == emulator.max_inline_batch_bytes <= limit
+        else:
+            assert emulator.uploaded_file_sizes == [created.payload_bytes]

@@ -61,6 +61,12 @@ def _timestamp(value: Any) -> str | None:
         return None
 
 
+def sent_json(body: dict[str, Any]) -> str:
+    """``body`` as the SDK's API client sends it (``json.dumps`` with its defaults: ASCII only,
+    other characters escaped), so a size limit is checked against the bytes the API receives."""
+    return json.dumps(body)
+
+
 _succeeded_lock = threading.Lock()
 # a succeeded job as its status check read it, until its answers are read: one download, not two
 _succeeded: dict[tuple[str, str], dict[str, Any]] = {}
@@ -134,12 +140,10 @@ class GeminiBatchBackend:
             {"request": rest_request(self.settings, r.system, r.user), "metadata": {"key": r.key}}
             for r in requests
         ]
-        size = len(dumps(inline).encode("utf-8"))
-        file_name = None
-        if size <= self.settings.max_inline_bytes:
-            source: dict[str, Any] = {"requests": {"requests": inline}}
-            transport = "inline"
-        else:
+        source: dict[str, Any] = {"requests": {"requests": inline}}
+        size = len(sent_json({"batch": {"displayName": display_name, "inputConfig": source}}))
+        file_name, transport = None, "inline"
+        if size > self.settings.max_inline_bytes:
             lines = [
                 dumps({"key": r.key, "request": rest_request(self.settings, r.system, r.user)})
                 for r in requests
