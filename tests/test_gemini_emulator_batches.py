@@ -77,8 +77,9 @@ def test_token_counts_follow_the_text() -> None:
 
 
 # letters (accented, Welsh), digits, "²" (a digit, not decimal), "½" and "Ⅻ" (numeric), a
-# combining accent, blanks, newlines, a lone surrogate, runs of punctuation and underscores
-_TOKEN_TEXT = [*"aZ09 \t\n\r_-.,|!?'\"’éŵ²½Ⅻ\u0301\xa0\x0b\x1c", "\ud800", "  ", "___", "-----", "\r\n"]
+# combining accent, blanks, newlines, a lone surrogate, runs of punctuation and underscores,
+# and beyond the Basic Multilingual Plane a letter, a decimal digit and an emoji
+_TOKEN_TEXT = [*"aZ09 \t\n\r_-.,|!?'\"’éŵ²½Ⅻ\u0301\xa0\x0b\x1c𝐀𝟘😀", "\ud800", "  ", "___", "-----", "\r\n"]
 
 
 def test_token_counts_agree_with_the_piece_by_piece_definition() -> None:

@@ -160,7 +160,10 @@ def _kind(char: str) -> int:
     return _OTHER if char.isspace() else _SYMBOL
 
 
-_ASCII_KINDS = np.array([_kind(chr(c)) for c in range(128)], dtype=np.int64)
+_BMP = 0x10000  # the characters of the Basic Multilingual Plane: their kinds in one table
+_BMP_KINDS = np.array(
+    [_OTHER if 0xD800 <= c < 0xE000 else _kind(chr(c)) for c in range(_BMP)], dtype=np.int64
+)
 
 
 @functools.lru_cache(maxsize=256)  # every request of a run repeats the system instruction
@@ -174,9 +177,9 @@ def count_tokens(text: str) -> int:
     except UnicodeEncodeError:  # a lone surrogate
         return count_tokens_by_piece(text)
     points = np.frombuffer(data, dtype=np.uint32).astype(np.int64)
-    kinds = _ASCII_KINDS[np.minimum(points, 127)]
-    wide = np.flatnonzero(points >= 128)
-    if wide.size:
+    kinds = _BMP_KINDS[np.minimum(points, _BMP - 1)]
+    if points.max() >= _BMP:  # beyond the table: each such character classified once
+        wide = np.flatnonzero(points >= _BMP)
         distinct, where = np.unique(points[wide], return_inverse=True)
         kinds[wide] = np.array([_kind(chr(c)) for c in distinct], dtype=np.int64)[where]
     # a run of word characters, of blanks or of underscores is one piece, and so is a run of
