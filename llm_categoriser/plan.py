@@ -11,10 +11,12 @@ its fingerprint decides whether an existing result is still valid.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,54 +194,69 @@ def build_plan(
     if decisions is not None and decisions.problem:
         plan.warnings.append(f"cascade: {decisions.problem}")
     hints = get_provider(settings.provider).document_hints
-    # a large corpus is planned in worker processes (the cascade's decisions stay in this one)
-    processes = _planning_workers(sum(len(issues) for issues in grouped.values()), decisions)
+    # a large corpus is planned in worker processes (the cascade's decisions stay in this one),
+    # a mid-sized one by this process and a helper forked from it, taking turns
+    flags = sum(len(issues) for issues in grouped.values())
+    processes = _planning_workers(flags, decisions)
+    helper = _forked_helper(flags, decisions) if processes == 1 else None
     deferred: list[tuple[PlanWork, int]] = []  # what the workers plan, and where its warnings go
     planning: list[Future[list[WorkerPlan]]] = []  # the workers' results, PLAN_CHUNK documents each
     markdown_files: dict[str, list[int] | None] = {}
     planned: dict[tuple[str, str], str] = {}  # (subject, document) -> the Filename that has it
-    for (subject, filename), issues in grouped.items():
-        label = f"{subject}/{filename}"
-        try:
-            md_path = inside(layout.docs, layout.markdown(subject, filename))
-        except UnsafePathError as exc:
-            reason = f"{exc}; its {len(issues)} flag(s) are not categorised (the file is not read)"
-            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
-            continue
-        other = planned.get((subject, issues[0].document))
-        if other is not None:
-            reason = (
-                f"Filename {filename!r} and {other!r} would share the report "
-                f"{os.path.relpath(layout.document_csv(subject, issues[0].document), layout.docs)}; "
-                f"its {len(issues)} flag(s) are "
-                f"not categorised. Rename one of the Markdown files and its rows in the report"
+    try:
+        for (subject, filename), issues in grouped.items():
+            label = f"{subject}/{filename}"
+            try:
+                md_path = inside(layout.docs, layout.markdown(subject, filename))
+            except UnsafePathError as exc:
+                reason = f"{exc}; its {len(issues)} flag(s) are not categorised (the file is not read)"
+                plan.skipped_documents.append(
+                    SkippedDocument(document=label, issues=len(issues), reason=reason)
+                )
+                continue
+            other = planned.get((subject, issues[0].document))
+            if other is not None:
+                reason = (
+                    f"Filename {filename!r} and {other!r} would share the report "
+                    f"{os.path.relpath(layout.document_csv(subject, issues[0].document), layout.docs)}; "
+                    f"its {len(issues)} flag(s) are "
+                    f"not categorised. Rename one of the Markdown files and its rows in the report"
+                )
+                plan.skipped_documents.append(
+                    SkippedDocument(document=label, issues=len(issues), reason=reason)
+                )
+                continue
+            markdown_files[str(md_path)] = file_stat(md_path)
+            text, problem = _read_markdown(md_path, plan, label)
+            if text is None:
+                reason = f"{problem}; its {len(issues)} flag(s) are not categorised"
+                plan.skipped_documents.append(
+                    SkippedDocument(document=label, issues=len(issues), reason=reason)
+                )
+                continue
+            planned[(subject, issues[0].document)] = filename
+            if not text.strip():
+                plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
+            if processes > 1 or helper is not None:
+                deferred.append(
+                    ((settings, req, subject, filename, str(md_path), issues), len(plan.warnings))
+                )
+                if len(deferred) % PLAN_CHUNK == 0:  # the workers start while this loop reads on
+                    planning.append(_hand_out([w for w, _ in deferred[-PLAN_CHUNK:]], helper, planning))
+                continue
+            plan.files_written += _plan_document(
+                settings, req, hints, subject, filename, text, issues, plan, decisions
             )
-            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
-            continue
-        markdown_files[str(md_path)] = file_stat(md_path)
-        text, problem = _read_markdown(md_path, plan, label)
-        if text is None:
-            reason = f"{problem}; its {len(issues)} flag(s) are not categorised"
-            plan.skipped_documents.append(SkippedDocument(document=label, issues=len(issues), reason=reason))
-            continue
-        planned[(subject, issues[0].document)] = filename
-        if not text.strip():
-            plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
-        if processes > 1:
-            deferred.append(((settings, req, subject, filename, str(md_path), issues), len(plan.warnings)))
-            if len(deferred) % PLAN_CHUNK == 0:  # the workers start while this loop reads on
-                planning.append(workers.pool().submit(_plan_some, [w for w, _ in deferred[-PLAN_CHUNK:]]))
-            continue
-        plan.files_written += _plan_document(
-            settings, req, hints, subject, filename, text, issues, plan, decisions
-        )
-        if progress and len(plan.documents) % 50 == 0:
-            progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
-    if deferred:
-        if len(deferred) % PLAN_CHUNK:
-            rest = [w for w, _ in deferred[-(len(deferred) % PLAN_CHUNK) :]]
-            planning.append(workers.pool().submit(_plan_some, rest))
-        _add_planned(plan, deferred, planning)
+            if progress and len(plan.documents) % 50 == 0:
+                progress(f"planned {len(plan.documents)} of {len(grouped)} documents")
+        if deferred:
+            if len(deferred) % PLAN_CHUNK:
+                rest = [w for w, _ in deferred[-(len(deferred) % PLAN_CHUNK) :]]
+                planning.append(_hand_out(rest, helper, planning))
+            _add_planned(plan, deferred, planning)
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
     plan.jobs = group_jobs(plan.documents, settings)
     plan.files_written += write_job_specs(plan.documents, plan.jobs, layout)
     if decisions is not None:
@@ -271,6 +288,50 @@ WorkerPlan = tuple[list[DocumentPlan], list[str], int]
 # documents per task of the planning workers: sent as the main process checks them, so the
 # workers plan while it reads on (docs/DESIGN.md §9)
 PLAN_CHUNK = 4
+
+
+# From this many flags up to PARALLEL_FLAGS, a process with no other thread forks one helper
+# that plans documents beside it (docs/DESIGN.md §9): a fork costs milliseconds, not the second
+# a spawned worker takes to start, and the second core is idle while the workflow is parsed.
+HELPER_FLAGS = 2_000
+# chunks handed to the helper and not yet planned: with two, the next one waits for it whenever
+# it finishes one, while this process plans the chunks that come meanwhile
+HELPER_QUEUE = 2
+
+
+def _forked_helper(flags: int, decisions: Any) -> ProcessPoolExecutor | None:
+    """A process forked from this one that plans part of a mid-sized corpus, or None.
+
+    Only where forking is safe and pays: more than one core given, no thread but this one (a
+    fork copies no other thread, so a lock another thread held would stay held in the child;
+    Snakemake has started none while it parses the workflow), and no cascade, whose decisions
+    are made over the whole corpus in this process.
+    """
+    if decisions is not None or not HELPER_FLAGS <= flags < PARALLEL_FLAGS or workers.cores() < 2:
+        return None
+    if not _only_thread() or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("fork"), initializer=workers._ignore_interrupts
+    )
+
+
+def _only_thread() -> bool:
+    return threading.active_count() == 1
+
+
+def _hand_out(
+    works: list[PlanWork], helper: ProcessPoolExecutor | None, planning: list[Future[list[WorkerPlan]]]
+) -> Future[list[WorkerPlan]]:
+    """Plan ``works``: in the large run's workers; with a ``helper``, there while fewer than
+    ``HELPER_QUEUE`` of its chunks wait, else here at once (the results are the same)."""
+    if helper is None:
+        return workers.pool().submit(_plan_some, works)
+    if sum(not future.done() for future in planning) < HELPER_QUEUE:  # those here are done
+        return helper.submit(_plan_some, works)
+    here: Future[list[WorkerPlan]] = Future()
+    here.set_result(_plan_some(works))
+    return here
 
 
 def _planning_workers(flags: int, decisions: Any) -> int:

@@ -1,13 +1,18 @@
-"""A large corpus is planned in worker processes: the same plan, files and warnings as in one."""
+"""A large corpus is planned in worker processes, a mid-sized one with a forked helper: the same
+plan, files and warnings as in one process."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import copy_sample
 
 from llm_categoriser import plan as plan_module
+from llm_categoriser import workers
 from llm_categoriser.plan import build_plan
 from llm_categoriser.settings import resolve
 
@@ -78,3 +83,67 @@ def test_warm_workers_are_started_and_import_what_they_are_told(monkeypatch):
         assert pool.submit(sorted, [2, 1]).result() == [1, 2]
     finally:
         plan_module.workers.shutdown()
+
+
+_PLAN_SOME = plan_module._plan_some
+_PLANNERS: list[Path] = []  # the folder where each chunk leaves a file named after its process
+
+
+def _recorded_plan_some(works):  # module-level: the helper is handed it by name
+    folder = _PLANNERS[0]
+    (folder / f"{os.getpid()}-{len(list(folder.iterdir()))}").touch()
+    return _PLAN_SOME(works)
+
+
+def _record_pids(monkeypatch, folder: Path) -> None:
+    """Make every chunk of documents leave a file named after the process that planned it."""
+    monkeypatch.setattr(plan_module, "_plan_some", _recorded_plan_some)
+    monkeypatch.setattr(sys.modules[__name__], "_PLANNERS", [folder])
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_a_forked_helper_plans_what_one_process_plans(tmp_path, monkeypatch, chunk):
+    alone, alone_files = _planned(tmp_path, "alone")
+    monkeypatch.setattr(plan_module, "HELPER_FLAGS", 1)  # the sample counts as mid-sized
+    monkeypatch.setattr(plan_module, "PLAN_CHUNK", chunk)
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    # threads other tests left (idle servers, pools) would keep the helper from forking here
+    monkeypatch.setattr(plan_module, "_only_thread", lambda: True)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    _record_pids(monkeypatch, pids)
+    helped, helped_files = _planned(tmp_path, "helped")
+    planners = {name.name.split("-")[0] for name in pids.iterdir()}
+    assert str(os.getpid()) in planners and len(planners) == 2  # this process and the helper
+    assert helped.documents == alone.documents
+    assert helped.warnings == alone.warnings and any("page" in w for w in alone.warnings)
+    assert helped.files_written == alone.files_written > 0
+    assert helped_files.keys() == alone_files.keys()
+    for name, content in alone_files.items():
+        if name not in ("plan/plan.json", "plan/stamp.json"):  # they name the folders
+            assert helped_files[name] == content, name
+
+
+def test_the_helper_is_forked_only_where_it_is_safe_and_pays(monkeypatch):
+    mid = plan_module.HELPER_FLAGS
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    monkeypatch.setattr(plan_module, "_only_thread", lambda: True)
+    helper = plan_module._forked_helper(mid, None)
+    assert helper is not None
+    helper.shutdown()
+    assert plan_module._forked_helper(mid - 1, None) is None  # small: not worth a process
+    assert plan_module._forked_helper(plan_module.PARALLEL_FLAGS, None) is None  # the workers' turn
+    assert plan_module._forked_helper(mid, object()) is None  # the cascade plans in one process
+    monkeypatch.setattr(workers, "cores", lambda: 1)
+    assert plan_module._forked_helper(mid, None) is None  # --cores 1
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    monkeypatch.undo()  # the real check of the threads
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    waiting = threading.Event()
+    other = threading.Thread(target=waiting.wait)
+    other.start()
+    try:
+        assert plan_module._forked_helper(mid, None) is None  # a fork would not copy that thread
+    finally:
+        waiting.set()
+        other.join()
