@@ -65,6 +65,7 @@ class LimiterStats:
     decreases: int = 0  # congestion events: 429s that slowed the pace down
     waited: float = 0.0  # seconds spent waiting for a slot, summed over requests
     peak_in_flight: int = 0
+    wakeups: int = 0  # times a waiting sender woke up to check again
 
 
 class RequestLimiter:
@@ -80,8 +81,13 @@ class RequestLimiter:
         self.limits = limits
         self._clock = clock
         self._window = window
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the state; senders waiting for a time
+        # senders waiting for a request in flight to end: a release wakes one of them, not every
+        # sender (with a job's whole pool waiting, waking them all cost more than the requests)
+        self._slot_freed = threading.Condition(lock)
         self._wait = wait if wait is not None else self._cond.wait
+        self._wait_slot = wait if wait is not None else self._slot_freed.wait
         self._in_flight = 0
         self._starts: deque[tuple[float, int]] = deque()  # (start, tokens) within the window
         self._window_tokens = 0
@@ -130,7 +136,11 @@ class RequestLimiter:
                 wait = self._wait_needed(now, tokens, new_slot)
                 if wait <= 0:
                     break
-                self._wait(wait)
+                if new_slot and self._in_flight >= self.limits.max_concurrent:
+                    self._wait_slot(wait)  # woken by a release, or when its wait is over
+                else:
+                    self._wait(wait)
+                self.stats.wakeups += 1
             if new_slot:
                 self._in_flight += 1
                 self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
@@ -146,7 +156,9 @@ class RequestLimiter:
     def _release(self) -> None:
         with self._cond:
             self._in_flight -= 1
-            self._cond.notify_all()
+            # one slot is free: one sender waiting for a slot takes it (or, if it must still wait
+            # for a time, waits for that and then takes it); those waiting for a time wake by it
+            self._slot_freed.notify()
 
     @contextmanager
     def slot(self, tokens: int = 0) -> Iterator[None]:

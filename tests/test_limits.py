@@ -71,6 +71,15 @@ def test_concurrency_is_bounded_and_reached():
     assert limiter.stats.peak_in_flight == 3 and limiter.stats.requests == 12
 
 
+def test_a_release_wakes_one_sender_waiting_for_a_slot_not_all():
+    limiter = RequestLimiter(Limits(max_concurrent=2, requests_per_minute=10_000))
+    run_threads(limiter, 16, hold=0.02)
+    assert run_threads.peak == 2 and limiter.stats.requests == 16  # type: ignore[attr-defined]
+    # each of the 14 releases that free a slot for a waiting sender wakes one: waking every
+    # waiting sender would be 14 + 13 + ... + 1 = 105 wake-ups
+    assert limiter.stats.wakeups <= 2 * 16
+
+
 def test_requests_per_window_are_bounded():
     window = 0.4
     limiter = RequestLimiter(Limits(max_concurrent=50, requests_per_minute=5), window=window)
