@@ -84,7 +84,7 @@ class RequestLimiter:
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # the state; senders waiting for a time
         # senders waiting for a request in flight to end: a release wakes one of them, not every
-        # sender (with a job's whole pool waiting, waking them all cost more than the requests)
+        # sender (docs/DESIGN.md §26)
         self._slot_freed = threading.Condition(lock)
         self._wait = wait if wait is not None else self._cond.wait
         self._wait_slot = wait if wait is not None else self._slot_freed.wait

@@ -295,8 +295,8 @@ PLAN_CHUNK = 4
 
 
 # From this many flags up to PARALLEL_FLAGS, a process with no other thread forks one helper
-# that plans documents beside it (docs/DESIGN.md §9): a fork costs milliseconds, not the second
-# a spawned worker takes to start, and the second core is idle while the workflow is parsed.
+# that plans documents beside it (docs/DESIGN.md §9): a fork is cheap where a spawned worker is
+# slow to start, and the second core is idle while the workflow is parsed.
 HELPER_FLAGS = 2_000
 # chunks handed to the helper and not yet planned: with two, the next one waits for it whenever
 # it finishes one, while this process plans the chunks that come meanwhile
