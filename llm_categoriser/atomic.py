@@ -11,37 +11,61 @@ drives Snakemake's reruns, does not move.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
-import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_SYNC_THREADS = 16  # fsyncs in flight at once for write_files_if_changed
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-_MODE = 0o666 & ~_umask()
+def _temp_name(target: Path) -> str:
+    # ``.<name>.<8 random characters>.tmp``, the shape ``sweep_stale_temp_files`` recognises;
+    # os.urandom rather than a seeded generator, so forked workers never draw the same names
+    suffix = base64.b32encode(os.urandom(5)).decode("ascii").lower()
+    return os.path.join(target.parent, f".{target.name}.{suffix}.tmp")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except FileNotFoundError:  # the folder is made only when missing: most writes go to one that exists
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def _open_temp(target: Path) -> tuple[int, str]:
+    """A new temporary file beside ``target``, made with the usual permissions (0666 less the
+    umask, as ``open`` gives; mkstemp would make it 0600 and need a chmod)."""
+    for _attempt in range(100):
+        tmp = _temp_name(target)
+        try:
+            return os.open(tmp, _FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # the folder is made only when missing: most writes go to one that exists
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(tmp, _FLAGS, 0o666), tmp
+    raise FileExistsError(f"no free temporary file name beside {target}")
+
+
+def _write_temp(target: Path, data: bytes, sync: bool) -> str:
+    """``data`` in a new temporary file beside ``target`` (fsync'ed when ``sync``); its path."""
+    fd, tmp = _open_temp(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            if durable:
+            if sync:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, _MODE)  # mkstemp makes 0600 files; outputs get the usual permissions
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+    target = Path(path)
+    tmp = _write_temp(target, data, durable)
+    try:
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -73,6 +97,54 @@ def write_if_changed(path: str | os.PathLike[str], text: str, durable: bool = Tr
         pass
     atomic_write_bytes(target, data, durable)
     return True
+
+
+def write_files_if_changed(
+    files: Sequence[tuple[str | os.PathLike[str], str]], durable: bool = True
+) -> list[bool]:
+    """``write_if_changed`` for several files at once; whether each was written.
+
+    Each changed file is written to its temporary file first; with ``durable`` those are
+    fsync'ed side by side (the filesystem's journal commits them together instead of once per
+    file, docs/DESIGN.md §27) and each is renamed over its target only once all are on disk,
+    so a killed process leaves each target old or new, never half-written.
+    """
+    wanted: list[tuple[Path, bytes]] = []
+    changed: list[bool] = []
+    for path, text in files:
+        target, data = Path(path), text.encode("utf-8")
+        try:
+            same = target.stat().st_size == len(data) and target.read_bytes() == data
+        except FileNotFoundError:
+            same = False
+        changed.append(not same)
+        if not same:
+            wanted.append((target, data))
+    temps: list[str] = []
+    renamed = 0
+    try:
+        for target, data in wanted:
+            temps.append(_write_temp(target, data, durable and len(wanted) == 1))
+        if durable and len(temps) > 1:
+            with ThreadPoolExecutor(max_workers=min(len(temps), _SYNC_THREADS)) as pool:
+                list(pool.map(_fsync_file, temps))
+        for tmp, (target, _data) in zip(temps, wanted, strict=False):
+            os.replace(tmp, target)
+            renamed += 1
+    except BaseException:
+        for tmp in temps[renamed:]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    return changed
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text, write_if_changed
+from .atomic import atomic_write_text, write_files_if_changed
 from .costs.ledger import read_spend
 from .costs.usage import RunSpend, Spend
 from .errors import ReportError
@@ -232,17 +232,15 @@ def document_rows(manifest: Manifest, results: list[BatchResult]) -> list[dict[s
     return rows
 
 
-def merge_document(
+def document_outputs(
     manifest_file: str | Path,
     result_files: Iterable[str | Path],
     csv_file: str | Path,
-    stats_file: str | Path,
     bom: bool = False,
     loaded: dict[str, list[BatchResult]] | None = None,
-) -> tuple[DocumentStats, bool]:
-    """Write one document's CSV and statistics, each only when its content changed (so an edit
-    rewrites only its document's files); return the statistics and whether the CSV changed.
-    ``loaded`` keeps the result files already read by the same merge job."""
+) -> tuple[str, DocumentStats]:
+    """One document's CSV text and statistics (``merge_job`` writes them). ``loaded`` keeps
+    the result files already read by the same merge job."""
     manifest = read_record(manifest_file, Manifest)
     wanted = set(manifest.batches) | ({manifest.cascade_batch} if manifest.cascade_batch else set())
     cache = {} if loaded is None else loaded
@@ -255,7 +253,7 @@ def merge_document(
     local = next((b for b in results if b.batch_id == manifest.cascade_batch), None)
     sent = {k: item for b in results if b is not local for k, item in b.items.items()}
     audited = [k for k in (local.items if local else {}) if k in sent and sent[k].error_category]
-    changed = write_if_changed(csv_file, ("\ufeff" if bom else "") + render_csv(DOCUMENT_COLUMNS, rows))
+    text = ("\ufeff" if bom else "") + render_csv(DOCUMENT_COLUMNS, rows)
     stats = DocumentStats(
         subject=manifest.subject,
         filename=manifest.filename,
@@ -274,22 +272,25 @@ def merge_document(
         if local
         else 0,
     )
-    write_record_if_changed(stats_file, stats, durable=False)
-    return stats, changed
+    return text, stats
 
 
 def merge_job(job: str, documents: list[MergedDocument], output: str | Path, bom: bool = False) -> MergedJob:
     """Write the CSVs and statistics of the documents of one merge job, then its record.
 
     Each result file is read once for all the job's documents; only the files whose content
-    changed are rewritten. The record is always written: it is the job's output.
+    changed are rewritten (so an edit rewrites only its document's files). The CSVs are written
+    together, their fsyncs side by side (docs/DESIGN.md §27), then the statistics; the record
+    is always written: it is the job's output.
     """
     loaded: dict[str, list[BatchResult]] = {}
-    rewritten = []
-    for doc in documents:
-        _stats, changed = merge_document(doc.manifest, doc.results, doc.csv, doc.stats, bom, loaded)
-        if changed:
-            rewritten.append(doc.csv)
+    outputs = [document_outputs(doc.manifest, doc.results, doc.csv, bom, loaded) for doc in documents]
+    changed = write_files_if_changed(
+        [(doc.csv, text) for doc, (text, _) in zip(documents, outputs, strict=True)]
+    )
+    for doc, (_text, stats) in zip(documents, outputs, strict=True):
+        write_record_if_changed(doc.stats, stats, durable=False)
+    rewritten = [doc.csv for doc, written in zip(documents, changed, strict=True) if written]
     record = MergedJob(job=job, documents=documents, rewritten=rewritten)
     write_record(output, record, durable=False)
     return record

@@ -4,10 +4,17 @@ import csv
 import io
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
-from llm_categoriser.atomic import atomic_write_text, write_if_changed
+from llm_categoriser import atomic
+from llm_categoriser.atomic import (
+    atomic_write_text,
+    sweep_stale_temp_files,
+    write_files_if_changed,
+    write_if_changed,
+)
 from llm_categoriser.costs.usage import Spend
 from llm_categoriser.errors import ReportError
 from llm_categoriser.outputs import (
@@ -125,6 +132,46 @@ def test_write_if_changed_keeps_mtime(tmp_path):
     assert not write_if_changed(path, "x")
     assert path.stat().st_mtime_ns == before
     assert write_if_changed(path, "y")
+
+
+def test_write_files_if_changed_syncs_every_changed_file_before_any_rename(tmp_path, monkeypatch):
+    same, new, edited = tmp_path / "same.csv", tmp_path / "sub" / "new.csv", tmp_path / "edited.csv"
+    same.write_text("kept")
+    edited.write_text("old")
+    before = same.stat().st_mtime_ns
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b))[1])
+    written = write_files_if_changed([(same, "kept"), (new, "fresh"), (edited, "new text")])
+    assert written == [False, True, True]
+    assert events == ["fsync", "fsync", "rename", "rename"]
+    assert (same.read_text(), new.read_text(), edited.read_text()) == ("kept", "fresh", "new text")
+    assert same.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["edited.csv", "new.csv", "same.csv"]
+    assert stat.S_IMODE(new.stat().st_mode) & 0o044  # readable by others under the usual umask
+
+
+def test_write_files_if_changed_renames_nothing_when_a_sync_fails(tmp_path, monkeypatch):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("old a")
+
+    def failing(path: str) -> None:
+        if ".b.csv." in path:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(atomic, "_fsync_file", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_files_if_changed([(first, "new a"), (second, "new b")])
+    assert first.read_text() == "old a"
+    assert sorted(os.listdir(tmp_path)) == ["a.csv"]  # no temporary file left behind
+
+
+def test_the_temporary_files_of_a_killed_writer_are_swept(tmp_path):
+    fd, leftover = atomic._open_temp(tmp_path / "deep" / "doc.csv")  # as a writer killed before its rename
+    os.close(fd)
+    assert sweep_stale_temp_files(tmp_path) == [Path(leftover)]
+    assert list((tmp_path / "deep").iterdir()) == []
 
 
 def test_combined_csv_copies_records_as_reading_and_writing_them_would(tmp_path):
