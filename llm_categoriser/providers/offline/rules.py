@@ -228,6 +228,33 @@ _GLUED_BEFORE = re.compile(r"\w[(\[‘'’/*,]?$")
 _DECADE = re.compile(r"['’]?\d+['’]s")
 # An unclosed call in program code before the flag: output("Enter name: ...
 _CODE_CALL = re.compile(r"[A-Za-z_]\w*\([^()]*$")
+# The patterns the rules use, compiled once (a call with a pattern string looks it up every time)
+_BOLD_MATCH = re.compile(r"\*\*(.+?)\*\*")
+_LETTERS_AT_END = re.compile(r"([^\W\d_]+)[\s|]*$")
+_LETTERS_AT_START = re.compile(r"^[\s|]*([^\W\d_]+)")
+_MORE_TAIL = re.compile(r"\s*\(\+\d+ more\)\s*$")
+_MORE_COUNT = re.compile(r"\(\+(\d+) more\)")
+_SPACE_OR_HYPHEN = re.compile(r"[\s\-‐‑]")
+_CELL_EDGE_AFTER = re.compile(r"^\s*(?:\||$)")
+_CELL_EDGE_BEFORE = re.compile(r"(?:\||^)\s*$")
+_SPLIT_CELL = re.compile(r"[a-z]\s*\|\s*[a-z]")
+_CALL_PARENS = re.compile(r"^\(\)")
+_LINK_TEXT_END = re.compile(r"^[^\[\]()]{0,60}\]\(")
+_SENTENCE_BREAK = re.compile(r"[.!?]+(?=\s)")
+_HYPHEN_OPENS_AFTER = re.compile(r"^\s+[-‐‑][^\W\d_]")
+_HYPHEN_CLOSES_BEFORE = re.compile(r"[^\W\d_][-‐‑]\s+$")
+_JOINING_MARK_AT_END = re.compile(r"['’‘\[–-]$")
+_CAPITALS_AT_END = re.compile(r"[A-Z]{2,}\s*\|?\s*$")
+_CAPITALS_AT_START = re.compile(r"^\s*\|?\s*[A-Z]{2,}")
+_GLUED_AFTER = re.compile(r"^['’\w[]")
+_NEXT_WORD = re.compile(r"^\s*([^\W\d_]+)")
+_WIDE_GAP = re.compile(r"\S\s{2,}\S")
+_DOUBLE_SPACE = re.compile(r"\s{2,}")
+_WORD_AFTER = re.compile(r"^\s*[^\W\d_]{2,}")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_USUAL_COLLOCATION = re.compile(r"usual (?:preposition|collocation)")
+_NEXT_WORD_PAST_STARS = re.compile(r"\s*\**\s*([^\W\d_]+)")
+_APOSTROPHE = re.compile(r"['’]")
 # Words that do not carry the meaning of a phrase: a compound before one is not modifying a noun,
 # and a wording that only drops them says the same thing.
 _LINK_WORDS = ENGLISH_FUNCTION_WORDS | _words("a an the to in is and or as at on of not")
@@ -316,7 +343,7 @@ def _split_context(context: str, issue_text: str) -> tuple[str, str, str]:
         i = context.find(marker)
         if i >= 0:
             return context[:i], issue_text, context[i + len(marker) :]
-    m = re.search(r"\*\*(.+?)\*\*", context)
+    m = _BOLD_MATCH.search(context)
     if m:
         return context[: m.start()], m.group(1), context[m.end() :]
     return context, issue_text, ""
@@ -324,8 +351,8 @@ def _split_context(context: str, issue_text: str) -> tuple[str, str, str]:
 
 def _neighbour_fragments(before: str, after: str) -> tuple[str, str]:
     """The letters touching the match on each side, skipping spaces and table bars."""
-    b = re.search(r"([^\W\d_]+)[\s|]*$", before.rstrip("."))
-    a = re.match(r"^[\s|]*([^\W\d_]+)", after)
+    b = _LETTERS_AT_END.search(before.rstrip("."))
+    a = _LETTERS_AT_START.match(after)
     return (b.group(1) if b else ""), (a.group(1) if a else "")
 
 
@@ -409,12 +436,12 @@ def document_hints(issue: FlagText, document_text: str) -> dict[str, int | float
 
 
 def _suggestion_list(raw: str) -> list[str]:
-    raw = re.sub(r"\s*\(\+\d+ more\)\s*$", "", raw or "")
+    raw = _MORE_TAIL.sub("", raw or "")
     return [s for s in (p.strip() for p in raw.split(", ")) if s]
 
 
 def _more_suggestions(raw: str) -> int:
-    m = re.search(r"\(\+(\d+) more\)", raw or "")
+    m = _MORE_COUNT.search(raw or "")
     return int(m.group(1)) if m else 0
 
 
@@ -490,7 +517,7 @@ def _hyphenable(spaced: str) -> bool:
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"[\s\-‐‑]", "", text.lower())
+    return _SPACE_OR_HYPHEN.sub("", text.lower())
 
 
 def _sentence_start(before: str) -> bool:
@@ -585,12 +612,12 @@ class _View:
     @property
     def cell_edge(self) -> bool:
         """The match starts or ends at a table cell boundary or the edge of the context."""
-        return bool(re.match(r"^\s*(?:\||$)", self.after) or re.search(r"(?:\||^)\s*$", self.before))
+        return bool(_CELL_EDGE_AFTER.match(self.after) or _CELL_EDGE_BEFORE.search(self.before))
 
     @property
     def split_cells(self) -> int:
         """How often running text is cut by table bars in the context ("com | pletely")."""
-        return len(re.findall(r"[a-z]\s*\|\s*[a-z]", self.issue.context))
+        return len(_SPLIT_CELL.findall(self.issue.context))
 
     @property
     def transcript(self) -> bool:
@@ -627,14 +654,10 @@ class _View:
         A title, name or identifier quoted from elsewhere ("[Encyclopedia](https:", "capitalize()")
         keeps its own spelling.
         """
-        if re.match(r"^\(\)", self.after):
+        if _CALL_PARENS.match(self.after):
             return True
         opening = self.before.rfind("[")
-        return (
-            opening >= 0
-            and "]" not in self.before[opening:]
-            and bool(re.match(r"^[^\[\]()]{0,60}\]\(", self.after))
-        )
+        return opening >= 0 and "]" not in self.before[opening:] and bool(_LINK_TEXT_END.match(self.after))
 
     @property
     def foreign_document(self) -> bool:
@@ -659,13 +682,13 @@ def _q(text: str, limit: int = 40) -> str:
     text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    return "'" + re.sub(r"[.!?]+(?=\s)", "", text) + "'"
+    return "'" + _SENTENCE_BREAK.sub("", text) + "'"
 
 
 def _r(category: Category, confidence: int, reason: str) -> Result:
     """A result with a one-sentence reason that starts with a capital letter and ends with a full stop."""
     reason = " ".join(reason.split()).strip().rstrip(".")
-    reason = re.sub(r"[.!?]+(?=\s)", "", reason)
+    reason = _SENTENCE_BREAK.sub("", reason)
     if reason.startswith("'"):
         reason = "The flagged text " + reason
     return category, max(0, min(100, int(confidence))), reason[0].upper() + reason[1:] + "."
@@ -709,8 +732,8 @@ def _artefact(v: _View) -> Result | None:
         return _r(
             PE, 92, "a hyphenated word has been broken by a stray space, as PDF conversion does at line ends"
         )
-    if (m[-1:].isalpha() and re.match(r"^\s+[-‐‑][^\W\d_]", v.after)) or (
-        m[:1].isalpha() and re.search(r"[^\W\d_][-‐‑]\s+$", v.before)
+    if (m[-1:].isalpha() and _HYPHEN_OPENS_AFTER.match(v.after)) or (
+        m[:1].isalpha() and _HYPHEN_CLOSES_BEFORE.search(v.before)
     ):
         return _r(
             PE, 80, "the word is half of a hyphenated compound broken by a stray space during conversion"
@@ -742,7 +765,7 @@ def _fragment(v: _View, word: str) -> Result | None:
             if glued and (v.in_table or v.split_cells):
                 return _r(PE, 70, f"stray letters have been glued to {_q(s)} during PDF conversion")
             continue
-        if sl.endswith(low) and len(low) >= 4 and freq <= 1 and not re.search(r"['’‘\[–-]$", v.before):
+        if sl.endswith(low) and len(low) >= 4 and freq <= 1 and not _JOINING_MARK_AT_END.search(v.before):
             return _r(PE, 78, f"{_q(word)} is {_q(s)} with its first letters cut off by PDF conversion")
         rest = sl[len(low) :]
         if (
@@ -767,7 +790,7 @@ def _fragment(v: _View, word: str) -> Result | None:
         if completion:
             return _r(PE, 55, f"{_q(word)} is part of {_q(completion)}, split apart by PDF conversion")
     if v.in_table and freq <= 1:
-        heading = re.search(r"[A-Z]{2,}\s*\|?\s*$", v.before) or re.match(r"^\s*\|?\s*[A-Z]{2,}", v.after)
+        heading = _CAPITALS_AT_END.search(v.before) or _CAPITALS_AT_START.match(v.after)
         if word.isupper() and len(word) >= 3 and heading:
             return _r(PE, 75, "a capitalised heading has been split across table cells by PDF conversion")
         completion = v.page_completion(low)
@@ -917,7 +940,7 @@ def _typo(v: _View) -> str:
         return ""  # short pieces and table cells are more often cut words than typing slips
     if word[:1].isupper() and not swapped and len(word) < 6 and not _sentence_start(v.before):
         return ""  # a short capitalised word mid-sentence is more often a name than a slip
-    if _GLUED_BEFORE.search(v.before) or re.match(r"^['’\w[]", v.after):
+    if _GLUED_BEFORE.search(v.before) or _GLUED_AFTER.match(v.after):
         return ""  # glued to other text: a piece of a longer token, not a word on its own
     if v.hint("freq") > (3 if swapped else 1 if word[:1].isupper() else 2):
         return ""
@@ -942,7 +965,7 @@ def _modifies_next_word(after: str) -> bool:
     Only a compound that modifies the next word is hyphenated in British English; one followed
     by punctuation or a function word is a noun ("towards net zero.") and is written open.
     """
-    nxt = re.match(r"^\s*([^\W\d_]+)", after)
+    nxt = _NEXT_WORD.match(after)
     return bool(nxt) and nxt.group(1).lower() not in _LINK_WORDS
 
 
@@ -985,7 +1008,7 @@ def _repetition(v: _View) -> Result | None:
         and parts[0].lower() != parts[1].lower()
     )
     if v.rule.startswith(("REPEATED_VERBS", "ADVERB_VERB_ADVERB")) or verb_pair:
-        if re.search(r"\S\s{2,}\S", m):
+        if _WIDE_GAP.search(m):
             return _r(FP, 50, "the two forms are separate entries laid out in columns of a word list")
         if "(to)" in v.before[-20:] or v.foreign_document or v.in_table:
             return _r(
@@ -1002,7 +1025,7 @@ def _repetition(v: _View) -> Result | None:
             45,
             "the word repeated with different capitalisation comes from a heading merged in conversion",
         )
-    if v.in_table or re.search(r"\s{2,}", m):
+    if v.in_table or _DOUBLE_SPACE.search(m):
         return _r(PE, 50, "the repetition comes from table cells or lines merged during PDF conversion")
     if parts and parts[0].lower() in ENGLISH_FUNCTION_WORDS | {"a", "an", "the", "to", "in", "is"}:
         return _r(AG, 70, f"the word {_q(parts[0])} is accidentally repeated")
@@ -1013,7 +1036,7 @@ def _repetition(v: _View) -> Result | None:
 
 
 def _spacing(v: _View) -> Result | None:
-    if v.word in ("(", "[") and re.match(r"^\s*[^\W\d_]{2,}", v.after) and v.before[-1:].isalnum():
+    if v.word in ("(", "[") and _WORD_AFTER.match(v.after) and v.before[-1:].isalnum():
         return _r(PE, 65, "the space before the bracket was lost when the PDF was converted")
     if v.math:
         return _r(FP, 50, "the spacing is normal in mathematical or numeric notation")
@@ -1031,7 +1054,7 @@ def _quotes(v: _View) -> Result | None:
         )
     prev = v.before[-1:]
     if v.match in ("'", "’") and v.after[:1].isalpha() and (prev.isspace() or prev == ""):
-        tail = re.match(r"[^\W\d_]+", v.after)
+        tail = _LETTERS.match(v.after)
         if tail and len(tail.group(0)) <= 4 and tail.group(0).islower():
             return _r(FP, 45, "the apostrophe marks an elided word rather than an unclosed quotation")
     return _r(PE, 65, "the matching quotation mark was most likely lost or moved when the PDF was converted")
@@ -1061,7 +1084,7 @@ def _grammar(v: _View) -> Result | None:
         return _r(FP, 45, "the flagged words belong to another language, which the English rule cannot judge")
     if v.in_table and not v.after.split("|")[0].strip():
         return _r(PE, 45, "the sentence breaks off at a table cell boundary created by PDF conversion")
-    if re.search(r"usual (?:preposition|collocation)", v.issue.message):
+    if _USUAL_COLLOCATION.search(v.issue.message):
         return _r(
             SP, 50, "the preposition used is less usual but not wrong, so the change is a matter of style"
         )
@@ -1079,7 +1102,7 @@ def _a_vs_an(v: _View) -> Result | None:
         return _r(FP, 90, "'a' here is a word of another language, not the English article")
     if v.transcript:
         return _r(FP, 60, "the article records hesitant spoken language in a transcript")
-    nxt = re.match(r"\s*\**\s*([^\W\d_]+)", v.after)
+    nxt = _NEXT_WORD_PAST_STARS.match(v.after)
     if v.math or not nxt or len(nxt.group(1)) == 1:
         return _r(FP, 50, "the article is followed by notation or a label, not a word it must agree with")
     return _r(AG, 45, "the indefinite article does not match the sound of the following word")
@@ -1119,7 +1142,7 @@ def _name_form_target(v: _View) -> str:
             continue
         if s.lower() == word.lower():
             return s
-        if re.sub(r"['’]", "", s) == word and word[:1].isupper() and not _sentence_start(v.before):
+        if _APOSTROPHE.sub("", s) == word and word[:1].isupper() and not _sentence_start(v.before):
             return s
     return ""
 
@@ -1150,13 +1173,13 @@ def _diacritic(v: _View) -> Result | None:
 
 
 def _apostrophe(v: _View) -> Result | None:
-    if _DECADE.fullmatch(v.word) and v.first == re.sub(r"['’]", "", v.word):
+    if _DECADE.fullmatch(v.word) and v.first == _APOSTROPHE.sub("", v.word):
         return _r(
             SP,
             55,
             f"{_q(v.first)} without the apostrophe is the usual form, but this is a matter of house style",
         )
-    if v.transcript or v.foreign_context or v.math or not re.search(r"['’]", v.first) or "'" in v.word:
+    if v.transcript or v.foreign_context or v.math or not _APOSTROPHE.search(v.first) or "'" in v.word:
         return None
     return _r(AG, 40, f"{_q(v.word)} needs an apostrophe to show possession, as in {_q(v.first)}")
 
