@@ -94,7 +94,10 @@ def _autofit(worksheet: Any, table: Table) -> None:
     """Each column as wide as its header or its 90th-percentile value, within bounds."""
     header, columns = table
     for index, (name, values) in enumerate(zip(header, columns, strict=True)):
-        lengths = sorted(map(_width, values))
+        try:  # a column of text: its lengths straight away
+            lengths = sorted(map(len, values))  # type: ignore[arg-type]
+        except TypeError:  # numbers or blanks among them
+            lengths = sorted(map(_width, values))
         typical = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
         worksheet.set_column(index, index, min(max(len(name) + 2, typical + 2, MIN_WIDTH), MAX_WIDTH))
 
