@@ -10,7 +10,6 @@ its fingerprint decides whether an existing result is still valid.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -26,7 +25,6 @@ from . import workers
 from .atomic import write_if_changed
 from .encoding import decode_utf8, decode_utf8_lenient
 from .errors import ConfigError, UnsafePathError
-from .fallback import names as provider_names
 from .lt_report import LoadedReport, load_report
 from .models import Issue
 from .packing import Planned, make_batches
@@ -201,8 +199,6 @@ def build_plan(
     flags = sum(len(issues) for issues in grouped.values())
     processes = _planning_workers(flags, decisions)
     helper = _forked_helper(flags, decisions) if processes == 1 else None
-    if helper is not None:
-        _prewarm_providers(settings)
     deferred: list[tuple[PlanWork, int]] = []  # what the workers plan, and where its warnings go
     planning: list[Future[list[WorkerPlan]]] = []  # the workers' results, PLAN_CHUNK documents each
     markdown_files: dict[str, list[int] | None] = {}
@@ -315,25 +311,9 @@ def _forked_helper(flags: int, decisions: Any) -> ProcessPoolExecutor | None:
         return None
     if not _only_thread() or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    helper = ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("fork"), initializer=workers._ignore_interrupts
     )
-    helper.submit(os.getpid)  # forks it now, before this process starts any thread
-    return helper
-
-
-def _prewarm_providers(settings: Settings) -> None:
-    """Import what the first requests of the run's providers need, in a thread, while the helper
-    plans: the import then takes this process's turns at planning, which the helper takes over,
-    instead of delaying the first request (docs/DESIGN.md §9)."""
-    specs = [get_provider(name) for name in provider_names(settings)]
-
-    def prewarm() -> None:
-        for spec in specs:
-            with contextlib.suppress(Exception):  # the job that needs it says what is wrong
-                spec.prewarm()
-
-    threading.Thread(target=prewarm, name="llm-categoriser-prewarm", daemon=True).start()
 
 
 def _only_thread() -> bool:

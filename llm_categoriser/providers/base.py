@@ -202,10 +202,6 @@ class ProviderSpec:
         """Per-flag facts drawn from the whole document when the run is planned (default: none)."""
         return {}
 
-    def prewarm(self) -> None:
-        """Import what this provider's first request needs (its SDK) ahead of that request; called
-        in a thread of its own while the run is planned (docs/DESIGN.md §9). Default: nothing."""
-
     def make(self, settings: Settings) -> Provider:
         raise NotImplementedError
 

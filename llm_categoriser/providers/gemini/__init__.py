@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from ...costs.estimate import TokenCalibration
@@ -23,12 +22,6 @@ class GeminiSpec(ProviderSpec):
     calibration = TokenCalibration(
         chars_per_token=4.0, source="Gemini API documentation: a token is about four characters"
     )
-
-    def prewarm(self) -> None:
-        # google-genai's import (its types module builds hundreds of pydantic models) is most
-        # of the CPU a process spends before its first Gemini request
-        importlib.import_module(f"{__name__}.client")
-        importlib.import_module("google.genai")
 
     def make(self, settings: Settings) -> Provider:
         from .client import GeminiProvider
