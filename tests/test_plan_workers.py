@@ -29,19 +29,24 @@ def _planned(tmp_path: Path, name: str) -> tuple[object, dict[str, bytes]]:
     return plan, files
 
 
+def _assert_same_plan(planned, alone) -> None:
+    """The same documents, warnings and files as the plan made by one process alone."""
+    (plan, files), (plan_alone, files_alone) = planned, alone
+    assert plan.documents == plan_alone.documents
+    assert plan.warnings == plan_alone.warnings and any("page" in w for w in plan_alone.warnings)
+    assert plan.files_written == plan_alone.files_written > 0
+    assert files.keys() == files_alone.keys()
+    for name, content in files_alone.items():
+        if name not in ("plan/plan.json", "plan/stamp.json"):  # they name the folders
+            assert files[name] == content, name
+
+
 @pytest.mark.parametrize("chunk", [4, 3])  # the sample's 8 documents: whole chunks, and a rest
 def test_workers_plan_what_one_process_plans(tmp_path, monkeypatch, chunk):
-    alone, alone_files = _planned(tmp_path, "alone")
+    alone = _planned(tmp_path, "alone")
     monkeypatch.setattr(plan_module, "_planning_workers", lambda flags, decisions: 2)
     monkeypatch.setattr(plan_module, "PLAN_CHUNK", chunk)
-    workers, workers_files = _planned(tmp_path, "workers")
-    assert workers.documents == alone.documents
-    assert workers.warnings == alone.warnings and any("page" in w for w in alone.warnings)
-    assert workers.files_written == alone.files_written > 0
-    assert workers_files.keys() == alone_files.keys()
-    for name, content in alone_files.items():
-        if name not in ("plan/plan.json", "plan/stamp.json"):  # they name the folders
-            assert workers_files[name] == content, name
+    _assert_same_plan(_planned(tmp_path, "workers"), alone)
 
 
 def test_small_corpora_and_the_cascade_stay_in_one_process():
@@ -103,7 +108,7 @@ def _record_pids(monkeypatch, folder: Path) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_a_forked_helper_plans_what_one_process_plans(tmp_path, monkeypatch, chunk):
-    alone, alone_files = _planned(tmp_path, "alone")
+    alone = _planned(tmp_path, "alone")
     monkeypatch.setattr(plan_module, "HELPER_FLAGS", 1)  # the sample counts as mid-sized
     monkeypatch.setattr(plan_module, "PLAN_CHUNK", chunk)
     monkeypatch.setattr(workers, "cores", lambda: 2)
@@ -112,16 +117,10 @@ def test_a_forked_helper_plans_what_one_process_plans(tmp_path, monkeypatch, chu
     pids = tmp_path / "pids"
     pids.mkdir()
     _record_pids(monkeypatch, pids)
-    helped, helped_files = _planned(tmp_path, "helped")
+    helped = _planned(tmp_path, "helped")
     planners = {name.name.split("-")[0] for name in pids.iterdir()}
     assert str(os.getpid()) in planners and len(planners) == 2  # this process and the helper
-    assert helped.documents == alone.documents
-    assert helped.warnings == alone.warnings and any("page" in w for w in alone.warnings)
-    assert helped.files_written == alone.files_written > 0
-    assert helped_files.keys() == alone_files.keys()
-    for name, content in alone_files.items():
-        if name not in ("plan/plan.json", "plan/stamp.json"):  # they name the folders
-            assert helped_files[name] == content, name
+    _assert_same_plan(helped, alone)
 
 
 def test_the_helper_is_forked_only_where_it_is_safe_and_pays(monkeypatch):
