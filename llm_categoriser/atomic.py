@@ -11,39 +11,35 @@ drives Snakemake's reruns, does not move.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 _SYNC_THREADS = 16  # fsyncs in flight at once for write_files_if_changed
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def _temp_name(target: Path) -> str:
-    # ``.<name>.<8 random characters>.tmp``, the shape ``sweep_stale_temp_files`` recognises;
-    # os.urandom rather than a seeded generator, so forked workers never draw the same names
-    suffix = base64.b32encode(os.urandom(5)).decode("ascii").lower()
-    return os.path.join(target.parent, f".{target.name}.{suffix}.tmp")
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
 
 
 def _open_temp(target: Path) -> tuple[int, str]:
-    """A new temporary file beside ``target``, made with the usual permissions (0666 less the
-    umask, as ``open`` gives; mkstemp would make it 0600 and need a chmod)."""
-    for _attempt in range(100):
-        tmp = _temp_name(target)
-        try:
-            return os.open(tmp, _FLAGS, 0o666), tmp
-        except FileExistsError:
-            continue
-        except FileNotFoundError:  # the folder is made only when missing: most writes go to one that exists
-            target.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(tmp, _FLAGS, 0o666), tmp
-    raise FileExistsError(f"no free temporary file name beside {target}")
+    """A new temporary file beside ``target`` (``.<name>.<random>.tmp``, the shape
+    ``sweep_stale_temp_files`` recognises): its descriptor and path."""
+    try:
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except FileNotFoundError:  # the folder is made only when missing: most writes go to one that exists
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
 
 
 def _write_temp(target: Path, data: bytes, sync: bool) -> str:
@@ -55,6 +51,7 @@ def _write_temp(target: Path, data: bytes, sync: bool) -> str:
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
+        os.chmod(tmp, _MODE)  # mkstemp makes 0600 files; outputs get the usual permissions
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -90,13 +87,18 @@ def write_if_changed(path: str | os.PathLike[str], text: str, durable: bool = Tr
     """Write ``text`` unless the file already holds exactly that; return True if written."""
     target = Path(path)
     data = text.encode("utf-8")
-    try:
-        if target.stat().st_size == len(data) and target.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+    if _holds(target, data):
+        return False
     atomic_write_bytes(target, data, durable)
     return True
+
+
+def _holds(target: Path, data: bytes) -> bool:
+    """Whether ``target`` already holds exactly ``data`` (its size is checked first)."""
+    try:
+        return target.stat().st_size == len(data) and target.read_bytes() == data
+    except FileNotFoundError:
+        return False
 
 
 def write_files_if_changed(
@@ -113,10 +115,7 @@ def write_files_if_changed(
     changed: list[bool] = []
     for path, text in files:
         target, data = Path(path), text.encode("utf-8")
-        try:
-            same = target.stat().st_size == len(data) and target.read_bytes() == data
-        except FileNotFoundError:
-            same = False
+        same = _holds(target, data)
         changed.append(not same)
         if not same:
             wanted.append((target, data))
