@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import sys
 import threading
 from collections.abc import MutableMapping
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from . import spending, workers
+from . import remote_helper, spending, workers
 from .atomic import sweep_stale_temp_files
 from .costs.estimate import Estimate
 from .layout import INSTANCE_LOCK, SNAKEMAKE_LOCKS
 from .plan import PARALLEL_FLAGS, Plan, build_plan
-from .providers import check_ready
+from .providers import check_ready, get_provider
 from .settings import Settings, resolve
 
 log = logging.getLogger("llm_categoriser")
@@ -85,10 +87,14 @@ def start(
     workers.limit_cores(cores)
     settings = resolve(config)
     check_ready(settings)
+    # forked before the claim, so that it never holds it (docs/DESIGN.md §13)
+    helper = main_process and start_remote_helper(settings)
     claim = claim_workspace(settings) if main_process else None
     plan = build_plan(settings)
     # a large run's jobs go to worker processes (docs/DESIGN.md §11); only the main process's
     workers.use_for_jobs(main_process and plan.flags >= PARALLEL_FLAGS)
+    if helper and not remote_jobs_left(settings, plan):
+        remote_helper.stop()
     report_plan(plan, settings)
     estimate = None
     if main_process:
@@ -98,6 +104,32 @@ def start(
         estimate = spending.estimate_plan(plan, settings)
         print(estimate.describe(), file=sys.stderr)
     return settings, plan, claim, estimate
+
+
+def start_remote_helper(settings: Settings) -> bool:
+    """Fork the helper that runs the submit and fetch jobs of a batch-mode run (docs/DESIGN.md
+    §7), before planning, so that it imports the provider's SDK meanwhile; return whether it runs."""
+    if settings.mode != "batch" or not get_provider(settings.provider).runs_remotely:
+        return False
+    return remote_helper.start(partial(warm_backends, settings), workers.cores())
+
+
+def remote_jobs_left(settings: Settings, plan: Plan) -> bool:
+    """Whether a job of the plan has no results yet (else the run submits and fetches nothing)."""
+    layout = settings.layout
+    return not all(os.path.exists(layout.job_results(job)) for job in plan.jobs)
+
+
+def warm_backends(settings: Settings) -> None:
+    """Build the batch backend of each provider of the chain (importing its SDK), in the helper
+    while Snakemake builds the DAG; a backend that cannot be built is left to the job to report."""
+    from .fallback import backend_of, names
+
+    for name in names(settings):
+        try:
+            backend_of(settings, name)
+        except Exception:  # the job that needs it reports why
+            continue
 
 
 def before_jobs(settings: Settings, estimate: Estimate | None) -> None:
