@@ -188,6 +188,63 @@ def test_workbook_matches_the_combined_csv(sample_run):
     assert run["issues"]["value"] == str(len(combined))
 
 
+def _workbook_parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as book:
+        return {name: book.read(name) for name in book.namelist() if name != "docProps/core.xml"}
+
+
+def test_workbook_columns_are_the_same_bytes_as_cell_by_cell_writes(tmp_path, monkeypatch):
+    """The workbook's sheets store whole columns and write plain cells in one loop
+    (``table_sheet.TableSheet``): the file is the same, part for part, as the one XlsxWriter's
+    own worksheet makes from one ``write_string``/``write_number`` call per cell, including
+    blanks, numbers, formula-like text, a formatted title and strings long enough for the
+    library's own UTF-16 check (one over Excel's limit only in UTF-16 units)."""
+    from xlsxwriter.worksheet import Worksheet
+
+    from llm_categoriser.results_view import table_sheet
+    from llm_categoriser.results_view.workbook import write_workbook
+
+    flags = [
+        flag(
+            f"word{i}",
+            ["FALSE_POSITIVE", "SPELLING_ERROR", ""][i % 3],
+            i % 101 if i % 7 else None,
+            subject=["Geography", "Art & Design", "Welsh"][i % 3],
+            reasoning="" if i % 5 else "=SUM(A1)",
+            message="m" * (i % 40),
+            status=["ok", "failed", "repaired"][i % 3],
+        )
+        for i in range(700)
+    ]
+    flags.append(flag("astral", "FALSE_POSITIVE", highlighted_context="\U0001f600" * 20_000))
+    flags.append(flag("long", "FALSE_POSITIVE", message="x" * (EXCEL_CELL_LIMIT + 10)))
+    summary = {
+        "issues": len(flags),
+        "started_at": "2025-01-01T00:00:00",
+        "flag": True,
+        "none": None,
+        "costs": {"gemini": 0.5, "offline": 0},
+    }
+
+    write_workbook(tmp_path / "columns.xlsx", flags, summary)
+
+    class CellByCell(Worksheet):
+        def write_column(self, first_row: int, col: int, values: list) -> None:
+            for row, value in enumerate(values, first_row):
+                if isinstance(value, str):
+                    if value:
+                        self.write_string(row, col, value)
+                elif value is not None:
+                    self.write_number(row, col, value)
+
+    monkeypatch.setattr(table_sheet, "TableSheet", CellByCell)
+    write_workbook(tmp_path / "cells.xlsx", flags, summary)
+    columns, cells = _workbook_parts(tmp_path / "columns.xlsx"), _workbook_parts(tmp_path / "cells.xlsx")
+    assert list(columns) == list(cells)
+    for name in cells:
+        assert columns[name] == cells[name], name
+
+
 def summary_blocks(cells: list[list[str]]) -> dict[str, dict[str, dict[str, str]]]:
     """The Summary sheet's titled tables: {title: {first cell of a row: {column: value}}}."""
     blocks: dict[str, dict[str, dict[str, str]]] = {}
