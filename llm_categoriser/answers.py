@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 
+from .atomic import atomic_write_text
 from .layout import Layout
-from .records import BatchResult, RecordError, read_record, write_record
+from .records import BatchResult, RecordError, read_record
 
 log = logging.getLogger(__name__)
 
@@ -43,5 +44,8 @@ def save_answer(layout: Layout, result: BatchResult) -> bool:
     """Keep ``result`` (atomically) if it is complete; return whether it was kept."""
     if not is_complete(result):
         return False
-    write_record(layout.cached_answer(result.fingerprint), result, durable=False)
+    # pydantic's own encoder: one pass, not a dict of the record and then its JSON (the cache is
+    # read back as JSON, whatever its spacing; docs/DESIGN.md §27)
+    path = layout.cached_answer(result.fingerprint)
+    atomic_write_text(path, result.model_dump_json() + "\n", durable=False)
     return True

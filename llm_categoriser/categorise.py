@@ -196,17 +196,18 @@ def categorise_part(
     A reused answer counts no request and no cost. Once the run has reached its cost cap
     (``meter``), a batch not yet started is not sent: its flags are ``over_budget`` and a rerun
     with a higher cap asks. Without a limiter, the requests that cost nothing (the offline
-    rules') are added to the run's spend ledger once, when the job ends (``TalliedMeter``).
+    rules') are added to the run's spend ledger once, when the job ends (``TalliedMeter``); what
+    the ledger keeps in memory until a job ends (a run without a cap) is written when it ends.
     """
     logger = logger or log
     chain = provider if isinstance(provider, ProviderChain) else ProviderChain.single(provider, logger)
-    if limiter is None and meter is not None:  # one request after another: count the free ones
-        tallied = meter.tally()
-        try:
-            return _categorise_part(batches, chain, layout, max_retries, reuse, logger, None, tallied)
-        finally:
-            tallied.flush()
-    return _categorise_part(batches, chain, layout, max_retries, reuse, logger, limiter, meter)
+    if meter is not None and limiter is None:  # one request after another: count the free ones
+        meter = meter.tally()
+    try:
+        return _categorise_part(batches, chain, layout, max_retries, reuse, logger, limiter, meter)
+    finally:
+        if meter is not None:
+            meter.flush()
 
 
 def _categorise_part(

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .categories import parse_category
+from .categories import CATEGORY_NAMES, parse_category
 
 MAX_REASON_CHARS = 500
 _FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)```", re.DOTALL)
@@ -37,6 +37,11 @@ _INJECTION = re.compile(
     re.IGNORECASE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The names ``validate_item`` looks up; an item with no other key needs no lower-casing.
+_FIELD_NAMES = frozenset(
+    ("issue_id", "id", "error_category", "category", "confidence_score", "confidence", "reasoning", "reason")
+)
+_CATEGORY_VALUES = frozenset(CATEGORY_NAMES)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -232,24 +237,35 @@ def validate_item(item: Any) -> tuple[int | None, Accepted | None, str]:
     """
     if not isinstance(item, dict):
         return None, None, "an answer item is not a JSON object"
-    lowered = {str(k).strip().lower(): v for k, v in item.items()}
+    # the answer as asked for (the schema's keys, a category's exact name, an integer
+    # confidence) takes the short way through the checks below, to the same result
+    lowered = item if item.keys() <= _FIELD_NAMES else {str(k).strip().lower(): v for k, v in item.items()}
     issue_id, id_note = _issue_id(_field(lowered, "issue_id", "id"))
     if issue_id is None:
         return None, None, "an answer item has no integer issue_id"
     notes: list[str] = [id_note] if id_note else []
     raw_category = _field(lowered, "error_category", "category")
-    shaped = isinstance(raw_category, str) and _CATEGORY_SHAPE.fullmatch(raw_category.strip().strip("\"'`"))
-    category = parse_category(raw_category) if shaped else None
-    if category is None:
-        return issue_id, None, f"invalid category {_short(raw_category)}"
-    if raw_category != category.value:
-        notes.append("category normalised")
+    if type(raw_category) is str and raw_category in _CATEGORY_VALUES:
+        category_name = raw_category
+    else:
+        shaped = isinstance(raw_category, str) and _CATEGORY_SHAPE.fullmatch(
+            raw_category.strip().strip("\"'`")
+        )
+        category = parse_category(raw_category) if shaped else None
+        if category is None:
+            return issue_id, None, f"invalid category {_short(raw_category)}"
+        category_name = category.value
+        if raw_category != category_name:
+            notes.append("category normalised")
     raw_confidence = _field(lowered, "confidence_score", "confidence")
-    confidence, note = parse_confidence(raw_confidence)
-    if confidence is None:
-        return issue_id, None, f"invalid confidence {_short(raw_confidence)}"
-    if note:
-        notes.append(note)
+    if type(raw_confidence) is int and 0 <= raw_confidence <= 100:
+        confidence: int | None = raw_confidence
+    else:
+        confidence, note = parse_confidence(raw_confidence)
+        if confidence is None:
+            return issue_id, None, f"invalid confidence {_short(raw_confidence)}"
+        if note:
+            notes.append(note)
     reason = _field(lowered, "reasoning", "reason")
     if not isinstance(reason, str) or not reason.strip():
         return issue_id, None, "empty reasoning"
@@ -264,7 +280,7 @@ def validate_item(item: Any) -> tuple[int | None, Accepted | None, str]:
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
         notes.append("reasoning cut to 500 characters")
-    return issue_id, Accepted(category.value, confidence, reason, notes), ""
+    return issue_id, Accepted(category_name, confidence, reason, notes), ""
 
 
 def parse_answer(text: str | None, expected: set[int]) -> ParsedAnswer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from decimal import Decimal
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_categoriser.costs.ledger import SpendLedger
+from llm_categoriser.costs import ledger as ledger_module
+from llm_categoriser.costs.ledger import SpendLedger, SpendRecord, read_spend
 from llm_categoriser.costs.meter import SpendMeter
 from llm_categoriser.costs.prices import CataloguePrices, NoCharge
 from llm_categoriser.costs.usage import TokenUsage
@@ -61,7 +63,7 @@ def test_concurrent_processes_lose_no_addition(tmp_path):
 
 def test_concurrent_threads_lose_no_addition_and_share_the_writes(tmp_path, monkeypatch):
     """Additions that arrive while the record is being written go together in the next write."""
-    ledger = started(tmp_path, None)
+    ledger = started(tmp_path, Decimal("100"))  # with a cap every addition is written at once
     writes = []
     original = SpendLedger._write
 
@@ -82,7 +84,7 @@ def test_concurrent_threads_lose_no_addition_and_share_the_writes(tmp_path, monk
 
 
 def test_an_addition_whose_write_failed_is_written_by_the_next(tmp_path, monkeypatch):
-    ledger = started(tmp_path, None)
+    ledger = started(tmp_path, Decimal("100"))
     original = SpendLedger._write
     failures = iter([OSError("disk full")])
 
@@ -231,3 +233,139 @@ def test_a_settled_meter_counts_unpriced_answers_apart(tmp_path):
     record = ledger.read()
     assert (record.requests_sent, record.unpriced_requests, record.spent_usd) == (1, 1, 0)
     assert record.usage.input_tokens == ONE.input_tokens
+
+
+# The run's own process without a cap: additions wait in memory until the job ends
+
+
+def in_file(ledger: SpendLedger) -> SpendRecord:
+    """What the file itself holds (another process's view)."""
+    return SpendRecord.model_validate_json(ledger.path.read_bytes())
+
+
+def test_without_a_cap_the_runs_process_writes_its_additions_when_the_job_ends(tmp_path):
+    ledger = started(tmp_path, None)
+    ledger.add(Decimal("0.25"), ONE)
+    ledger.add(None, ONE)
+    assert in_file(ledger).requests_sent == 0  # not written yet
+    record = ledger.read()  # but this process's reads count them
+    assert (record.requests_sent, record.unpriced_requests, record.spent_usd) == (2, 1, Decimal("0.25"))
+    assert read_spend(ledger.path).requests_sent == 2
+    ledger.flush()
+    ledger.flush()  # nothing twice
+    written = in_file(ledger)
+    assert (written.requests_sent, written.unpriced_requests, written.spent_usd) == (2, 1, Decimal("0.25"))
+    assert written.usage.input_tokens == 2 * ONE.input_tokens
+    assert ledger.read().requests_sent == 2
+
+
+def test_with_a_cap_or_in_another_process_every_addition_is_written_at_once(tmp_path):
+    capped = started(tmp_path / "capped", Decimal("1"))
+    capped.add(Decimal("0.25"), ONE)
+    assert in_file(capped).requests_sent == 1
+    path = tmp_path / "free" / "ledger.json"
+    SpendLedger(path, path.parent / "stops.json").start(cap=None)
+    worker = multiprocessing.get_context("fork").Process(target=_add_many, args=(path, 3))
+    worker.start()  # a cluster job: a process that did not start the run
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert SpendRecord.model_validate_json(path.read_bytes()).requests_sent == 3
+
+
+def test_a_flush_adds_to_what_other_processes_wrote_meanwhile(tmp_path):
+    ledger = started(tmp_path, None)
+    ledger.add(Decimal("0.5"), ONE)
+    worker = multiprocessing.get_context("fork").Process(target=_add_many, args=(ledger.path, 4))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert (ledger.read().requests_sent, ledger.read().spent_usd) == (5, Decimal("0.504"))
+    ledger.flush()
+    assert (in_file(ledger).requests_sent, in_file(ledger).spent_usd) == (5, Decimal("0.504"))
+
+
+def test_a_failed_flush_keeps_the_additions_for_the_next(tmp_path, monkeypatch):
+    ledger = started(tmp_path, None)
+    ledger.add(Decimal("0.25"), ONE)
+    original = SpendLedger._write
+    monkeypatch.setattr(
+        SpendLedger, "_write", lambda self, record, durable=True: (_ for _ in ()).throw(OSError("disk full"))
+    )
+    with pytest.raises(OSError, match="disk full"):
+        ledger.flush()
+    assert ledger.read().requests_sent == 1
+    monkeypatch.setattr(SpendLedger, "_write", original)
+    ledger.flush()
+    assert in_file(ledger).requests_sent == 1
+
+
+def test_a_new_run_starts_from_nothing(tmp_path):
+    ledger = started(tmp_path, None)
+    ledger.add(Decimal("0.25"), ONE)
+    ledger.start(cap=Decimal("1"))  # a new run, with a cap: written at once from now on
+    ledger.add(Decimal("0.5"), ONE)
+    assert in_file(ledger).requests_sent == 1 and ledger.read().spent_usd == Decimal("0.5")
+
+
+# The copy each process keeps: parsed again only when the file was replaced
+
+
+def test_a_record_is_parsed_again_only_when_another_writer_replaced_it(tmp_path, monkeypatch):
+    ledger = started(tmp_path, Decimal("1"))
+    ledger.add(Decimal("0.25"), ONE)
+    parsed = []
+    original = SpendRecord.model_validate_json
+
+    def counting(data, *args, **kwargs):
+        parsed.append(data)
+        return original(data, *args, **kwargs)
+
+    monkeypatch.setattr(SpendRecord, "model_validate_json", counting)
+    for _ in range(5):
+        assert ledger.spent() == Decimal("0.25")
+    assert parsed == []  # this process wrote it last: its own copy stands
+    worker = multiprocessing.get_context("fork").Process(target=_add_many, args=(ledger.path, 2))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert ledger.spent() == Decimal("0.252") and len(parsed) == 1  # another process's write is seen
+    assert ledger.spent() == Decimal("0.252") and len(parsed) == 1
+    text = ledger.path.read_text()
+    ledger.path.write_text(text.replace('"spent_usd":"0.252"', '"spent_usd":"0.9"'))  # in place
+    assert ledger.spent() == Decimal("0.9")
+    ledger.path.unlink()
+    assert ledger.spent() == 0
+
+
+def test_a_file_replaced_between_its_identity_and_its_reading_is_read_as_it_was(tmp_path, monkeypatch):
+    """The identity is taken from the open file and the content read from it: a writer that
+    replaces the file in between cannot make the process keep new content under an old identity
+    (or the reverse), so the next read sees the new file."""
+    ledger = started(tmp_path, Decimal("1"))
+    ledger.add(Decimal("0.25"), ONE)
+    other = SpendLedger(ledger.path, ledger.stops_path)
+    original = ledger_module._identity
+    replaced = []
+
+    def identity_then_replace(fd):
+        identity = original(fd)
+        if not replaced:
+            replaced.append(True)
+            record = SpendRecord.model_validate_json(ledger.path.read_bytes())
+            record.spent_usd = Decimal("0.75")
+            other._write(record)  # another writer renames a new file over the path
+            ledger_module._forget(other.key)
+        return identity
+
+    ledger_module._forget(ledger.key)
+    monkeypatch.setattr(ledger_module, "_identity", identity_then_replace)
+    assert ledger.spent() == Decimal("0.25")  # the file that was opened
+    assert ledger.spent() == Decimal("0.75")  # then the one that replaced it
+
+
+def test_a_process_keeps_at_most_a_few_files_open(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(40):
+        folder = tmp_path / str(index)
+        started(folder, Decimal("1")).spent()
+    assert len(os.listdir("/proc/self/fd")) - before <= ledger_module._SEEN_MAX

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from llm_categoriser.validation import parse_answer, parse_confidence
+from llm_categoriser.validation import parse_answer, parse_confidence, validate_item
 
 GOOD = {"issue_id": 0, "error_category": "SPELLING_ERROR", "confidence_score": 80, "reasoning": "Typo."}
 
@@ -112,3 +112,34 @@ def test_long_reason_is_cut_and_noted():
 def test_unusable_answers(text):
     parsed = parse_answer(text, {0})
     assert not parsed.accepted and parsed.problems
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": 70, "reasoning": " Fine.\n "},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": 0, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": 100, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": 101, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": -1, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": True, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "FALSE_POSITIVE", "confidence_score": 0.9, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "false_positive", "confidence_score": 70, "reasoning": "Fine."},
+        {"issue_id": 3, "error_category": "NOT_A_CATEGORY", "confidence_score": 70, "reasoning": "Fine."},
+        {"id": 3, "category": "SPELLING_ERROR", "confidence": 70, "reason": "Fine."},
+        {
+            "issue_id": 3,
+            "id": 4,
+            "error_category": "SPELLING_ERROR",
+            "confidence_score": 70,
+            "reasoning": "x",
+        },
+        {"issue_id": "3", "error_category": "SPELLING_ERROR", "confidence_score": "70%", "reasoning": "x"},
+        {"issue_id": 3, "error_category": "SPELLING_ERROR", "confidence_score": 70, "reasoning": ""},
+    ],
+)
+def test_an_answer_as_asked_for_is_judged_as_any_other(item):
+    """Items with the schema's own keys take a short way through the checks; the same item
+    with keys to normalise (the long way) gets the same verdict and the same notes."""
+    spelled_otherwise = {f" {key.upper()} ": value for key, value in item.items()}
+    assert validate_item(item) == validate_item(spelled_otherwise)

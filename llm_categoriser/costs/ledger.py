@@ -16,16 +16,23 @@ on it, in ``stopped``. When the run ends (``onsuccess``/``onerror``), after the 
 shown the flags left as ``over_budget``, ``remove_stopped`` deletes those files and records
 the stop, so that the next run redoes exactly those jobs. A run killed before its end leaves
 the list, and the next start does the same before Snakemake builds its DAG.
+
+Each process keeps the last record it read or wrote, with the file it came from held open: a
+read opens the file and compares its identity (device, inode, size, modification time) with
+that copy's, and parses it again only when another writer replaced it. The process that started
+a run without a cap keeps its own jobs' additions in memory and writes them when each job ends
+(``flush``): nothing decides anything from that total until the run's end (docs/DESIGN.md §31).
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -78,11 +85,18 @@ class StopRecord(BaseModel):
 
 
 def read_spend(path: str | os.PathLike[str]) -> SpendRecord:
-    """The spend record in ``path`` (an empty one if there is none or it is unreadable)."""
-    try:
-        return SpendRecord.model_validate_json(Path(path).read_bytes())
-    except (FileNotFoundError, ValueError, ValidationError):
-        return SpendRecord()
+    """The spend record in ``path`` (an empty one if there is none or it is unreadable), with the
+    additions this process has not written yet (``SpendLedger.flush``)."""
+    key = os.path.abspath(path)
+    record = _file_record(key)
+    waiting = _deferred_of(key)
+    if waiting is not None:
+        with waiting.lock:
+            additions = list(waiting.additions)
+        if additions:
+            record = _copy(record)
+            _count(record, additions)
+    return record
 
 
 # requests sent, what they cost (None: no price known) and their usage: one call of ``add``
@@ -97,6 +111,141 @@ def _count(record: SpendRecord, additions: list[Addition]) -> None:
             record.unpriced_requests += requests
         else:
             record.spent_usd += cost
+
+
+def _copy(record: SpendRecord) -> SpendRecord:
+    """A copy to change: its only mutable field is the list ``stopped``."""
+    return record.model_copy(update={"stopped": list(record.stopped)})
+
+
+# --------------------------------------------------------------------- the copy this process read
+
+Identity = tuple[int, int, int, int]  # device, inode, size, modification time (ns)
+
+
+@dataclass
+class _Seen:
+    """The last record read or written at one path, and that file, held open.
+
+    Writers never change a ledger in place: every write renames a new file over it. While this
+    process holds the file open, its inode cannot be freed, so no later file at that path can
+    have the same device and inode: an equal identity means the same file, hence the same
+    content (size and modification time also catch a writer that rewrote it in place).
+    """
+
+    fd: int
+    identity: Identity
+    record: SpendRecord
+
+
+_seen: dict[str, _Seen] = {}
+_seen_lock = threading.Lock()
+_SEEN_MAX = 16  # paths remembered per process (each holds a descriptor)
+
+
+def _identity(fd: int) -> Identity:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _remember(key: str, fd: int, identity: Identity, record: SpendRecord) -> None:
+    with _seen_lock:
+        old = _seen.pop(key, None)
+        _seen[key] = _Seen(fd, identity, record)
+        while len(_seen) > _SEEN_MAX:
+            _close(_seen.pop(next(iter(_seen))))
+    if old is not None:
+        _close(old)
+
+
+def _close(seen: _Seen) -> None:
+    with suppress(OSError):
+        os.close(seen.fd)
+
+
+def _forget(key: str) -> None:
+    with _seen_lock:
+        old = _seen.pop(key, None)
+    if old is not None:
+        _close(old)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _file_record(key: str) -> SpendRecord:
+    """The record in the file ``key`` (absolute) as it is now; parsed only if it changed since
+    this process last read or wrote it. Not a copy: use ``_copy`` before changing it."""
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        _forget(key)
+        return SpendRecord()
+    try:
+        identity = _identity(fd)
+        with _seen_lock:
+            seen = _seen.get(key)
+            known = seen.record if seen is not None and seen.identity == identity else None
+        if known is not None:
+            os.close(fd)
+            return known
+        # read through the descriptor whose identity was taken: the content is that file's, even
+        # if another writer has renamed a new file over the path since
+        record = SpendRecord.model_validate_json(_read_all(fd))
+    except (ValueError, ValidationError):
+        os.close(fd)
+        return SpendRecord()
+    except BaseException:
+        os.close(fd)
+        raise
+    _remember(key, fd, identity, record)
+    return record
+
+
+def _wrote(key: str, record: SpendRecord) -> None:
+    """Remember ``record``, just written to ``key`` under the ledger's lock (no writer between)."""
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        _forget(key)
+        return
+    try:
+        identity = _identity(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    _remember(key, fd, identity, record)
+
+
+# ------------------------------------------------------- additions written when a job ends
+
+
+@dataclass
+class _Deferred:
+    """Additions of this process not yet in the file (the run it started has no cap)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    additions: list[Addition] = field(default_factory=list)
+
+
+_deferred: dict[tuple[int, str], _Deferred] = {}
+
+
+def _deferred_of(key: str) -> _Deferred | None:
+    # per process id: a forked child writes its own additions at once
+    return _deferred.get((os.getpid(), key))
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Additions still waiting when the process ends (every job flushes its own when it ends)."""
+    for pid, key in list(_deferred):
+        if pid == os.getpid():
+            SpendLedger(key, key).flush()
 
 
 @dataclass
@@ -126,6 +275,7 @@ class SpendLedger:
 
     def __init__(self, path: str | os.PathLike[str], stops: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.key = os.path.abspath(self.path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.stops_path = Path(stops)
 
@@ -140,13 +290,27 @@ class SpendLedger:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read(self) -> SpendRecord:
-        return read_spend(self.path)
+        """The record, with this process's additions not yet written (``flush``)."""
+        return read_spend(self.key)
+
+    def _current(self) -> SpendRecord:
+        """The record in the file, to change (under the lock)."""
+        return _copy(_file_record(self.key))
 
     def _write(self, record: SpendRecord, durable: bool = True) -> None:
         atomic_write_text(self.path, record.model_dump_json() + "\n", durable)
+        _wrote(self.key, record)
 
     def start(self, cap: Decimal | None, estimate: str = "") -> SpendRecord:
-        """Begin a new run: nothing spent yet, nothing stopped."""
+        """Begin a new run: nothing spent yet, nothing stopped.
+
+        Without a cap, the additions of this process (the run's own, whose jobs are its threads)
+        wait in memory until their job ends (``flush``): no job decides anything from the
+        total, and the total is read only when the run ends, in this process or after every job
+        has ended. With a cap every addition is written at once, so every job, in this process
+        or another, sees it before its next batch. Another process (a cluster job) always
+        writes at once (docs/DESIGN.md §31).
+        """
         record = SpendRecord(
             run_id=uuid.uuid4().hex[:12],
             started_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
@@ -155,6 +319,11 @@ class SpendLedger:
         )
         with self._locked():
             self._write(record)
+            mine = (os.getpid(), self.key)
+            if cap is None:
+                _deferred[mine] = _Deferred()
+            else:
+                _deferred.pop(mine, None)
         return record
 
     def spent(self) -> Decimal:
@@ -162,13 +331,19 @@ class SpendLedger:
 
     def add(self, cost: Decimal | None, usage: TokenUsage, requests: int = 1) -> None:
         """Record ``requests`` sent with ``usage`` costing ``cost`` (None: no price known); when
-        this returns, the addition is in the file.
+        this returns, the addition is in the file, or, in the process that started a run
+        without a cap, waits for ``flush``.
 
         The additions of a process's threads are written together (a group commit): the thread
         that finds no write under way writes every addition waiting, the others wait for the
         write that carries theirs. Under many concurrent requests one rewrite of the file then
         records several answers, not one each (docs/DESIGN.md §31).
         """
+        waiting = _deferred_of(self.key)
+        if waiting is not None:
+            with waiting.lock:
+                waiting.additions.append((cost, usage, requests))
+            return
         commits = _commits_of(self.path)
         with commits.cond:
             commits.waiting.append((cost, usage, requests))
@@ -195,9 +370,25 @@ class SpendLedger:
                     commits.writing = False
                     commits.cond.notify_all()
 
+    def flush(self) -> None:
+        """Write the additions of this process that wait in memory (a job ends)."""
+        waiting = _deferred_of(self.key)
+        if waiting is None:
+            return
+        with waiting.lock:
+            additions, waiting.additions = waiting.additions, []
+        if not additions:
+            return
+        try:
+            self._add_all(additions)
+        except BaseException:
+            with waiting.lock:  # kept for the next flush
+                waiting.additions[:0] = additions
+            raise
+
     def _add_all(self, additions: list[Addition]) -> None:
         with self._locked():
-            record = self.read()
+            record = self._current()
             _count(record, additions)
             # not fsync'ed: written after every request, and only the run that writes it reads
             # these counts (a power loss ends that run; docs/DESIGN.md §27)
@@ -207,7 +398,7 @@ class SpendLedger:
         """One update for a fetched remote job: its ``additions`` (as ``add`` records each) and
         the end of its reservation ``release``."""
         with self._locked():
-            record = self.read()
+            record = self._current()
             _count(record, additions)
             record.committed_usd = max(Decimal(0), record.committed_usd - release)
             self._write(record)
@@ -217,7 +408,7 @@ class SpendLedger:
         """Reserve ``amount`` for a remote job if spent + reserved + ``amount`` stays within
         ``cap`` (one check-and-reserve under the lock, so concurrent submissions cannot both pass)."""
         with self._locked():
-            record = self.read()
+            record = self._current()
             if cap is not None and record.spent_usd + record.committed_usd + amount > cap:
                 return False
             record.committed_usd += amount
@@ -227,7 +418,7 @@ class SpendLedger:
     def release(self, amount: Decimal) -> None:
         """A remote job's reservation ends: its answers are fetched and their cost recorded."""
         with self._locked():
-            record = self.read()
+            record = self._current()
             record.committed_usd = max(Decimal(0), record.committed_usd - amount)
             self._write(record)
 
@@ -236,14 +427,14 @@ class SpendLedger:
         if count <= 0:
             return
         with self._locked():
-            record = self.read()
+            record = self._current()
             record.requests_reused += count
             self._write(record, durable=False)
 
     def mark_stopped(self, *outputs: str | os.PathLike[str]) -> None:
         """``outputs`` hold (or depend on) flags the cap left unanswered: they are redone."""
         with self._locked():
-            record = self.read()
+            record = self._current()
             new = [str(o) for o in outputs if str(o) not in record.stopped]
             if new:
                 record.stopped.extend(new)
@@ -267,7 +458,7 @@ class SpendLedger:
         leaves the record as it was, so an up-to-date workflow stays up to date.
         """
         with self._locked():
-            record = self.read()
+            record = self._current()
             if not record.stopped:
                 return []
             removed = []

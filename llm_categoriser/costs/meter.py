@@ -86,6 +86,11 @@ class SpendMeter:
             pricing = self.price_of(provider, model, batch)
         return (pricing or self.pricing(batch)).cost(usage)
 
+    def flush(self) -> None:
+        """Write what this process's jobs added and the ledger keeps in memory (a job ends)."""
+        if self.ledger is not None:
+            self.ledger.flush()
+
     def settled(self) -> SettledMeter:
         """This meter for the fetch of one remote job (see ``SettledMeter``)."""
         return SettledMeter(**{f.name: getattr(self, f.name) for f in fields(SpendMeter)})
@@ -141,6 +146,7 @@ class TalliedMeter(SpendMeter):
         if self._requests and self.ledger is not None:
             self.ledger.add(Decimal(0), self._usage, self._requests)
         self._usage, self._requests = TokenUsage(), 0
+        super().flush()
 
 
 @dataclass
