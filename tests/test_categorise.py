@@ -12,6 +12,9 @@ from test_prompts import BATCH
 
 from llm_categoriser.answers import load_answer
 from llm_categoriser.categorise import categorise_batch, categorise_part
+from llm_categoriser.costs.ledger import SpendLedger, SpendRecord
+from llm_categoriser.costs.meter import SpendMeter
+from llm_categoriser.costs.prices import CataloguePrices
 from llm_categoriser.layout import Layout
 from llm_categoriser.limits import Limits, RequestLimiter
 from llm_categoriser.providers.base import Answer
@@ -208,3 +211,42 @@ def test_without_a_limiter_batches_go_one_after_another(tmp_path):
     provider = Slow(0.01)
     categorise_part(_part(4), lambda: provider, _data(tmp_path), max_retries=0)
     assert provider.peak == 1
+
+
+# The spend of a run without a cap is written when the job ends
+
+
+def test_a_part_writes_the_spend_it_kept_in_memory_when_it_ends_even_on_an_error(tmp_path):
+    ledger = SpendLedger(tmp_path / "spend" / "ledger.json", tmp_path / "spend" / "stops.json")
+    ledger.start(cap=None)
+    meter = SpendMeter(
+        sync=CataloguePrices("google").pricing("gemini-2.5-flash", False),
+        ledger=ledger,
+        provider="p",
+        model="m",
+    )
+    limiter = RequestLimiter(Limits(max_concurrent=2, requests_per_minute=100_000))
+
+    class Paid(Scripted):
+        def generate(self, request):
+            answer = super().generate(request)
+            answer.input_tokens, answer.output_tokens = 1000, 100
+            return answer
+
+    def in_file() -> int:
+        return SpendRecord.model_validate_json(ledger.path.read_bytes()).requests_sent
+
+    provider = Paid([ok(0, 1)] * 3)
+    categorise_part(_part(3), lambda: provider, _data(tmp_path), 0, limiter=limiter, meter=meter)
+    assert in_file() == 3
+
+    class PaidThenDies(Paid):
+        def generate(self, request):
+            if len(self.requests) == 1:
+                raise KeyboardInterrupt
+            return super().generate(request)
+
+    batches = [b.model_copy(update={"fingerprint": "x" + b.fingerprint}) for b in _part(3)]
+    with pytest.raises(KeyboardInterrupt):  # one at a time (one thread): one answer, then the error
+        categorise_part(batches, lambda: PaidThenDies([ok(0, 1)]), _data(tmp_path), 0, meter=meter)
+    assert in_file() == 4
