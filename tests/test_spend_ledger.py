@@ -369,3 +369,15 @@ def test_a_process_keeps_at_most_a_few_files_open(tmp_path):
         folder = tmp_path / str(index)
         started(folder, Decimal("1")).spent()
     assert len(os.listdir("/proc/self/fd")) - before <= ledger_module._SEEN_MAX
+
+
+def test_a_record_read_or_written_can_be_changed_without_changing_the_processs_copy(tmp_path):
+    ledger = started(tmp_path, Decimal("1"))
+    ledger.mark_stopped(tmp_path / "a.json")
+    first = ledger.read()
+    first.stopped.append("changed by the caller")
+    first.spent_usd = Decimal("0.5")
+    assert ledger.read().stopped == [str(tmp_path / "a.json")] and ledger.spent() == 0
+    record = ledger.start(cap=Decimal("1"))
+    record.stopped.append("changed by the caller")
+    assert ledger.read().stopped == []

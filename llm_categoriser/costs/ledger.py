@@ -88,14 +88,12 @@ def read_spend(path: str | os.PathLike[str]) -> SpendRecord:
     """The spend record in ``path`` (an empty one if there is none or it is unreadable), with the
     additions this process has not written yet (``SpendLedger.flush``)."""
     key = os.path.abspath(path)
-    record = _file_record(key)
+    record = _copy(_file_record(key))  # the caller's own: the process's copy stays as read
     waiting = _deferred_of(key)
     if waiting is not None:
         with waiting.lock:
             additions = list(waiting.additions)
-        if additions:
-            record = _copy(record)
-            _count(record, additions)
+        _count(record, additions)
     return record
 
 
@@ -218,7 +216,7 @@ def _wrote(key: str, record: SpendRecord) -> None:
     except BaseException:
         os.close(fd)
         raise
-    _remember(key, fd, identity, record)
+    _remember(key, fd, identity, _copy(record))  # the writer may go on changing its own
 
 
 # ------------------------------------------------------- additions written when a job ends
