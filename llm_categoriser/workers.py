@@ -12,19 +12,22 @@ same bytes in a worker as in a thread.
 
 Workers are spawned, not forked (Snakemake's process has threads), and made on first use:
 each costs about a second to start and import the package, so a small run never starts one.
+A worker is started without this process's main module (§28): it runs functions of the
+package only, and the main module of a run started as ``snakemake ...`` is Snakemake's
+command-line script, whose import would only delay it.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import ParamSpec, TypeVar
+from multiprocessing import context, spawn
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -56,10 +59,44 @@ def size() -> int:
     return min(cores(), MAX_WORKERS)
 
 
+_starting = threading.local()  # whether this thread is starting a worker (its main not sent)
+_preparation_data = spawn.get_preparation_data
+_installed = False
+
+
+def _preparation_data_of_worker(name: str) -> dict[str, Any]:
+    """What a spawned process is told of this one before it runs (``multiprocessing.spawn``),
+    without the main module when this thread is starting a worker: the child would otherwise run
+    the main module's file again as ``__mp_main__`` (``snakemake``'s script imports Snakemake's
+    command-line interface). Any other process started meanwhile, in any thread, is told all."""
+    data = _preparation_data(name)
+    if getattr(_starting, "worker", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+class _WorkerProcess(context.SpawnProcess):
+    """A spawned process started without this process's main module (docs/DESIGN.md §28)."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        global _installed
+        if not _installed:  # once; for any other start it returns what it returned before
+            spawn.get_preparation_data, _installed = _preparation_data_of_worker, True
+        _starting.worker = True
+        try:  # the launch reads the data in this thread, before it returns
+            return context.SpawnProcess._Popen(process_obj)
+        finally:
+            _starting.worker = False
+
+
+class _WorkerContext(context.SpawnContext):
+    Process = _WorkerProcess
+
+
 def _executor(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
-    )
+    return ProcessPoolExecutor(workers, mp_context=_WorkerContext(), initializer=_ignore_interrupts)
 
 
 def pool() -> ProcessPoolExecutor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,3 +175,35 @@ def test_local_profiles_bound_the_jobs_under_way_in_the_workers(profile):
     config = yaml.safe_load((REPO / "profiles" / profile / "config.yaml").read_text(encoding="utf-8"))
     limits = dict(item.split("=") for item in config["resources"])
     assert int(limits["worker_jobs"]) >= 2 * workers.MAX_WORKERS
+
+
+_MAIN_SCRIPT = """
+import multiprocessing, os, sys
+
+with open(sys.argv[1], "a") as marks:  # the module's code: runs wherever it is imported
+    marks.write(__name__ + "\\n")
+
+if __name__ == "__main__":
+    from llm_categoriser import workers
+
+    workers.limit_cores(2)
+    print(workers.submit_apart(os.getpid).result() != os.getpid())
+    print(workers.pool().submit(os.getpid).result() != os.getpid())
+    workers.shutdown()
+    other = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    other.start()
+    other.join()
+"""
+
+
+def test_a_worker_is_started_without_the_main_module_of_its_parent(tmp_path):
+    """A run started as ``snakemake ...`` has Snakemake's command-line script as its main module:
+    a worker (of the pool, or apart) must not run it again; another spawned process still does."""
+    script, marks = tmp_path / "main_script.py", tmp_path / "marks.txt"
+    script.write_text(_MAIN_SCRIPT, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(marks)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+    assert marks.read_text(encoding="utf-8").split() == ["__main__", "__mp_main__"]
