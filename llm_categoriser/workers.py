@@ -11,7 +11,8 @@ written atomically by the job itself, and every job reads only its files, so a j
 same bytes in a worker as in a thread.
 
 Workers are spawned, not forked (Snakemake's process has threads), and made on first use:
-each costs about a second to start and import the package, so a small run never starts one.
+each takes time to start and import the package (docs/DESIGN.md §9), so a small run never
+starts one.
 A worker is started without this process's main module (§28): it runs functions of the
 package only, and the main module of a run started as ``snakemake ...`` is Snakemake's
 command-line script, whose import would only delay it.
@@ -111,8 +112,8 @@ def pool() -> ProcessPoolExecutor:
 
 def warm(modules: tuple[str, ...]) -> None:
     """Start the pool's workers now, each importing ``modules``, for work known to be coming (a
-    large corpus's plan) while this process still reads its input: a worker takes about a second
-    to start, which then overlaps that reading instead of following it. No worker with one core."""
+    large corpus's plan) while this process still reads its input: a worker's start and imports then
+    overlap that reading instead of following it. No worker with one core."""
     if size() <= 1:
         return
     current = pool()
@@ -127,7 +128,7 @@ def _import(modules: tuple[str, ...]) -> None:
 
 def submit_apart(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
     """``function(*args)`` in a new process of its own, which ends with it: work that runs beside
-    this thread's when the pool's workers (and their memory) are gone. About a second to start."""
+    this thread's when the pool's workers (and their memory) are gone; it starts as they do."""
     executor = _executor(1)
     try:
         return executor.submit(function, *args, **kwargs)
