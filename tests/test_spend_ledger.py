@@ -259,6 +259,22 @@ def test_without_a_cap_the_runs_process_writes_its_additions_when_the_job_ends(t
     assert ledger.read().requests_sent == 2
 
 
+def _start_add_and_exit(path: Path) -> None:
+    ledger = SpendLedger(path, path.parent / "stops.json")
+    ledger.start(cap=None)
+    ledger.add(Decimal("0.5"), ONE)  # kept in memory: no job end flushes it
+
+
+def test_what_the_runs_process_kept_in_memory_is_written_when_it_exits(tmp_path):
+    path = tmp_path / "ledger.json"
+    process = multiprocessing.get_context("spawn").Process(target=_start_add_and_exit, args=(path,))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    written = SpendRecord.model_validate_json(path.read_bytes())
+    assert (written.requests_sent, written.spent_usd) == (1, Decimal("0.5"))
+
+
 def test_with_a_cap_or_in_another_process_every_addition_is_written_at_once(tmp_path):
     capped = started(tmp_path / "capped", Decimal("1"))
     capped.add(Decimal("0.25"), ONE)

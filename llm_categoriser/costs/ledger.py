@@ -224,8 +224,10 @@ def _wrote(key: str, record: SpendRecord) -> None:
 
 @dataclass
 class _Deferred:
-    """Additions of this process not yet in the file (the run it started has no cap)."""
+    """Additions of this process not yet in the file (the run it started has no cap), and the
+    ledger that writes them."""
 
+    ledger: SpendLedger
     lock: threading.Lock = field(default_factory=threading.Lock)
     additions: list[Addition] = field(default_factory=list)
 
@@ -241,9 +243,9 @@ def _deferred_of(key: str) -> _Deferred | None:
 @atexit.register
 def _flush_at_exit() -> None:
     """Additions still waiting when the process ends (every job flushes its own when it ends)."""
-    for pid, key in list(_deferred):
+    for (pid, _), waiting in list(_deferred.items()):
         if pid == os.getpid():
-            SpendLedger(key, key).flush()
+            waiting.ledger.flush()
 
 
 @dataclass
@@ -319,7 +321,7 @@ class SpendLedger:
             self._write(record)
             mine = (os.getpid(), self.key)
             if cap is None:
-                _deferred[mine] = _Deferred()
+                _deferred[mine] = _Deferred(self)
             else:
                 _deferred.pop(mine, None)
         return record
