@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass, field
 
 MARKER = re.compile(r"^\{(\d+)\}-+[ \t]*\r?$", re.MULTILINE)
+# MARKER without its "^": a pattern that starts with a literal is searched for by that literal,
+# where "^" is tried at every character of the text; ``_markers`` keeps the matches that start
+# a line, which are MARKER's (a match ends with its line, so it hides none of them).
+_MARKER_ANYWHERE = re.compile(r"\{(\d+)\}-+[ \t]*\r?$", re.MULTILINE)
 _HIGHLIGHT = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
 
 
@@ -27,11 +31,16 @@ class Document:
         return any(number is not None for number in self.pages)
 
 
+def _markers(text: str) -> list[re.Match[str]]:
+    """``MARKER.finditer(text)``, found faster."""
+    return [m for m in _MARKER_ANYWHERE.finditer(text) if not m.start() or text[m.start() - 1] == "\n"]
+
+
 def split_pages(text: str) -> Document:
     pages: dict[int | None, str] = {}
     duplicates: list[int] = []
     out_of_order = False
-    matches = list(MARKER.finditer(text))
+    matches = _markers(text)
     if not matches:
         return Document(text=text, pages={None: text})
     preamble = text[: matches[0].start()]

@@ -40,6 +40,23 @@ def test_zipf_per_language(word, lang, known):
     assert (zipf(word, lang) > 0) is known
 
 
+@pytest.mark.parametrize("lang", ["en", "fr", "de", "es"])
+def test_zipf_is_wordfreqs_own_frequency_of_every_word(lang):
+    # the lists are read without importing wordfreq; every word must get what wordfreq says
+    import math
+
+    import wordfreq
+
+    frequencies = wordfreq.get_frequency_dict(lang, wordlist="small")
+    assert len(frequencies) > 10_000
+    wrong = [
+        word
+        for word, freq in frequencies.items()
+        if " " not in word and zipf(word, lang) != round(math.log10(freq) + 9, 2) and word == word.lower()
+    ]
+    assert wrong == []
+
+
 def test_word_hints_name_the_word_its_suggestion_and_the_document_language():
     issue = make_issue("piscine", "...la **piscine**...", suggestions="piscina", subject="French")
     english = word_hints(issue)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from llm_categoriser.pages import context_parts, cut_page, find_page, locate, split_pages
+import pytest
+
+from llm_categoriser.pages import MARKER, _markers, context_parts, cut_page, find_page, locate, split_pages
 
 DOC = "Title text\n{1}------\nfirst page with colour\n{2}-----------\nsecond page\nthe  word\nhere\n"
 
@@ -58,3 +60,18 @@ def test_cut_page_keeps_windows_and_says_so():
     assert "page cut" in cut and len(cut) < 2400
     same, was_cut = cut_page("short", [0], 2000)
     assert (same, was_cut) == ("short", False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{1}---\nfirst\n{2}-----  \r\nsecond",
+        "see {3}--- inline\n{4}---\nx {5}---\n{{6}---\n{7}-- x\n{8}-\t\n",
+        "{1}---",
+        "\n{12}---\n\n{12}---\n{3}---\r\n",
+    ],
+)
+def test_markers_are_found_only_at_the_start_of_a_line(text):
+    expected = [(m.start(), m.end(), m.group(1)) for m in MARKER.finditer(text)]
+    assert expected
+    assert [(m.start(), m.end(), m.group(1)) for m in _markers(text)] == expected

@@ -40,7 +40,10 @@ of that corpus.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import math
+import os
 import re
 import unicodedata
 from collections import Counter
@@ -179,12 +182,36 @@ LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "cy": "Welsh"
 WORDFREQ_LISTS = {"en": "small", "fr": "small", "de": "small", "es": "small"}
 
 
-@cache
-def _frequencies(lang: str) -> dict[str, float]:
-    """wordfreq's frequency table of one language, loaded on first use (never at import)."""
-    import wordfreq
+def wordfreq_list_path(lang: str) -> str:
+    """The file of wordfreq's list of ``lang``, found without importing wordfreq (its import
+    loads a tokenizer, ftfy and langcodes, which planning never uses: docs/DESIGN.md §21)."""
+    spec = importlib.util.find_spec("wordfreq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("wordfreq is not installed: run `make setup` (it is in requirements.txt)")
+    folder = next(iter(spec.submodule_search_locations))
+    return os.path.join(folder, "data", f"{WORDFREQ_LISTS[lang]}_{lang}.msgpack.gz")
 
-    return wordfreq.get_frequency_dict(lang, wordlist=WORDFREQ_LISTS[lang])
+
+@cache
+def _zipfs(lang: str) -> dict[str, float]:
+    """The Zipf frequency of every word of wordfreq's list of ``lang``, loaded on first use.
+
+    The list is wordfreq's "cBpack" (``wordfreq.read_cBpack``): a header, then one list of words
+    per centibel of frequency, the n-th list holding the words of frequency ``10 ** (-n / 100)``,
+    the frequency ``wordfreq.get_frequency_dict`` gives them.
+    """
+    import msgpack  # wordfreq's own dependency; only planning needs it
+
+    with gzip.open(wordfreq_list_path(lang), "rb") as handle:
+        data = msgpack.load(handle, raw=False)
+    header = data[0]
+    if not isinstance(header, dict) or header.get("format") != "cB" or header.get("version") != 1:
+        raise ValueError(f"{wordfreq_list_path(lang)}: not a wordfreq list of this version ({header!r})")
+    zipfs: dict[str, float] = {}
+    for index, bucket in enumerate(data[1:]):
+        if bucket:
+            zipfs.update(dict.fromkeys(bucket, round(math.log10(10 ** (-index / 100)) + 9, 2)))
+    return zipfs
 
 
 @lru_cache(maxsize=1 << 16)
@@ -197,8 +224,7 @@ def zipf(word: str, lang: str = "en") -> float:
     """
     if lang not in WORDFREQ_LISTS or not word or " " in word:
         return 0.0
-    freq = _frequencies(lang).get(word.lower().replace("’", "'"))
-    return round(math.log10(freq) + 9, 2) if freq else 0.0
+    return _zipfs(lang).get(word.lower().replace("’", "'"), 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +238,9 @@ _BROKEN_HYPHEN = re.compile(r"[^\W\d_]\s+[-‐‑][^\W\d_]|[^\W\d_][-‐‑]\s+[
 _MARKUP = re.compile(r"<[/a-zA-Z][^>]*>|\]\(|_page_|\{\d+\}|\\\*|\*\*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PAUSE = re.compile(r"\(\.\)|\(\d\)")
-_FILLER = re.compile(r"\b(?:um+|erm?|uh|mm+)\b")
+# "\b" before a word character is "(?<!\w)"; the lookahead lets the search skip to the letters
+# a filler starts with instead of trying every position of a page
+_FILLER = re.compile(r"(?=[uem])(?<!\w)(?:um+|erm?|uh|mm+)\b")
 _MATH = re.compile(
     r"\$|\\[a-zA-Z]{2,}|\^|[≤≥±×÷√∑∫≠≈]|\d\s*[=+*/<>]\s*\d"
     r"|(?<![\w'’])[a-zA-Z]\s*[=<>]\s*[\w(]|[\w)]\s*=\s*(?<![\w'’])[a-zA-Z\d](?![a-zA-Z])"
