@@ -436,6 +436,7 @@ def _plan_document(
         previous_batches(layout.manifest(subject, document), packing),
     )
     by_key = {i.key: i for i in issues}
+    fields_of = {i.key: FlagFields.fields_of(i) for i in issues}  # for its batch and its manifest
     batch_of: dict[str, str] = {}
     fingerprints: dict[str, str] = {}
     sizes: list[RequestSize] = []
@@ -451,7 +452,7 @@ def _plan_document(
                     local_id=local_id,
                     context_page=pages_of[issue.key],
                     hints=hints(issue, text),
-                    **FlagFields.fields_of(issue),
+                    **fields_of[issue.key],
                 )
             )
         pages = []
@@ -508,7 +509,7 @@ def _plan_document(
         batches=batch_ids,
         fingerprints=fingerprints,
         flags=[
-            ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **FlagFields.fields_of(issue))
+            ManifestFlag(issue_id=n, batch_id=batch_of[issue.key], **fields_of[issue.key])
             for n, issue in enumerate(issues)
         ],
         cascade_batch=batch_of_cascade(cascaded),

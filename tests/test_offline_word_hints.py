@@ -235,3 +235,26 @@ def test_dismissal_confidence_follows_the_evidence(issue, extra, confident):
     category, confidence, _reason = run(issue, ENGLISH_DOC + extra)
     assert category is Category.FALSE_POSITIVE
     assert (confidence >= 75) is confident
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "um",
+        "xum um",
+        "\num\n",
+        "é um",
+        "_um",
+        "1um",
+        "ummm erm er uh mm m mmm",
+        "umh",
+        "um-uh",
+        "Um",
+        "erm,uh",
+        "(um) mm.",
+    ],
+)
+def test_fillers_are_whole_words(text):
+    from llm_categoriser.providers.offline.rules import _FILLER
+
+    assert _FILLER.findall(text) == re.findall(r"\b(?:um+|erm?|uh|mm+)\b", text)

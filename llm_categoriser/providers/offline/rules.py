@@ -141,9 +141,10 @@ _HYPHEN_PREFIXES = _words(
 )
 _HYPHEN_SECOND_ENDINGS = ("ed", "ing", "ly", "ful", "less", "free", "based", "led", "like", "wide")
 
-# US spelling -> British spelling rewrites (applied to the flagged word, compared with a suggestion).
+# US spelling -> British spelling rewrites (applied to the flagged word, compared with a suggestion);
+# a replacement is kept as the parts around its one group reference, "\1" (one part: none).
 _US_UK = tuple(
-    (re.compile(p), r)
+    (re.compile(p), tuple(r.split("\\1")))
     for p, r in (
         (r"or(s?)$", r"our\1"),
         (r"or(ed|ing|ful|ite|ites|able)$", r"our\1"),
@@ -238,9 +239,10 @@ _BROKEN_HYPHEN = re.compile(r"[^\W\d_]\s+[-‐‑][^\W\d_]|[^\W\d_][-‐‑]\s+[
 _MARKUP = re.compile(r"<[/a-zA-Z][^>]*>|\]\(|_page_|\{\d+\}|\\\*|\*\*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _PAUSE = re.compile(r"\(\.\)|\(\d\)")
-# "\b" before a word character is "(?<!\w)"; the lookahead lets the search skip to the letters
-# a filler starts with instead of trying every position of a page
-_FILLER = re.compile(r"(?=[uem])(?<!\w)(?:um+|erm?|uh|mm+)\b")
+# Fillers: um, umm, erm, er, uh, mm, mmm as whole words. Each branch starts with its letter, so the
+# search skips to those letters instead of trying every position of a page; "(?<!\w.)" after the
+# first letter is "\b" before it (no word character precedes it).
+_FILLER = re.compile(r"(?:u(?<!\w.)(?:m+|h)|e(?<!\w.)rm?|m(?<!\w.)m+)\b")
 _MATH = re.compile(
     r"\$|\\[a-zA-Z]{2,}|\^|[≤≥±×÷√∑∫≠≈]|\d\s*[=+*/<>]\s*\d"
     r"|(?<![\w'’])[a-zA-Z]\s*[=<>]\s*[\w(]|[\w)]\s*=\s*(?<![\w'’])[a-zA-Z\d](?![a-zA-Z])"
@@ -505,9 +507,10 @@ def _is_us_spelling(word: str, suggestions: list[str]) -> bool:
         sl = s.lower()
         if sl == low or abs(len(sl) - len(low)) > 3 or sl[:1] != low[:1]:
             continue
-        for pattern, replacement in _US_UK:
+        for pattern, parts in _US_UK:
             for m in pattern.finditer(low):
-                if low[: m.start()] + m.expand(replacement) + low[m.end() :] == sl:
+                replaced = parts[0] if len(parts) == 1 else m.group(1).join(parts)
+                if low[: m.start()] + replaced + low[m.end() :] == sl:
                     return True
     return False
 
