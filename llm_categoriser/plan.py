@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import operator
 import os
 import threading
 import time
@@ -238,9 +239,8 @@ def build_plan(
             if not text.strip():
                 plan.warnings.append(f"{label}: {md_path} is empty; flags are sent without page text")
             if processes > 1 or helper is not None:
-                deferred.append(
-                    ((settings, req, subject, filename, str(md_path), issues), len(plan.warnings))
-                )
+                work = (settings, req, subject, filename, str(md_path), _issue_rows(issues))
+                deferred.append((work, len(plan.warnings)))
                 if len(deferred) % PLAN_CHUNK == 0:  # the workers start while this loop reads on
                     planning.append(_hand_out([w for w, _ in deferred[-PLAN_CHUNK:]], helper, planning))
                 continue
@@ -281,8 +281,8 @@ PARALLEL_FLAGS = 20_000
 # Fewer bytes than a row of the report takes (about 290 on the reference corpus): a report this
 # many times PARALLEL_FLAGS long is taken to be large before it is read.
 REPORT_BYTES_PER_FLAG = 200
-# settings, request settings, subject, Filename, Markdown path, the document's flags
-PlanWork = tuple[Settings, dict[str, Any], str, str, str, list[Issue]]
+# settings, request settings, subject, Filename, Markdown path, the document's flags (``_issue_rows``)
+PlanWork = tuple[Settings, dict[str, Any], str, str, str, list[tuple[Any, ...]]]
 # a document planned by a worker: its plan, its warnings, the files written
 WorkerPlan = tuple[list[DocumentPlan], list[str], int]
 # documents per task of the planning workers: sent as the main process checks them, so the
@@ -360,12 +360,29 @@ def _plan_one(work: PlanWork) -> WorkerPlan:
     The Markdown is read again here (the main process only checked it), so that the texts of
     the whole corpus are never held at once nor sent between processes.
     """
-    settings, req, subject, filename, md_path, issues = work
+    settings, req, subject, filename, md_path, rows = work
+    issues = _issues_of(rows)
     local = Plan()
     text, _problem = _read_markdown(Path(md_path), Plan(), f"{subject}/{filename}")  # warned already
     hints = get_provider(settings.provider).document_hints
     written = _plan_document(settings, req, hints, subject, filename, text or "", issues, local)
     return local.documents, local.warnings, written
+
+
+# The flags go to the workers as the values of their fields: pickling the pydantic models
+# themselves costs several times as much, in this process, while the workers plan
+# (docs/DESIGN.md §9).
+_ISSUE_FIELDS = tuple(Issue.model_fields)
+_issue_values = operator.attrgetter(*_ISSUE_FIELDS)
+
+
+def _issue_rows(issues: list[Issue]) -> list[tuple[Any, ...]]:
+    return [_issue_values(issue) for issue in issues]
+
+
+def _issues_of(rows: list[tuple[Any, ...]]) -> list[Issue]:
+    """The flags ``_issue_rows`` took apart (validated when the report was read)."""
+    return [Issue.model_construct(**dict(zip(_ISSUE_FIELDS, row, strict=True))) for row in rows]
 
 
 def _plan_some(works: list[PlanWork]) -> list[WorkerPlan]:
