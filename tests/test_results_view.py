@@ -447,3 +447,35 @@ def test_a_large_run_writes_the_workbook_beside_the_rest_and_the_same(sample_run
         workers.use_for_jobs(False)
     assert _view_files(documents) == written_by_the_run
     assert "in a worker process" in (tmp_path / "results_view.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_batch_run_writes_the_workbook_in_its_helper_and_the_same(sample_run, tmp_path, monkeypatch):
+    """With the forked helper of a batch-mode run alive, the helper writes the workbook while the
+    job's thread writes the rest: the same files as one thread writes."""
+    from llm_categoriser import remote_helper
+    from llm_categoriser.results_view import build
+    from llm_categoriser.settings import resolve
+
+    documents = tmp_path / "Documents"
+    shutil.copytree(sample_run / "Documents", documents)
+    written_by_the_run = _view_files(documents)
+    (documents / "triage.xlsx").unlink()
+    (documents / "report.html").unlink()
+    shutil.rmtree(documents / "languagetool")
+    settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}, env={})
+    subjects = sorted({r["subject"] for r in read_csv(documents / "combined-report.csv")})
+    monkeypatch.chdir(tmp_path)  # the report's links are relative to the working folder
+    monkeypatch.setattr(remote_helper.threading, "active_count", lambda: 1)  # pytest's threads
+    assert remote_helper.start(lambda: None, cores=2)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the workbook was written in the job's thread")
+
+    monkeypatch.setattr(build, "write_workbook", not_here)  # after the fork: the helper has its own
+    try:
+        build.run_results_view(settings.layout, subjects, str(tmp_path / "results_view.log"))
+    finally:
+        remote_helper.stop()
+    assert _view_files(documents) == written_by_the_run
+    assert "in the helper process" in (tmp_path / "results_view.log").read_text(encoding="utf-8")

@@ -3,8 +3,9 @@ run summary (paths from the layout).
 
 In a large run (its jobs ran in worker processes, docs/DESIGN.md §11, §28) the workbook, the
 longest part, is written in a worker process while this thread writes the LanguageTool feedback
-and the HTML report, so both cores work; each part reads the same two files, so the outputs are
-the same as when one thread writes them one after another.
+and the HTML report, so both cores work; in a batch-mode run whose submit and fetch jobs ran in
+the forked helper (§7), idle once the answers are fetched, the helper writes it. Each part reads
+the same two files, so the outputs are the same as when one thread writes them one after another.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from .. import remote_helper
 from ..layout import Layout
 from .flags import load_flags, load_summary
 from .html_report import write_report
@@ -36,8 +38,10 @@ def write_results_view(
     subjects: Iterable[str],
     logger: logging.Logger,
     workbook_apart: Future[float] | None = None,
+    apart_in: str = "a worker process",
 ) -> None:
-    """Write the feedback, the report and (unless ``workbook_apart`` is writing it) the workbook."""
+    """Write the feedback, the report and (unless ``workbook_apart`` is writing it, in the
+    process ``apart_in`` names) the workbook."""
     started = time.perf_counter()
     flags = load_flags(layout.combined_csv)
     summary = load_summary(layout.summary)
@@ -72,9 +76,26 @@ def write_results_view(
         logger.info("wrote %s in %.2f s", layout.workbook, time.perf_counter() - mark)
     else:
         del flags, payload  # not held while waiting
-        seconds = workbook_apart.result()
-        logger.info("wrote %s in %.2f s in a worker process", layout.workbook, seconds)
+        try:
+            seconds = workbook_apart.result()
+            logger.info("wrote %s in %.2f s in %s", layout.workbook, seconds, apart_in)
+        except remote_helper.HelperDied as exc:  # the helper is gone: written here instead
+            logger.warning("%s; writing %s here", exc, layout.workbook)
+            seconds = write_workbook_file(layout.combined_csv, layout.summary, layout.workbook)
+            logger.info("wrote %s in %.2f s", layout.workbook, seconds)
     logger.info("results view written in %.2f s", time.perf_counter() - started)
+
+
+def _in_helper(layout: Layout) -> Future[float]:
+    """The workbook written by the run's forked helper, waited for in a thread of this process
+    (the helper runs a thread's job and hands back its result)."""
+    executor = ThreadPoolExecutor(1, thread_name_prefix="results-view-workbook")
+    try:
+        return executor.submit(
+            remote_helper.run, write_workbook_file, layout.combined_csv, layout.summary, layout.workbook
+        )
+    finally:
+        executor.shutdown(wait=False)  # its thread ends once the helper has answered
 
 
 def run_results_view(layout: Layout, subjects: Iterable[str], log_file: str) -> None:
@@ -83,14 +104,16 @@ def run_results_view(layout: Layout, subjects: Iterable[str], log_file: str) -> 
 
     large = workers.takes_jobs()
     workers.shutdown()  # the last job: the workers' memory goes before the flags are loaded
-    apart = None
+    apart, apart_in = None, "a worker process"
     if large:  # the workbook in a process of its own, the rest here
         apart = workers.submit_apart(
             write_workbook_file, layout.combined_csv, layout.summary, layout.workbook
         )
+    elif remote_helper.takes_jobs():  # the batch-mode helper, forked already (docs/DESIGN.md §7)
+        apart, apart_in = _in_helper(layout), "the helper process"
     with job_logger(log_file, "results_view") as logger:
         try:
-            write_results_view(layout, subjects, logger, apart)
+            write_results_view(layout, subjects, logger, apart, apart_in)
         finally:
             if apart is not None:  # the job ends when the workbook is written (or has failed)
                 wait([apart])
