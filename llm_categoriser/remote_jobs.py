@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import remote_ledger, spending
-from .answers import load_answer, save_answer
+from .answers import load_answer, recover_answers, save_answers_later
 from .categorise import categorise_batch, over_budget
 from .costs.meter import SpendMeter
 from .costs.prices import format_usd
@@ -170,8 +170,11 @@ def submit(step: RemoteJobStep, indexes: list[int] | None = None) -> RemoteJobHa
     indexes = indexes or [0] * len(batches)
     refs: list[RemoteBatch] = []
     to_send: list[PlannedBatch] = []
+    found = {b.fingerprint for b in batches if settings.reuse_answers and load_answer(layout, b.fingerprint)}
+    if settings.reuse_answers and len(found) < len(batches):  # answers a killed fetch left uncached
+        found |= recover_answers(layout, layout.job_results(job), {b.fingerprint for b in batches} - found)
     for batch, index in zip(batches, indexes, strict=True):
-        cached = settings.reuse_answers and load_answer(layout, batch.fingerprint) is not None
+        cached = batch.fingerprint in found
         refs.append(
             RemoteBatch(
                 subject=batch.subject,
@@ -439,7 +442,6 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
                 )
                 result.extra["job"] = handle.name
                 results.append(result)
-                save_answer(layout, result)
         except BaseException:
             meter.settle()  # what was answered before the failure is paid for
             raise
@@ -455,6 +457,9 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
     )
     # as a categorise job's results: checked when read, made again by a fetch (docs/DESIGN.md §27)
     write_record(results_file, record, durable=False)
+    # the new answers into the cache once the file above holds them all, while this job ends and
+    # its merges start; a process killed meanwhile leaves them to recover_answers (§7)
+    save_answers_later(layout, (r for r in results if not r.reused))
     state("completed", remote)
     remote_ledger.mark(layout, handle, "completed", remote)
     saved = sum(len(r.items) for r in results)

@@ -7,12 +7,14 @@ own logger that writes only to that job's log file.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from . import remote_helper, spending, workers
@@ -164,11 +166,30 @@ def run_submit(
 def run_fetch(job: str, spec_file: str, handle: str, results: str, log_file: str, settings: Settings) -> None:
     """Batch mode: collect the answers of one remote job once it is done (fails while pending)."""
     if remote_helper.takes_jobs():  # in the run's helper process (docs/DESIGN.md §7)
+        _drain_helper_at_exit()
         return remote_helper.run(run_fetch, job, spec_file, handle, results, log_file, settings)
     from .remote_jobs import RemoteJobStep, fetch, record_failure
 
     with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):
         fetch(RemoteJobStep(job, _planned(spec_file, settings), handle, settings, logger=logger), results)
+
+
+_drain_registered = threading.Lock()
+
+
+def _drain_helper_at_exit() -> None:
+    """Once per process: before the run ends (and the helper with it), the helper writes the
+    answers its fetches left to a thread of its own (``answers.save_answers_later``)."""
+    if _drain_registered.acquire(blocking=False):
+        atexit.register(_drain_helper)  # after multiprocessing's own: it runs before the helper is ended
+
+
+def _drain_helper() -> None:
+    from .answers import drain
+
+    if remote_helper.takes_jobs():
+        with suppress(Exception):  # a helper that died took them with it: recovered later (§7)
+            remote_helper.run(drain)
 
 
 def run_train(output: str, log_file: str, settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,25 @@ def test_one_issue_edit_in_batch_mode_sends_one_batch(work, emu):
     proc, out = batch(work, emu)
     assert proc.returncode == 0, out
     assert any(r["issue"] == "seperatte" for r in all_rows(work))
+
+
+def test_every_answer_is_cached_when_a_run_ends_and_lost_ones_come_back_from_the_results(work, emu):
+    """A fetch's answers reach the cache after its results file, from a thread; the run waits for
+    them before it ends. Lost (a run killed in between), a submit takes them back from the job's
+    results file: a one-flag edit still sends one batch."""
+    batch(work, emu)
+    emu.complete_all()
+    assert batch(work, emu)[0].returncode == 0
+    cache = work / "data" / "cache"
+    assert len(list(cache.glob("*/*.json"))) == planned_batches(work)
+    shutil.rmtree(cache)
+    report = work / "Documents" / "language-check-report.csv"
+    text = report.read_text(encoding="utf-8")
+    report.write_text(text.replace("seperate", "seperatte", 1), encoding="utf-8")
+    batch(work, emu)
+    newest = max(handles(work), key=lambda h: h.created_at)
+    assert sum(not b.cached for b in newest.batches) == 1 < len(newest.batches)
+    assert len(emu.job_requests(newest.name)) == 1
 
 
 def test_batch_mode_after_a_sync_run_sends_nothing(work, emu):
