@@ -14,7 +14,8 @@ hands the new answers to a thread of its process (``save_answers_later``), so th
 and its documents' merges start, without waiting for hundreds of small files; the process waits
 for them before it ends (``drain``). A process killed in between loses those entries, never the
 answers: a submit of that job takes them back from its results file (``recover_answers``) before
-it decides what to send (docs/DESIGN.md §7).
+it decides what to send (docs/DESIGN.md §7). An answer that needed requests of its own (asked
+again synchronously) is not in any remote job's results: the fetch caches it at once.
 """
 
 from __future__ import annotations

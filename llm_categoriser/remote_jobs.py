@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import remote_ledger, spending
-from .answers import load_answer, recover_answers, save_answers_later
+from .answers import load_answer, recover_answers, save_answer, save_answers_later
 from .categorise import categorise_batch, over_budget
 from .costs.meter import SpendMeter
 from .costs.prices import format_usd
@@ -442,6 +442,8 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
                 )
                 result.extra["job"] = handle.name
                 results.append(result)
+                if result.requests > 1:  # paid for on its own, not fetched again: cached at once
+                    save_answer(layout, result)
         except BaseException:
             meter.settle()  # what was answered before the failure is paid for
             raise
@@ -459,7 +461,7 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
     write_record(results_file, record, durable=False)
     # the new answers into the cache once the file above holds them all, while this job ends and
     # its merges start; a process killed meanwhile leaves them to recover_answers (§7)
-    save_answers_later(layout, (r for r in results if not r.reused))
+    save_answers_later(layout, (r for r in results if not r.reused and r.requests <= 1))
     state("completed", remote)
     remote_ledger.mark(layout, handle, "completed", remote)
     saved = sum(len(r.items) for r in results)

@@ -12,10 +12,11 @@ from support.emulators.gemini import Endpoint, Fault, GeminiEmulator
 from support.workflow import job_counts, planned_batches, read_rows, snakemake
 
 from llm_categoriser import remote_jobs, remote_ledger
+from llm_categoriser.answers import drain, load_answer
 from llm_categoriser.providers.gemini import batch as batch_backend
 from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
 from llm_categoriser.records import PlannedBatch, RemoteJobHandle, read_record
-from llm_categoriser.remote_jobs import RemoteJobStep, submit
+from llm_categoriser.remote_jobs import RemoteJobStep, fetch, submit
 from llm_categoriser.settings import resolve
 
 pytestmark = pytest.mark.slow
@@ -201,6 +202,50 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
     assert [(e.name, e.status) for e in remote_ledger.read_all(settings.layout)] == [
         (emu.job_names()[0], "live")
     ]
+
+
+def test_an_answer_asked_again_on_its_own_is_cached_at_once(work, emu, monkeypatch):
+    """A fetch keeps the answers of its remote job for the cache until its results file is
+    written, but an answer that needed requests of its own (the job's answer was bad) is paid for
+    again if lost: it goes to the cache as soon as it arrives, so a fetch that fails later keeps it."""
+    snakemake(work, "--dry-run")  # writes the plan
+    settings = resolve(
+        {
+            "provider": "gemini",
+            "mode": "batch",
+            "data_dir": str(work / "data"),
+            "documents_dir": str(work / "Documents"),
+        }
+    )
+    files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
+    batches = [read_record(p, PlannedBatch) for p in files]
+    assert len(batches) >= 2
+    handle = work / "data" / "jobs" / "Music-01" / "handle.json"
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
+    emu.set_default_batch_plan(answer_faults={0: Fault.MALFORMED_JSON})
+    backend = GeminiBatchBackend(settings, FAKE_KEY)
+    made = submit(RemoteJobStep("Music-01", lambda: batches, str(handle), settings, backend=backend))
+    emu.complete_all()
+    first = made.batches[0].fingerprint
+    asked = []
+    real = remote_jobs.categorise_batch
+
+    def fail_on_the_second(batch, *args, **kwargs):
+        asked.append(batch.fingerprint)
+        if len(asked) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(remote_jobs, "categorise_batch", fail_on_the_second)
+    results = work / "data" / "jobs" / "Music-01" / "results.json"
+    with pytest.raises(KeyboardInterrupt):
+        fetch(
+            RemoteJobStep("Music-01", lambda: batches, str(handle), settings, backend=backend), str(results)
+        )
+    drain()
+    assert asked[0] == first and emu.generate_content_calls >= 1  # asked again on its own
+    assert load_answer(settings.layout, first) is not None
+    assert not results.exists()
 
 
 def test_invalid_key_stops_with_advice_and_no_secret(work, emu):
