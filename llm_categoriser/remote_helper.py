@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -33,6 +34,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, ParamSpec, TypeVar
 
@@ -46,12 +48,19 @@ class HelperDied(RuntimeError):
 
 
 class Helper:
-    """One forked process that runs one job at a time for the threads of this process."""
+    """One forked process that runs the jobs the threads of this process hand it, each in a
+    thread of its own there; the jobs handed with :meth:`run` go one at a time."""
 
     def __init__(self, warm: Callable[[], None]) -> None:
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
-        self._lock = threading.Lock()
+        self._serial = threading.Lock()  # the jobs that go one at a time (``run``)
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # the replies awaited, the reader, the end
+        self._waiting: dict[int, Future[bytes]] = {}
+        self._tags = itertools.count(1)
+        self._reader: threading.Thread | None = None  # started with the first job: no thread at fork
+        self._ended = False
         self._connection = ours
         self.process = context.Process(
             target=_serve, args=(theirs, ours, warm, os.getpid()), name="llm-categoriser-helper", daemon=True
@@ -60,18 +69,59 @@ class Helper:
         theirs.close()
 
     def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``function(*args, **kwargs)`` in the helper; its exception, if any, is raised here."""
+        """``function(*args, **kwargs)`` in the helper, after the other jobs handed with ``run``
+        (one at a time); its exception, if any, is raised here."""
+        with self._serial:
+            return self.run_beside(function, *args, **kwargs)
+
+    def run_beside(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``function(*args, **kwargs)`` in a thread of the helper, beside its other jobs; its
+        exception, if any, is raised here."""
+        message = pickle.dumps((function, args, kwargs))  # a job that cannot be sent fails here
+        reply: Future[bytes] = Future()
+        tag = next(self._tags)
         with self._lock:
-            try:
-                self._connection.send((os.getcwd(), function, args, kwargs))
-                ok, value = self._connection.recv()
-            except (EOFError, OSError) as exc:
-                raise HelperDied(
-                    f"the batch-mode helper process ended ({self.process.exitcode}); rerun to redo this job"
-                ) from exc
+            if self._ended:
+                raise self._died()
+            self._waiting[tag] = reply
+            if self._reader is None:
+                self._reader = threading.Thread(
+                    target=self._read, name="llm-categoriser-helper-replies", daemon=True
+                )
+                self._reader.start()
+        try:
+            with self._send_lock:
+                self._connection.send((tag, os.getcwd(), message))
+        except (EOFError, OSError) as exc:
+            with self._lock:
+                self._waiting.pop(tag, None)
+            raise self._died() from exc
+        ok, value = pickle.loads(reply.result())
         if ok:
             return value  # type: ignore[no-any-return]
         raise value
+
+    def _read(self) -> None:
+        """Hand each reply to the job's thread that waits for it; when the helper ends, fail
+        every job it had."""
+        while True:
+            try:
+                tag, data = self._connection.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                reply = self._waiting.pop(tag, None)
+            if reply is not None:
+                reply.set_result(data)
+        with self._lock:
+            self._ended = True
+            waiting, self._waiting = self._waiting, {}
+        for reply in waiting.values():
+            reply.set_exception(self._died())
+        self._connection.close()
+
+    def _died(self) -> HelperDied:
+        return HelperDied(f"the helper process ended ({self.process.exitcode}); rerun to redo this job")
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -81,7 +131,11 @@ class Helper:
         through a job, and its jobs' outputs are written atomically."""
         self.process.kill()
         self.process.join()
-        self._connection.close()
+        with self._lock:
+            self._ended = True
+            reading = self._reader is not None
+        if not reading:  # else the reader meets the end, fails the jobs in hand and closes it
+            self._connection.close()
 
 
 def _die_with(parent: int) -> None:
@@ -104,21 +158,34 @@ def _serve(connection: Connection, parent_end: Connection, warm: Callable[[], No
     parent_end.close()
     with contextlib.suppress(Exception):  # only an early import: the jobs report their errors
         warm()
+    send_lock = threading.Lock()
     while True:
         try:
-            folder, function, args, kwargs = connection.recv()
+            tag, folder, message = connection.recv()
         except (EOFError, OSError):
             return
-        try:
-            if folder != os.getcwd():  # the job's paths are relative to the caller's folder
+        # the job's paths are relative to the caller's folder (one for every job of a run)
+        with contextlib.suppress(OSError):
+            if folder != os.getcwd():
                 os.chdir(folder)
-            reply: tuple[bool, Any] = (True, function(*args, **kwargs))
-        except BaseException as exc:  # handed to the job's thread, raised there
-            reply = (False, _sendable(exc))
-        try:
-            connection.send(reply)
-        except Exception as exc:  # a result that cannot be pickled (nothing was sent)
-            connection.send((False, RuntimeError(f"the job's result cannot be handed back: {exc}")))
+        threading.Thread(
+            target=_job, args=(connection, send_lock, tag, message), name=f"job-{tag}", daemon=True
+        ).start()
+
+
+def _job(connection: Connection, send_lock: threading.Lock, tag: int, message: bytes) -> None:
+    """Run one job handed by the main process and send its reply, tagged with the job's number."""
+    try:
+        function, args, kwargs = pickle.loads(message)
+        reply: tuple[bool, Any] = (True, function(*args, **kwargs))
+    except BaseException as exc:  # handed to the job's thread, raised there
+        reply = (False, _sendable(exc))
+    try:
+        data = pickle.dumps(reply)
+    except Exception as exc:  # a result that cannot be pickled
+        data = pickle.dumps((False, RuntimeError(f"the job's result cannot be handed back: {exc}")))
+    with send_lock, contextlib.suppress(OSError):  # the main process is gone: nobody waits
+        connection.send((tag, data))
 
 
 def _sendable(exc: BaseException) -> BaseException:
@@ -156,13 +223,26 @@ def takes_jobs() -> bool:
 
 
 def run(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """``function(*args, **kwargs)`` in the helper (in this thread when there is none); a helper
-    that died fails the job it had, and the next jobs run in their own threads."""
+    """``function(*args, **kwargs)`` in the helper, one such job at a time (in this thread when
+    there is none); a helper that died fails the jobs it had, and the next jobs run in their own
+    threads."""
     helper = _helper
     if helper is None or _in_helper:
         return function(*args, **kwargs)
     try:
         return helper.run(function, *args, **kwargs)
+    except HelperDied:
+        stop(helper)
+        raise
+
+
+def run_beside(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """As ``run``, but beside the helper's other jobs, each in a thread of its own there."""
+    helper = _helper
+    if helper is None or _in_helper:
+        return function(*args, **kwargs)
+    try:
+        return helper.run_beside(function, *args, **kwargs)
     except HelperDied:
         stop(helper)
         raise

@@ -78,17 +78,18 @@ def given_cores(workflow: Any) -> int | None:
 
 
 def start(
-    config: MutableMapping[str, Any], main_process: bool, cores: int | None = None
+    config: MutableMapping[str, Any], main_process: bool, cores: int | None = None, local: bool = True
 ) -> tuple[Settings, Plan, IO[Any] | None, Estimate | None]:
     """Resolve the settings (validated once), claim the workspace, plan and estimate its cost
     (the main process only); CategoriserError if bad. ``cores``: what Snakemake was given, the
-    most worker processes this process starts (docs/DESIGN.md §9)."""
+    most worker processes this process starts (docs/DESIGN.md §9); ``local``: whether this
+    process runs the jobs itself (not a cluster run's)."""
     setup_logging()
     workers.limit_cores(cores)
     settings = resolve(config)
     check_ready(settings)
     # forked before the claim, so that it never holds it (docs/DESIGN.md §13)
-    helper = main_process and start_remote_helper(settings)
+    helper = main_process and start_remote_helper(settings, local)
     claim = claim_workspace(settings) if main_process else None
     plan = build_plan(settings)
     # a large run's jobs go to worker processes (docs/DESIGN.md §11); only the main process's
@@ -106,18 +107,36 @@ def start(
     return settings, plan, claim, estimate
 
 
-def start_remote_helper(settings: Settings) -> bool:
-    """Fork the helper that runs the submit and fetch jobs of a batch-mode run (docs/DESIGN.md
-    §7), before planning, so that it imports the provider's SDK meanwhile; return whether it runs."""
-    if settings.mode != "batch" or not get_provider(settings.provider).runs_remotely:
+def start_remote_helper(settings: Settings, local: bool = True) -> bool:
+    """Fork the helper that runs the submit and fetch jobs of a batch-mode run, or the
+    ``categorise`` jobs of a local sync run (docs/DESIGN.md §7, §11), of a provider that works
+    remotely, before planning, so that it imports the provider's SDK meanwhile; return whether
+    it runs."""
+    if not get_provider(settings.provider).runs_remotely:
         return False
-    return remote_helper.start(partial(warm_backends, settings), workers.cores())
+    if settings.mode == "batch":
+        warm = partial(warm_backends, settings)
+    elif local:  # a cluster run's categorise jobs run on its nodes
+        warm = partial(warm_providers, settings)
+    else:
+        return False
+    return remote_helper.start(warm, workers.cores())
 
 
 def remote_jobs_left(settings: Settings, plan: Plan) -> bool:
-    """Whether a job of the plan has no results yet (else the run submits and fetches nothing)."""
+    """Whether a job of the plan is left for the helper: in batch mode, one without results
+    (else the run submits and fetches nothing); in sync mode, one whose result is missing or
+    older than its spec."""
     layout = settings.layout
-    return not all(os.path.exists(layout.job_results(job)) for job in plan.jobs)
+    if settings.mode == "batch":
+        return not all(os.path.exists(layout.job_results(job)) for job in plan.jobs)
+    for job in plan.jobs:
+        try:
+            if os.path.getmtime(layout.job_result(job)) < os.path.getmtime(layout.job_spec(job)):
+                return True
+        except OSError:  # no result yet (or no spec: the job is planned again)
+            return True
+    return False
 
 
 def warm_backends(settings: Settings) -> None:
@@ -128,6 +147,23 @@ def warm_backends(settings: Settings) -> None:
     for name in names(settings):
         try:
             backend_of(settings, name)
+        except Exception:  # the job that needs it reports why
+            continue
+
+
+def warm_providers(settings: Settings) -> None:
+    """In the helper of a sync run, while Snakemake builds the DAG: make each provider of the
+    chain (importing its SDK, building its client) and the modules of a job; a provider that
+    cannot be made is left to the job to report. Without a cost cap, the helper keeps its jobs'
+    spend in memory until each job ends, as the main process does (docs/DESIGN.md §31)."""
+    from . import categorise  # noqa: F401 - the modules every job imports
+    from .fallback import link_of, names
+
+    if settings.max_cost_usd is None:
+        spending.ledger(settings).defer()
+    for name in names(settings):
+        try:
+            link_of(settings, name).provider()
         except Exception:  # the job that needs it reports why
             continue
 

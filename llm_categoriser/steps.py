@@ -76,6 +76,8 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
     from .limits import limiter_for
 
     remote = get_provider(settings.provider).runs_remotely
+    if remote and remote_helper.takes_jobs():  # in the run's helper, beside the others (DESIGN.md §11)
+        return remote_helper.run_beside(run_categorise, spec_file, output, log_file, settings)
     if workers.takes_jobs() and not remote:  # pure Python: in a worker process (DESIGN.md §11)
         return workers.run(run_categorise, spec_file, output, log_file, settings)
     with job_logger(log_file, "categorise") as logger:

@@ -22,7 +22,7 @@ RUN_STARTED = time.time()
 try:
     coerce_booleans(config)
     SETTINGS, PLAN, _WORKSPACE_CLAIM, ESTIMATE = start(
-        config, workflow.is_main_process, given_cores(workflow)
+        config, workflow.is_main_process, given_cores(workflow), workflow.local_exec
     )
 except CategoriserError as exc:
     print(f"error: {exc}", file=sys.stderr)

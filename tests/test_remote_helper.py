@@ -1,4 +1,4 @@
-"""The helper process of a batch-mode run: a job gives there what it gives in its thread."""
+"""The helper process of a run of a remote provider: a job gives there what it gives in its thread."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -104,6 +105,71 @@ def test_jobs_of_many_threads_go_to_the_helper_one_at_a_time(started):
     assert {r[0] for r in results} == {remote_helper._helper.process.pid} != {os.getpid()}
 
 
+def _meet(folder: str, name: str, others: int, patience: float = 20.0) -> tuple[int, int]:
+    """Leave a mark and wait (up to ``patience`` seconds) until ``others`` more jobs left theirs;
+    return this process and the marks seen then."""
+    Path(folder, name).touch()
+    deadline = time.monotonic() + patience
+    while len(os.listdir(folder)) < others + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid(), len(os.listdir(folder))
+
+
+def _hand(hand, arguments: list[tuple]) -> list:
+    results: list = []
+    threads = [threading.Thread(target=lambda a=a: results.append(hand(_meet, *a))) for a in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_jobs_handed_beside_each_other_run_at_once_in_the_helper(started, tmp_path):
+    results = _hand(remote_helper.run_beside, [(str(tmp_path), str(n), 3) for n in range(4)])
+    assert [count for _, count in results] == [4] * 4  # each saw the three others under way
+    assert {pid for pid, _ in results} == {remote_helper._helper.process.pid}
+
+
+def test_jobs_handed_one_at_a_time_never_meet(started, tmp_path):
+    results = _hand(remote_helper.run, [(str(tmp_path), str(n), 1, 1.0) for n in range(2)])
+    # the first waited for the second in vain; the second found the first's mark
+    assert sorted(count for _, count in results) == [1, 2]
+
+
+def _sleep_then_die(seconds: float) -> None:
+    time.sleep(seconds)
+    os._exit(3)
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_dead_helper_fails_every_job_it_had_and_the_next_run_in_their_threads(started):
+    errors: list[BaseException] = []
+
+    def one(function, seconds: float) -> None:
+        try:
+            remote_helper.run_beside(function, seconds)
+        except remote_helper.HelperDied as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=one, args=(_sleep, 30.0)),
+        threading.Thread(target=one, args=(_sleep_then_die, 0.5)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(thread.is_alive() for thread in threads)  # the sleeping job did not wait on
+    assert len(errors) == 2
+    assert not remote_helper.takes_jobs()
+    assert remote_helper.run_beside(_where, 2) == (os.getpid(), False, 4)
+
+
 def test_a_dead_helper_fails_its_job_and_the_next_jobs_run_in_their_threads(started):
     assert remote_helper.takes_jobs()
     with pytest.raises(remote_helper.HelperDied, match="rerun to redo this job"):
@@ -133,16 +199,16 @@ START = textwrap.dedent(
     from llm_categoriser.startup import start
 
     config = {"provider": sys.argv[1], "mode": sys.argv[2]}
-    start(config, main_process=True, cores=int(sys.argv[3]))
+    start(config, main_process=True, cores=int(sys.argv[3]), local=sys.argv[4] == "True")
     print(remote_helper.takes_jobs())
     """
 )
 
 
-def _starts_helper(work, provider: str, mode: str, cores: int = 2) -> bool:
+def _starts_helper(work, provider: str, mode: str, cores: int = 2, local: bool = True) -> bool:
     env = {**os.environ, "GEMINI_API_KEY": "AIzaSy-FAKE-key", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-c", START, provider, mode, str(cores)],
+        [sys.executable, "-c", START, provider, mode, str(cores), str(local)],
         cwd=work,
         env=env,
         capture_output=True,
@@ -152,17 +218,30 @@ def _starts_helper(work, provider: str, mode: str, cores: int = 2) -> bool:
     return proc.stdout.strip().splitlines()[-1] == "True"
 
 
-def test_only_a_batch_run_with_jobs_left_forks_the_helper(work):
+def test_only_a_run_of_a_remote_provider_with_jobs_left_forks_the_helper(work):
     assert _starts_helper(work, "gemini", "batch")
+    assert _starts_helper(work, "gemini", "sync")
     assert not _starts_helper(work, "gemini", "batch", cores=1)
-    assert not _starts_helper(work, "gemini", "sync")
+    assert not _starts_helper(work, "gemini", "sync", cores=1)
+    assert not _starts_helper(work, "gemini", "sync", local=False)  # a cluster run's nodes run them
     assert not _starts_helper(work, "offline", "batch")  # nothing of it runs remotely
+    assert not _starts_helper(work, "offline", "sync")
     jobs = [p.stem for p in (work / "data" / "plan" / "jobs").glob("*.json")]
     assert jobs
     for job in jobs:  # every job fetched: nothing left to submit or fetch
         (work / "data" / "jobs" / job).mkdir(parents=True, exist_ok=True)
         (work / "data" / "jobs" / job / "results.json").write_text("{}")
     assert not _starts_helper(work, "gemini", "batch")
+    assert _starts_helper(work, "gemini", "sync")  # no categorise result yet
+    results = work / "data" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for job in jobs:  # every job categorised after its spec was written: nothing left
+        (results / f"{job}.json").write_text("{}")
+    assert not _starts_helper(work, "gemini", "sync")
+    spec = work / "data" / "plan" / "jobs" / f"{jobs[0]}.json"
+    later = (results / f"{jobs[0]}.json").stat().st_mtime + 5
+    os.utime(spec, (later, later))  # its spec changed since: that job runs again
+    assert _starts_helper(work, "gemini", "sync")
 
 
 KILLED = textwrap.dedent(

@@ -326,6 +326,12 @@ class SpendLedger:
                 _deferred.pop(mine, None)
         return record
 
+    def defer(self) -> None:
+        """From now on this process keeps its additions in memory until ``flush``, as the process
+        that started a run without a cap does (the helper process of such a run, whose jobs
+        flush when they end: docs/DESIGN.md §31)."""
+        _deferred.setdefault((os.getpid(), self.key), _Deferred(self))
+
     def spent(self) -> Decimal:
         return self.read().spent_usd
 
