@@ -123,6 +123,16 @@ def start_remote_helper(settings: Settings, local: bool = True) -> bool:
     return remote_helper.start(warm, workers.cores())
 
 
+def categorise_slots(local: bool, remote_provider: bool) -> tuple[int, int]:
+    """Snakemake ``threads`` and ``worker_jobs`` units of a ``categorise`` job: none of either
+    when the run's helper takes the job (its thread only waits for the helper, so it holds no
+    core, and up to ``api`` of them run beside the merges: docs/DESIGN.md §11), else as a job
+    that can go to the workers (``workers.job_slots``)."""
+    if local and remote_provider and remote_helper.takes_jobs():
+        return 0, 0
+    return workers.job_slots(local, remote_provider)
+
+
 def remote_jobs_left(settings: Settings, plan: Plan) -> bool:
     """Whether a job of the plan is left for the helper: in batch mode, one without results
     (else the run submits and fetches nothing); in sync mode, one whose result is missing or

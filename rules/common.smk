@@ -12,7 +12,7 @@ from llm_categoriser.fallback import names as provider_names
 from llm_categoriser.layout import WILDCARDS
 from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
-from llm_categoriser.startup import given_cores, start
+from llm_categoriser.startup import categorise_slots, given_cores, start
 from llm_categoriser.workers import job_slots
 from llm_categoriser.targets import Targets
 
@@ -35,9 +35,10 @@ TARGETS = Targets(PLAN, SETTINGS)
 # fallback chain takes: a spent provider hands its batches to the next inside the same job.
 API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
 # Threads and `worker_jobs` units of a categorise or merge job: none and one in a local large
-# run, whose jobs go to the worker processes (docs/DESIGN.md §11); constants, like API_SLOTS.
+# run, whose jobs go to the worker processes, none of either for a categorise job that goes to
+# the run's helper (docs/DESIGN.md §11); constants, like API_SLOTS.
 MERGE_THREADS, MERGE_WORKER_JOBS = job_slots(workflow.local_exec)
-CATEGORISE_THREADS, CATEGORISE_WORKER_JOBS = job_slots(
+CATEGORISE_THREADS, CATEGORISE_WORKER_JOBS = categorise_slots(
     workflow.local_exec, get_provider(SETTINGS.provider).runs_remotely
 )
 
