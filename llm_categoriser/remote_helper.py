@@ -1,25 +1,30 @@
-"""A process forked at start-up that runs the submit and fetch jobs of a batch-mode run
-(docs/DESIGN.md §7).
+"""A process forked at start-up that runs the jobs of a provider that works remotely: the submit
+and fetch jobs of a batch-mode run, the ``categorise`` jobs of a local sync run (docs/DESIGN.md
+§7, §11).
 
-Snakemake runs ``run:`` jobs as threads of its own process (§11), so with instant answers a
-batch-mode run is bound by the CPU of that one process: importing the provider's SDK, rendering
-and sending the requests, reading and checking the answers, all under the GIL beside Snakemake's
-own scheduling, while the second core waits. The main process of a batch-mode run therefore
-forks one helper before it plans (a fork copies everything already imported); the helper builds
-the provider's batch backends (importing its SDK) on the other core while the main process plans
-and Snakemake builds the DAG (it is stopped at once when the plan leaves no job to submit or
-fetch), and each submit or fetch job's thread then hands its whole job (same function, same
-arguments) to the helper and waits, as a job on a cluster node would. Every output is still
-written atomically by the job itself, so a job gives the same files wherever it runs, and a
-crash of either process loses nothing that is not redone.
+Snakemake runs ``run:`` jobs as threads of its own process (§11), so with instant answers such
+a run is bound by the CPU of that one process: importing the provider's SDK, rendering and
+sending the requests, reading and checking the answers, all under the GIL beside Snakemake's
+own scheduling and the merges, while the second core waits. The main process of such a run
+therefore forks one helper before it plans (a fork copies everything already imported); the
+helper imports the provider's SDK (building its batch backends or its providers) on the other
+core while the main process plans and Snakemake builds the DAG (it is stopped at once when the
+plan leaves no job for it), and each such job's thread then hands its whole job (same function,
+same arguments) to the helper and waits, as a job on a cluster node would. The helper runs each
+job in a thread of its own, so a sync run's ``categorise`` jobs send their requests at once, all
+through the helper's one request limiter (``limits.py``) as they did through the main
+process's; the submit and fetch jobs are handed one at a time (``run``), as before. Every output
+is still written atomically by the job itself, so a job gives the same files wherever it runs,
+and a crash of either process loses nothing that is not redone.
 
 The helper is forked only where that is safe: from the main Snakemake process while it has no
 other thread (a fork copies no thread, so a lock another thread held would stay held in the
-child), with more than one core given. It is a daemon: it ends with the run (and takes no
-Ctrl-C of its own: the job in hand finishes, its outputs written atomically), and on Linux it
-is killed with the main process however that dies, as a job thread would be; forked before the
-workspace claim is taken, it never holds that claim (§13). A helper that died fails the job it
-had and the next jobs run in their threads again.
+child; the thread that reads the helper's replies starts with the first job), with more than
+one core given. It is a daemon: it ends with the run (and takes no Ctrl-C of its own: the jobs
+in hand finish, their outputs written atomically), and on Linux it is killed with the main
+process however that dies, as a job thread would be; forked before the workspace claim is
+taken, it never holds that claim (§13). A helper that died fails the jobs it had and the next
+jobs run in their threads again.
 """
 
 from __future__ import annotations
