@@ -123,14 +123,17 @@ def start_remote_helper(settings: Settings, local: bool = True) -> bool:
     return remote_helper.start(warm, workers.cores())
 
 
-def categorise_slots(local: bool, remote_provider: bool) -> tuple[int, int]:
+def categorise_slots(local: bool, settings: Settings) -> tuple[int, int]:
     """Snakemake ``threads`` and ``worker_jobs`` units of a ``categorise`` job: none of either
-    when the run's helper takes the job (its thread only waits for the helper, so it holds no
-    core, and up to ``api`` of them run beside the merges: docs/DESIGN.md §11), else as a job
-    that can go to the workers (``workers.job_slots``)."""
-    if local and remote_provider and remote_helper.takes_jobs():
+    when the run's helper takes the job and the run has no cost cap (the job's thread only waits
+    for the helper, so it holds no core, and up to ``api`` of them run beside the merges:
+    docs/DESIGN.md §11), else as a job that can go to the workers (``workers.job_slots``). With a
+    cap, the jobs under way at once stay as few as the cores: every batch a job has started when
+    the cap is reached is still sent (§31)."""
+    remote = get_provider(settings.provider).runs_remotely
+    if local and remote and settings.max_cost_usd is None and remote_helper.takes_jobs():
         return 0, 0
-    return workers.job_slots(local, remote_provider)
+    return workers.job_slots(local, remote)
 
 
 def remote_jobs_left(settings: Settings, plan: Plan) -> bool:

@@ -36,10 +36,10 @@ TARGETS = Targets(PLAN, SETTINGS)
 API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
 # Threads and `worker_jobs` units of a categorise or merge job: none and one in a local large
 # run, whose jobs go to the worker processes, none of either for a categorise job that goes to
-# the run's helper (docs/DESIGN.md §11); constants, like API_SLOTS.
+# the helper of a run without a cost cap (docs/DESIGN.md §11); constants, like API_SLOTS.
 MERGE_THREADS, MERGE_WORKER_JOBS = job_slots(workflow.local_exec)
 CATEGORISE_THREADS, CATEGORISE_WORKER_JOBS = categorise_slots(
-    workflow.local_exec, get_provider(SETTINGS.provider).runs_remotely
+    workflow.local_exec, SETTINGS
 )
 
 

@@ -49,7 +49,9 @@ def test_the_jobs_of_a_sync_run_go_to_the_helper_side_by_side(work, emu, monkeyp
     settings = gemini_settings(work, emu, monkeypatch)
     assert startup.start_remote_helper(settings, local=True)
     assert remote_helper.takes_jobs()
-    assert startup.categorise_slots(local=True, remote_provider=True) == (0, 0)  # they hold no core
+    assert startup.categorise_slots(True, settings) == (0, 0)  # they hold no core
+    capped = settings.model_copy(update={"max_cost_usd": 1.0})
+    assert startup.categorise_slots(True, capped) == (1, 0)  # as few at once as the cores
     plan = build_plan(settings)
     assert len(plan.jobs) >= 2
     limits.forget_limiters()
@@ -85,7 +87,7 @@ def test_the_jobs_of_a_sync_run_go_to_the_helper_side_by_side(work, emu, monkeyp
 def test_a_cluster_run_or_one_core_keeps_its_categorise_jobs(work, emu, monkeypatch, one_thread):
     settings = gemini_settings(work, emu, monkeypatch)
     assert not startup.start_remote_helper(settings, local=False)
-    assert startup.categorise_slots(local=False, remote_provider=True) == (1, 0)
+    assert startup.categorise_slots(False, settings) == (1, 0)
     assert not remote_helper.start(lambda: None, cores=1)
     assert not remote_helper.takes_jobs()
 
