@@ -44,6 +44,7 @@ from multiprocessing.connection import Connection
 from typing import Any, ParamSpec, TypeVar
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
+WARM_NICENESS = 19  # the lowest priority: a gentle warm-up runs only where a core idles
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -56,7 +57,9 @@ class Helper:
     """One forked process that runs the jobs the threads of this process hand it, each in a
     thread of its own there; the jobs handed with :meth:`run` go one at a time."""
 
-    def __init__(self, warm: Callable[[], None]) -> None:
+    def __init__(self, warm: Callable[[], None], gently: bool = False) -> None:
+        """Fork the helper; it runs ``warm`` first, or, ``gently``, beside its jobs at the lowest
+        priority (``_warm_gently``)."""
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
         self._serial = threading.Lock()  # the jobs that go one at a time (``run``)
@@ -68,7 +71,10 @@ class Helper:
         self._ended = False
         self._connection = ours
         self.process = context.Process(
-            target=_serve, args=(theirs, ours, warm, os.getpid()), name="llm-categoriser-helper", daemon=True
+            target=_serve,
+            args=(theirs, ours, warm, os.getpid(), gently),
+            name="llm-categoriser-helper",
+            daemon=True,
         )
         self.process.start()
         theirs.close()
@@ -155,14 +161,19 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _serve(connection: Connection, parent_end: Connection, warm: Callable[[], None], parent: int) -> None:
+def _serve(
+    connection: Connection, parent_end: Connection, warm: Callable[[], None], parent: int, gently: bool
+) -> None:
     global _helper, _in_helper
     _helper, _in_helper = None, True
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_end.close()
-    with contextlib.suppress(Exception):  # only an early import: the jobs report their errors
-        warm()
+    if gently:  # a thread of its own, at the lowest priority; the jobs are taken meanwhile
+        threading.Thread(target=_warm_gently, args=(warm,), name="warm", daemon=True).start()
+    else:
+        with contextlib.suppress(Exception):  # only an early import: the jobs report their errors
+            warm()
     send_lock = threading.Lock()
     while True:
         try:
@@ -176,6 +187,15 @@ def _serve(connection: Connection, parent_end: Connection, warm: Callable[[], No
         threading.Thread(
             target=_job, args=(connection, send_lock, tag, message), name=f"job-{tag}", daemon=True
         ).start()
+
+
+def _warm_gently(warm: Callable[[], None]) -> None:
+    """``warm`` at the lowest scheduling priority (on Linux the niceness of this thread only):
+    it takes a core that the planning leaves idle, not one the planning uses (docs/DESIGN.md §11)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICENESS)
+    with contextlib.suppress(Exception):  # only an early import: the jobs report their errors
+        warm()
 
 
 def _job(connection: Connection, send_lock: threading.Lock, tag: int, message: bytes) -> None:
@@ -208,8 +228,9 @@ _in_helper = False
 _start_lock = threading.Lock()
 
 
-def start(warm: Callable[[], None], cores: int) -> bool:
-    """Fork the helper if it is safe and pays (see the module's docstring); return whether it runs."""
+def start(warm: Callable[[], None], cores: int, gently: bool = False) -> bool:
+    """Fork the helper if it is safe and pays (see the module's docstring); return whether it
+    runs. ``gently``: it warms up at the lowest priority, beside its jobs (``Helper``)."""
     global _helper
     with _start_lock:
         if _helper is not None or _in_helper:
@@ -218,7 +239,7 @@ def start(warm: Callable[[], None], cores: int) -> bool:
             return False
         if "fork" not in multiprocessing.get_all_start_methods():
             return False
-        _helper = Helper(warm)
+        _helper = Helper(warm, gently)
         return True
 
 

@@ -115,12 +115,11 @@ def start_remote_helper(settings: Settings, local: bool = True) -> bool:
     if not get_provider(settings.provider).runs_remotely:
         return False
     if settings.mode == "batch":
-        warm = partial(warm_backends, settings)
-    elif local:  # a cluster run's categorise jobs run on its nodes
-        warm = partial(warm_providers, settings)
-    else:
+        return remote_helper.start(partial(warm_backends, settings), workers.cores())
+    if not local:  # a cluster run's categorise jobs run on its nodes
         return False
-    return remote_helper.start(warm, workers.cores())
+    # at the lowest priority: the plan of a sync run uses both cores (docs/DESIGN.md §9, §11)
+    return remote_helper.start(partial(warm_providers, settings), workers.cores(), gently=True)
 
 
 def categorise_slots(local: bool, settings: Settings) -> tuple[int, int]:
