@@ -4,7 +4,9 @@ limiter, with the spend kept as the main process keeps it (docs/DESIGN.md §11, 
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,3 +134,27 @@ def test_the_helper_of_a_run_without_a_cap_defers_its_spend(work, emu, monkeypat
     finally:
         helper.stop()
     assert deferred is (cap is None)
+
+
+def _warm_slowly(folder: str) -> None:
+    Path(folder, "niceness").write_text(str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    time.sleep(3)
+    Path(folder, "warm").touch()
+
+
+def _niceness_and_warm(folder: str) -> tuple[int, bool]:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), Path(folder, "warm").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_a_gentle_helper_warms_up_at_the_lowest_priority_and_takes_jobs_meanwhile(tmp_path):
+    helper = remote_helper.Helper(lambda: _warm_slowly(str(tmp_path)), gently=True)
+    try:
+        niceness, warmed = helper.run_beside(_niceness_and_warm, str(tmp_path))
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "niceness").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        helper.stop()
+    assert (niceness, warmed) == (os.getpriority(os.PRIO_PROCESS, 0), False)  # a job, at once
+    assert int((tmp_path / "niceness").read_text()) == remote_helper.WARM_NICENESS
