@@ -89,6 +89,7 @@ class Helper:
         """``function(*args, **kwargs)`` in a thread of the helper, beside its other jobs; its
         exception, if any, is raised here."""
         message = pickle.dumps((function, args, kwargs))  # a job that cannot be sent fails here
+        folder = os.getcwd()
         reply: Future[bytes] = Future()
         tag = next(self._tags)
         with self._lock:
@@ -102,7 +103,7 @@ class Helper:
                 self._reader.start()
         try:
             with self._send_lock:
-                self._connection.send((tag, os.getcwd(), message))
+                self._connection.send((tag, folder, message))
         except (EOFError, OSError) as exc:
             with self._lock:
                 self._waiting.pop(tag, None)
@@ -180,10 +181,13 @@ def _serve(
             tag, folder, message = connection.recv()
         except (EOFError, OSError):
             return
-        # the job's paths are relative to the caller's folder (one for every job of a run)
-        with contextlib.suppress(OSError):
+        try:  # the job's paths are relative to the caller's folder (one for every job of a run)
             if folder != os.getcwd():
                 os.chdir(folder)
+        except OSError as exc:  # the job fails with that error, in its thread
+            with send_lock, contextlib.suppress(OSError):
+                connection.send((tag, pickle.dumps((False, _sendable(exc)))))
+            continue
         threading.Thread(
             target=_job, args=(connection, send_lock, tag, message), name=f"job-{tag}", daemon=True
         ).start()

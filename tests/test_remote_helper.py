@@ -280,3 +280,12 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_job_whose_folder_the_helper_cannot_enter_fails_with_that_error(helper, tmp_path, monkeypatch):
+    # after the fork: only this process sees the folder it names, which does not exist
+    monkeypatch.setattr(remote_helper.os, "getcwd", lambda: str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match="gone"):
+        helper.run_beside(_where, 1)
+    monkeypatch.undo()
+    assert helper.run(_where, 4)[2] == 8  # the helper goes on with the next job
