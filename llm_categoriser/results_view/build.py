@@ -3,8 +3,9 @@ run summary (paths from the layout).
 
 In a large run (its jobs ran in worker processes, docs/DESIGN.md §11, §28) the workbook, the
 longest part, is written in a worker process while this thread writes the LanguageTool feedback
-and the HTML report, so both cores work; in a batch-mode run whose submit and fetch jobs ran in
-the forked helper (§7), idle once the answers are fetched, the helper writes it. Each part reads
+and the HTML report, so both cores work; in a run whose submit and fetch jobs (batch mode) or
+categorise jobs (sync mode) ran in the forked helper (§7, §11), idle once the answers are in, the
+helper writes it. Each part reads
 the same two files, so the outputs are the same as when one thread writes them one after another.
 """
 
@@ -109,7 +110,7 @@ def run_results_view(layout: Layout, subjects: Iterable[str], log_file: str) -> 
         apart = workers.submit_apart(
             write_workbook_file, layout.combined_csv, layout.summary, layout.workbook
         )
-    elif remote_helper.takes_jobs():  # the batch-mode helper, forked already (docs/DESIGN.md §7)
+    elif remote_helper.takes_jobs():  # the run's helper, forked already (docs/DESIGN.md §7)
         apart, apart_in = _in_helper(layout), "the helper process"
     with job_logger(log_file, "results_view") as logger:
         try:
