@@ -11,7 +11,7 @@ requests.
 
 A fetch of a remote job first writes the job's results file, which holds every answer, and then
 hands the new answers to a thread of its process (``save_answers_later``), so that the job ends,
-and its documents' merges start, without waiting for hundreds of small files; the process waits
+and its documents' merges start, without waiting for one small file per batch; the process waits
 for them before it ends (``drain``). A process killed in between loses those entries, never the
 answers: a submit of that job takes them back from its results file (``recover_answers``) before
 it decides what to send (docs/DESIGN.md §7). An answer that needed requests of its own (asked
@@ -92,12 +92,22 @@ def save_answers_later(layout: Layout, results: Iterable[BatchResult]) -> None:
 
 
 def _save_all(layout: Layout, results: list[BatchResult]) -> int:
-    return sum(save_answer(layout, result) for result in results)
+    kept = 0
+    for result in results:
+        try:
+            kept += save_answer(layout, result)
+        except OSError as exc:  # logged here: in the main process nobody drains the writes
+            log.warning(
+                "answer %s not kept in the cache (%s); a later run recovers or asks it again",
+                result.batch_id,
+                exc,
+            )
+    return kept
 
 
 def drain() -> int:
     """Wait for every answer handed to ``save_answers_later`` to be written; how many were kept.
-    One that cannot be written is logged: its batch is recovered or asked again later."""
+    One that cannot be written is logged by the writer: its batch is recovered or asked again."""
     with _writer_lock:
         pending, _writes[:] = list(_writes), []
     kept = 0

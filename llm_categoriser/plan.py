@@ -370,8 +370,7 @@ def _plan_one(work: PlanWork) -> WorkerPlan:
 
 
 # The flags go to the workers as the values of their fields: pickling the pydantic models
-# themselves costs several times as much, in this process, while the workers plan
-# (docs/DESIGN.md §9).
+# themselves costs more, in this process, while the workers plan (docs/DESIGN.md §9).
 _ISSUE_FIELDS = tuple(Issue.model_fields)
 _issue_values = operator.attrgetter(*_ISSUE_FIELDS)
 

@@ -57,9 +57,11 @@ class Helper:
     """One forked process that runs the jobs the threads of this process hand it, each in a
     thread of its own there; the jobs handed with :meth:`run` go one at a time."""
 
-    def __init__(self, warm: Callable[[], None], gently: bool = False) -> None:
-        """Fork the helper; it runs ``warm`` first, or, ``gently``, beside its jobs at the lowest
-        priority (``_warm_gently``)."""
+    def __init__(
+        self, warm: Callable[[], None], gently: bool = False, prepare: Callable[[], None] | None = None
+    ) -> None:
+        """Fork the helper; it runs ``prepare`` (if any) before it takes a job, and ``warm``
+        first, or, ``gently``, beside its jobs at the lowest priority (``_warm_gently``)."""
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
         self._serial = threading.Lock()  # the jobs that go one at a time (``run``)
@@ -72,7 +74,7 @@ class Helper:
         self._connection = ours
         self.process = context.Process(
             target=_serve,
-            args=(theirs, ours, warm, os.getpid(), gently),
+            args=(theirs, ours, warm, os.getpid(), gently, prepare),
             name="llm-categoriser-helper",
             daemon=True,
         )
@@ -139,8 +141,10 @@ class Helper:
         return self.process.is_alive()
 
     def stop(self) -> None:
-        """End the helper now (nothing is left for it, or it is idle): it writes nothing but
-        through a job, and its jobs' outputs are written atomically."""
+        """End the helper now (nothing is left for it, or it is idle): its jobs' outputs are
+        written atomically, and answers it still had for the cache are recovered from their
+        job's results file (``answers.recover_answers``); the run waits for them before it
+        ends it (``steps._drain_helper``)."""
         self.process.kill()
         self.process.join()
         with self._lock:
@@ -163,13 +167,21 @@ def _die_with(parent: int) -> None:
 
 
 def _serve(
-    connection: Connection, parent_end: Connection, warm: Callable[[], None], parent: int, gently: bool
+    connection: Connection,
+    parent_end: Connection,
+    warm: Callable[[], None],
+    parent: int,
+    gently: bool,
+    prepare: Callable[[], None] | None = None,
 ) -> None:
     global _helper, _in_helper
     _helper, _in_helper = None, True
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_end.close()
+    if prepare is not None:  # before any job, whatever the warm-up does
+        with contextlib.suppress(Exception):
+            prepare()
     if gently:  # a thread of its own, at the lowest priority; the jobs are taken meanwhile
         threading.Thread(target=_warm_gently, args=(warm,), name="warm", daemon=True).start()
     else:
@@ -232,9 +244,12 @@ _in_helper = False
 _start_lock = threading.Lock()
 
 
-def start(warm: Callable[[], None], cores: int, gently: bool = False) -> bool:
+def start(
+    warm: Callable[[], None], cores: int, gently: bool = False, prepare: Callable[[], None] | None = None
+) -> bool:
     """Fork the helper if it is safe and pays (see the module's docstring); return whether it
-    runs. ``gently``: it warms up at the lowest priority, beside its jobs (``Helper``)."""
+    runs. ``gently``: it warms up at the lowest priority, beside its jobs; ``prepare``: run in it
+    before it takes a job (``Helper``)."""
     global _helper
     with _start_lock:
         if _helper is not None or _in_helper:
@@ -243,7 +258,7 @@ def start(warm: Callable[[], None], cores: int, gently: bool = False) -> bool:
             return False
         if "fork" not in multiprocessing.get_all_start_methods():
             return False
-        _helper = Helper(warm, gently)
+        _helper = Helper(warm, gently, prepare)
         return True
 
 

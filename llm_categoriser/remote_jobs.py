@@ -446,6 +446,8 @@ def fetch(step: RemoteJobStep, results_file: str) -> FetchOutcome:
                     save_answer(layout, result)
         except BaseException:
             meter.settle()  # what was answered before the failure is paid for
+            # no results file holds them: the answers checked so far go to the cache now
+            save_answers_later(layout, (r for r in results if not r.reused and r.requests <= 1))
             raise
     meter.settle(reserved if to_answer else None)
     record = RemoteJobResults(

@@ -94,8 +94,6 @@ def start(
     plan = build_plan(settings)
     # a large run's jobs go to worker processes (docs/DESIGN.md §11); only the main process's
     workers.use_for_jobs(main_process and plan.flags >= PARALLEL_FLAGS)
-    if helper and not remote_jobs_left(settings, plan):
-        remote_helper.stop()
     report_plan(plan, settings)
     estimate = None
     if main_process:
@@ -104,6 +102,9 @@ def start(
             log.warning("%d output(s) that the cost cap cut short are redone", len(reopened))
         estimate = spending.estimate_plan(plan, settings)
         print(estimate.describe(), file=sys.stderr)
+    # after the outputs the cost cap cut short are deleted: their jobs are left for the helper
+    if helper and not remote_jobs_left(settings, plan):
+        remote_helper.stop()
     return settings, plan, claim, estimate
 
 
@@ -119,7 +120,12 @@ def start_remote_helper(settings: Settings, local: bool = True) -> bool:
     if not local:  # a cluster run's categorise jobs run on its nodes
         return False
     # at the lowest priority: the plan of a sync run uses both cores (docs/DESIGN.md §9, §11)
-    return remote_helper.start(partial(warm_providers, settings), workers.cores(), gently=True)
+    return remote_helper.start(
+        partial(warm_providers, settings),
+        workers.cores(),
+        gently=True,
+        prepare=partial(keep_spend_per_job, settings),
+    )
 
 
 def categorise_slots(local: bool, settings: Settings) -> tuple[int, int]:
@@ -163,16 +169,20 @@ def warm_backends(settings: Settings) -> None:
             continue
 
 
+def keep_spend_per_job(settings: Settings) -> None:
+    """In the helper of a sync run, before it takes a job: without a cost cap, it keeps its
+    jobs' spend in memory until each job ends, as the main process does (docs/DESIGN.md §31)."""
+    if settings.max_cost_usd is None:
+        spending.ledger(settings).defer()
+
+
 def warm_providers(settings: Settings) -> None:
     """In the helper of a sync run, while Snakemake builds the DAG: make each provider of the
     chain (importing its SDK, building its client) and the modules of a job; a provider that
-    cannot be made is left to the job to report. Without a cost cap, the helper keeps its jobs'
-    spend in memory until each job ends, as the main process does (docs/DESIGN.md §31)."""
+    cannot be made is left to the job to report."""
     from . import categorise  # noqa: F401 - the modules every job imports
     from .fallback import link_of, names
 
-    if settings.max_cost_usd is None:
-        spending.ledger(settings).defer()
     for name in names(settings):
         try:
             link_of(settings, name).provider()
@@ -189,6 +199,16 @@ def before_jobs(settings: Settings, estimate: Estimate | None) -> None:
     if problem is not None:
         print(problem, file=sys.stderr)
         sys.exit(1)
+
+
+def off_cluster(local: bool) -> None:
+    """Snakemake's ``onstart``, once it knows its executor (it does not while it parses the
+    Snakefile, where ``workflow.local_exec`` is always true): in a cluster run the jobs run on
+    the nodes, so the helper and the worker processes this process started for them end here
+    (docs/DESIGN.md §11)."""
+    if not local:
+        remote_helper.stop()
+        workers.use_for_jobs(False)
 
 
 DEFAULT_JOB_RATE_LIMIT = (100, 1)  # Snakemake's ``--max-jobs-per-timespan`` default: 100 jobs a second

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from . import remote_helper, spending, workers
 from .costs.usage import Spend
+from .layout import Layout
 from .outputs import combine, merge_job
 from .providers import get_provider
 from .records import JobResult, JobSpec, MergedDocument, PlannedBatch, read_record, write_record
@@ -63,6 +65,19 @@ def job_batches(spec_file: str, settings: Settings) -> tuple[JobSpec, list[Plann
     return spec, batches
 
 
+def recover_from_batch_mode(layout: Layout, job: str, batches: list[PlannedBatch]) -> int:
+    """Put back in the answer cache what a batch-mode fetch of ``job`` received but a killed
+    run did not cache (``answers.recover_answers``, docs/DESIGN.md §7), so a sync run does not
+    send those batches again; how many. Only a job fetched in batch mode has that file."""
+    from .answers import load_answer, recover_answers
+
+    results = layout.job_results(job)
+    if not os.path.exists(results):
+        return 0
+    missing = {b.fingerprint for b in batches if load_answer(layout, b.fingerprint) is None}
+    return len(recover_answers(layout, results, missing))
+
+
 def run_categorise(spec_file: str, output: str, log_file: str, settings: Settings) -> None:
     """Sync mode: categorise the batches of one job of the plan (``plan/jobs/<job>.json``).
 
@@ -84,6 +99,8 @@ def run_categorise(spec_file: str, output: str, log_file: str, settings: Setting
         started = time.perf_counter()
         spec, batches = job_batches(spec_file, settings)
         layout = settings.layout
+        if settings.reuse_answers and remote:  # what a killed batch-mode run left uncached (§7)
+            recover_from_batch_mode(layout, spec.job, batches)
         meter = spending.meter(settings)
         results, reused = categorise_part(
             batches,

@@ -15,10 +15,10 @@ rule categorise:
         LAYOUT.pattern("job_result"),
     log:
         LAYOUT.pattern("log_categorise"),
-    threads: CATEGORISE_THREADS
+    threads: job_slot("categorise", 0)
     resources:
         api=API_SLOTS,
-        worker_jobs=CATEGORISE_WORKER_JOBS,
+        worker_jobs=job_slot("categorise", 1),
     run:
         from llm_categoriser.steps import run_categorise
 

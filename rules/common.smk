@@ -34,13 +34,20 @@ TARGETS = Targets(PLAN, SETTINGS)
 # functions are called once per job while the DAG is built. The most any provider of the
 # fallback chain takes: a spent provider hands its batches to the next inside the same job.
 API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
-# Threads and `worker_jobs` units of a categorise or merge job: none and one in a local large
+# Threads and `worker_jobs` units of categorise and merge jobs: none and one in a local large
 # run, whose jobs go to the worker processes, none of either for a categorise job that goes to
-# the helper of a run without a cost cap (docs/DESIGN.md §11); constants, like API_SLOTS.
-MERGE_THREADS, MERGE_WORKER_JOBS = job_slots(workflow.local_exec)
-CATEGORISE_THREADS, CATEGORISE_WORKER_JOBS = categorise_slots(
-    workflow.local_exec, SETTINGS
-)
+# the helper of a run without a cost cap (docs/DESIGN.md §11). Snakemake knows its executor only
+# once it has parsed this file (`workflow.local_exec` is true until then), so both pairs are
+# computed here and each job takes its run's when the DAG is built.
+JOB_SLOTS = {
+    local: {"merge": job_slots(local), "categorise": categorise_slots(local, SETTINGS)}
+    for local in (True, False)
+}
+
+
+def job_slot(rule, index):
+    """A job's threads (index 0) or `worker_jobs` units (1), local or on a cluster."""
+    return lambda wildcards: JOB_SLOTS[workflow.local_exec][rule][index]
 
 
 wildcard_constraints:
@@ -65,11 +72,16 @@ if workflow.is_main_process:
 
 
 onstart:
-    from llm_categoriser.startup import before_jobs, drop_default_job_rate_limit
+    from llm_categoriser.startup import (
+        before_jobs,
+        drop_default_job_rate_limit,
+        off_cluster,
+    )
 
     # exits here when the estimate is above max_cost_usd
     before_jobs(SETTINGS, ESTIMATE)
     drop_default_job_rate_limit(workflow)
+    off_cluster(workflow.local_exec)
     gc.collect()
     gc.freeze()
     gc.enable()

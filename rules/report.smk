@@ -18,9 +18,9 @@ rule merge:
         LAYOUT.pattern("merge_record"),
     log:
         LAYOUT.pattern("log_merge"),
-    threads: MERGE_THREADS
+    threads: job_slot("merge", 0)
     resources:
-        worker_jobs=MERGE_WORKER_JOBS,
+        worker_jobs=job_slot("merge", 1),
     run:
         from llm_categoriser.steps import run_merge
 

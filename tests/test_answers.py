@@ -58,8 +58,8 @@ def test_answers_kept_later_are_all_in_the_cache_once_drained(tmp_path):
 def test_a_write_that_fails_is_logged_not_raised(tmp_path, caplog):
     blocked = tmp_path / "data"
     blocked.write_text("a file where the cache's folder should be", encoding="utf-8")
-    save_answers_later(_layout(blocked), [_answer("f0")])
     with caplog.at_level(logging.WARNING, logger=answers.log.name):
+        save_answers_later(_layout(blocked), [_answer("f0"), _answer("f1")])
         assert drain() == 0
     assert "not kept in the cache" in caplog.text
 

@@ -204,10 +204,11 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
     ]
 
 
-def test_an_answer_asked_again_on_its_own_is_cached_at_once(work, emu, monkeypatch):
+def test_a_fetch_that_fails_part_way_keeps_the_answers_it_checked(work, emu, monkeypatch):
     """A fetch keeps the answers of its remote job for the cache until its results file is
     written, but an answer that needed requests of its own (the job's answer was bad) is paid for
-    again if lost: it goes to the cache as soon as it arrives, so a fetch that fails later keeps it."""
+    again if lost: it goes to the cache as soon as it arrives. A fetch that fails part-way hands
+    the answers it checked before the failure to the cache too."""
     snakemake(work, "--dry-run")  # writes the plan
     settings = resolve(
         {
@@ -219,24 +220,24 @@ def test_an_answer_asked_again_on_its_own_is_cached_at_once(work, emu, monkeypat
     )
     files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
     batches = [read_record(p, PlannedBatch) for p in files]
-    assert len(batches) >= 2
+    assert len(batches) >= 3
     handle = work / "data" / "jobs" / "Music-01" / "handle.json"
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
     emu.set_default_batch_plan(answer_faults={0: Fault.MALFORMED_JSON})
     backend = GeminiBatchBackend(settings, FAKE_KEY)
     made = submit(RemoteJobStep("Music-01", lambda: batches, str(handle), settings, backend=backend))
     emu.complete_all()
-    first = made.batches[0].fingerprint
+    first, second = (b.fingerprint for b in made.batches[:2])
     asked = []
     real = remote_jobs.categorise_batch
 
-    def fail_on_the_second(batch, *args, **kwargs):
+    def fail_on_the_third(batch, *args, **kwargs):
         asked.append(batch.fingerprint)
-        if len(asked) == 2:
+        if len(asked) == 3:
             raise KeyboardInterrupt("killed")
         return real(batch, *args, **kwargs)
 
-    monkeypatch.setattr(remote_jobs, "categorise_batch", fail_on_the_second)
+    monkeypatch.setattr(remote_jobs, "categorise_batch", fail_on_the_third)
     results = work / "data" / "jobs" / "Music-01" / "results.json"
     with pytest.raises(KeyboardInterrupt):
         fetch(
@@ -245,6 +246,8 @@ def test_an_answer_asked_again_on_its_own_is_cached_at_once(work, emu, monkeypat
     drain()
     assert asked[0] == first and emu.generate_content_calls >= 1  # asked again on its own
     assert load_answer(settings.layout, first) is not None
+    assert load_answer(settings.layout, second) is not None and asked[1] == second
+    assert load_answer(settings.layout, asked[2]) is None
     assert not results.exists()
 
 
@@ -293,6 +296,21 @@ def test_every_answer_is_cached_when_a_run_ends_and_lost_ones_come_back_from_the
     newest = max(handles(work), key=lambda h: h.created_at)
     assert sum(not b.cached for b in newest.batches) == 1 < len(newest.batches)
     assert len(emu.job_requests(newest.name)) == 1
+
+
+def test_a_sync_run_takes_back_what_a_killed_batch_run_left_uncached(work, emu):
+    """Answers a fetch received but a killed run did not cache are in the job's results file:
+    a sync run of the same plan takes them back and sends nothing."""
+    batch(work, emu)
+    emu.complete_all()
+    assert batch(work, emu)[0].returncode == 0
+    shutil.rmtree(work / "data" / "cache")
+    calls = emu.generate_content_calls
+    proc, out = run(work, emu, "--forcerun", "categorise")  # the CSVs are up to date
+    assert proc.returncode == 0, out
+    assert job_counts(out).get("categorise", 0) > 0, out
+    assert emu.generate_content_calls == calls
+    assert len(list((work / "data" / "cache").glob("*/*.json"))) == planned_batches(work)
 
 
 def test_batch_mode_after_a_sync_run_sends_nothing(work, emu):

@@ -128,7 +128,10 @@ def _deferred_here(path: str) -> bool:
 @pytest.mark.parametrize("cap", [None, 5.0])
 def test_the_helper_of_a_run_without_a_cap_defers_its_spend(work, emu, monkeypatch, cap):
     settings = gemini_settings(work, emu, monkeypatch, max_cost_usd=cap)
-    helper = remote_helper.Helper(lambda: startup.warm_providers(settings))
+    # as a sync run starts it: the first job is taken while the warm-up (here endless) goes on
+    helper = remote_helper.Helper(
+        lambda: time.sleep(600), gently=True, prepare=lambda: startup.keep_spend_per_job(settings)
+    )
     try:
         deferred = helper.run_beside(_deferred_here, str(settings.layout.spend_ledger))
     finally:

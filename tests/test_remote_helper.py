@@ -196,19 +196,24 @@ START = textwrap.dedent(
     """
     import sys
     from llm_categoriser import remote_helper
-    from llm_categoriser.startup import start
+    from llm_categoriser.startup import off_cluster, start
 
     config = {"provider": sys.argv[1], "mode": sys.argv[2]}
     start(config, main_process=True, cores=int(sys.argv[3]), local=sys.argv[4] == "True")
+    if len(sys.argv) > 5:  # Snakemake's onstart, once it knows its executor
+        off_cluster(sys.argv[5] == "True")
     print(remote_helper.takes_jobs())
     """
 )
 
 
-def _starts_helper(work, provider: str, mode: str, cores: int = 2, local: bool = True) -> bool:
+def _starts_helper(
+    work, provider: str, mode: str, cores: int = 2, local: bool = True, executor_local: bool | None = None
+) -> bool:
     env = {**os.environ, "GEMINI_API_KEY": "AIzaSy-FAKE-key", "PYTHONPATH": str(REPO)}
+    onstart = [] if executor_local is None else [str(executor_local)]
     proc = subprocess.run(
-        [sys.executable, "-c", START, provider, mode, str(cores), str(local)],
+        [sys.executable, "-c", START, provider, mode, str(cores), str(local), *onstart],
         cwd=work,
         env=env,
         capture_output=True,
@@ -224,6 +229,10 @@ def test_only_a_run_of_a_remote_provider_with_jobs_left_forks_the_helper(work):
     assert not _starts_helper(work, "gemini", "batch", cores=1)
     assert not _starts_helper(work, "gemini", "sync", cores=1)
     assert not _starts_helper(work, "gemini", "sync", local=False)  # a cluster run's nodes run them
+    # Snakemake parses the Snakefile before it knows its executor: a cluster run's onstart ends
+    # the helper forked meanwhile
+    assert not _starts_helper(work, "gemini", "sync", executor_local=False)
+    assert _starts_helper(work, "gemini", "sync", executor_local=True)
     assert not _starts_helper(work, "offline", "batch")  # nothing of it runs remotely
     assert not _starts_helper(work, "offline", "sync")
     jobs = [p.stem for p in (work / "data" / "plan" / "jobs").glob("*.json")]
