@@ -140,7 +140,9 @@ def test_the_helper_of_a_run_without_a_cap_defers_its_spend(work, emu, monkeypat
 
 
 def _warm_slowly(folder: str) -> None:
-    Path(folder, "niceness").write_text(str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    # written whole, then renamed: the test waits for the name, never reads a file half-written
+    Path(folder, "niceness.tmp").write_text(str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    os.replace(Path(folder, "niceness.tmp"), Path(folder, "niceness"))
     time.sleep(3)
     Path(folder, "warm").touch()
 
