@@ -167,7 +167,8 @@ def test_rate_limited_create_is_not_duplicated(work, emu):
     assert emu.batch_creations == 4 and len(handles(work)) == 4
 
 
-def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypatch):
+def _music_batches(work: Path):
+    """Batch-mode settings of ``work`` and the batches of its Music subject (its plan written)."""
     snakemake(work, "--dry-run")  # writes the plan
     settings = resolve(
         {
@@ -178,7 +179,11 @@ def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypa
         }
     )
     files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
-    batches = [read_record(p, PlannedBatch) for p in files]
+    return settings, [read_record(p, PlannedBatch) for p in files]
+
+
+def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypatch):
+    settings, batches = _music_batches(work)
     handle = work / "data" / "jobs" / "Music-01" / "handle.json"
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)
     backend = GeminiBatchBackend(settings, FAKE_KEY)
@@ -209,17 +214,7 @@ def test_a_fetch_that_fails_part_way_keeps_the_answers_it_checked(work, emu, mon
     written, but an answer that needed requests of its own (the job's answer was bad) is paid for
     again if lost: it goes to the cache as soon as it arrives. A fetch that fails part-way hands
     the answers it checked before the failure to the cache too."""
-    snakemake(work, "--dry-run")  # writes the plan
-    settings = resolve(
-        {
-            "provider": "gemini",
-            "mode": "batch",
-            "data_dir": str(work / "data"),
-            "documents_dir": str(work / "Documents"),
-        }
-    )
-    files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
-    batches = [read_record(p, PlannedBatch) for p in files]
+    settings, batches = _music_batches(work)
     assert len(batches) >= 3
     handle = work / "data" / "jobs" / "Music-01" / "handle.json"
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.url)

@@ -417,12 +417,9 @@ def _view_files(documents: Path) -> dict[str, bytes]:
     return files
 
 
-@pytest.mark.slow
-def test_a_large_run_writes_the_workbook_beside_the_rest_and_the_same(sample_run, tmp_path, monkeypatch):
-    """In a large run (jobs in worker processes) the workbook is written in a process of its
-    own while the job's thread writes the rest: the same files as one thread writes."""
-    from llm_categoriser import workers
-    from llm_categoriser.results_view import build
+def _view_removed(sample_run, tmp_path):
+    """A copy of the sample run's documents without its results view: the folder, the view's
+    files as the run wrote them, the settings and the subjects, to write the view again."""
     from llm_categoriser.settings import resolve
 
     documents = tmp_path / "Documents"
@@ -433,6 +430,17 @@ def test_a_large_run_writes_the_workbook_beside_the_rest_and_the_same(sample_run
     shutil.rmtree(documents / "languagetool")
     settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}, env={})
     subjects = sorted({r["subject"] for r in read_csv(documents / "combined-report.csv")})
+    return documents, written_by_the_run, settings, subjects
+
+
+@pytest.mark.slow
+def test_a_large_run_writes_the_workbook_beside_the_rest_and_the_same(sample_run, tmp_path, monkeypatch):
+    """In a large run (jobs in worker processes) the workbook is written in a process of its
+    own while the job's thread writes the rest: the same files as one thread writes."""
+    from llm_categoriser import workers
+    from llm_categoriser.results_view import build
+
+    documents, written_by_the_run, settings, subjects = _view_removed(sample_run, tmp_path)
 
     def not_here(*args, **kwargs):
         raise AssertionError("the workbook was written in the job's thread")
@@ -455,16 +463,8 @@ def test_a_batch_run_writes_the_workbook_in_its_helper_and_the_same(sample_run, 
     job's thread writes the rest: the same files as one thread writes."""
     from llm_categoriser import remote_helper
     from llm_categoriser.results_view import build
-    from llm_categoriser.settings import resolve
 
-    documents = tmp_path / "Documents"
-    shutil.copytree(sample_run / "Documents", documents)
-    written_by_the_run = _view_files(documents)
-    (documents / "triage.xlsx").unlink()
-    (documents / "report.html").unlink()
-    shutil.rmtree(documents / "languagetool")
-    settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data")}, env={})
-    subjects = sorted({r["subject"] for r in read_csv(documents / "combined-report.csv")})
+    documents, written_by_the_run, settings, subjects = _view_removed(sample_run, tmp_path)
     monkeypatch.chdir(tmp_path)  # the report's links are relative to the working folder
     monkeypatch.setattr(remote_helper.threading, "active_count", lambda: 1)  # pytest's threads
     assert remote_helper.start(lambda: None, cores=2)
