@@ -42,8 +42,13 @@ clean:
 		Documents/report.html Documents/triage.xlsx Documents/languagetool
 
 # Benchmarks on the reference corpus (../shared/corpus); BENCH_ARGS=--quick for a smoke run.
+# EARLIER=PATH: a checkout of the earlier tool, measured side by side (EARLIER_PYTHON: its Python,
+# default PATH/.venv/bin/python); see docs/BENCHMARKS.md.
+EARLIER ?=
+EARLIER_PYTHON ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_benchmarks.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run_benchmarks.py $(if $(EARLIER),--earlier $(EARLIER)) \
+		$(if $(EARLIER_PYTHON),--earlier-python $(EARLIER_PYTHON)) $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_cascade.py
 
 # The corpus through the openai and mistral emulators (sync, batch) and a gemini->openai fallback run.

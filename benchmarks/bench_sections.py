@@ -15,6 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_earlier
 from bench_corpus import (
     edit_one_issue,
     fabricate_outputs,
@@ -23,6 +24,8 @@ from bench_corpus import (
     scaled_corpus,
     subset_corpus,
 )
+from bench_earlier import EARLIER as EARLIER  # the issue's numbers, re-exported
+from bench_earlier import EarlierTool
 from bench_packing import packing_numbers
 from bench_prompts import prompt_volume, tokens_from_results
 from bench_support import (
@@ -42,16 +45,8 @@ from support.workflow import answer_times
 SECTIONS = ("offline", "gemini", "requests", "limit", "batch", "prompts", "scale", "memory")
 GEMINI = ["--config", "provider=gemini"]
 BATCH = ["--config", "provider=gemini", "mode=batch", "--keep-going"]
-# The earlier tool on this machine against the same emulator (measured side by side, medians;
-# the table of the request that set these targets). benchmarks/ holds none of its code.
-EARLIER = {
-    "sync_instant_s": 9.7,
-    "sync_half_s": 337.0,
-    "requests": 651,
-    "batch_lifecycle_s": 86.1,
-    "noop_s": 4.7,
-    "page_aligned_requests": 1066,
-}
+# EARLIER: the issue's numbers for the earlier tool, used where a run did not measure it side by
+# side (``--earlier``, bench_earlier.py). benchmarks/ holds none of its code.
 TARGETS = {
     "sync_instant_ratio": 1.0,  # of the earlier tool's wall time
     "sync_half_ratio": 0.1,
@@ -78,6 +73,15 @@ class Context:
         self.reps = 1 if args.quick else args.reps
         self.results: dict[str, Any] = {}
         self.keep: dict[str, Path] = {}
+        self.earlier: EarlierTool | None = None  # a checkout of the earlier tool (--earlier)
+
+    def earlier_reps(self, section: str, latency: float) -> int:
+        """Repetitions of the earlier tool's runs in ``section`` at ``latency`` (0: not run)."""
+        if self.earlier is None or section not in self.args.earlier_sections:
+            return 0
+        if section == "gemini" and latency > 0:
+            return self.args.earlier_slow_reps
+        return 1 if self.args.quick else self.args.earlier_reps or self.reps
 
     def quiet(self, what: str) -> dict[str, float]:
         state = wait_for_quiet(self.args.wait_quiet)
@@ -170,11 +174,20 @@ def section_offline(ctx: Context) -> None:
 
 
 def section_gemini(ctx: Context) -> None:
+    """Our sync runs per latency; with ``--earlier``, the earlier tool's in the same emulator
+    process, alternating with ours (ours, its, ours, its, ...)."""
     out: dict[str, Any] = {}
     for latency in ctx.args.latencies:
+        key = f"latency_{latency:g}"
+        theirs = ctx.earlier_reps("gemini", latency)
         with Emulator(latency) as emu:
-            key = f"latency_{latency:g}"
-            out[key] = [sync_flow(ctx, f"gemini-{latency:g}s", r, GEMINI, emu) for r in range(ctx.reps)]
+            out[key] = []
+            for r in range(max(ctx.reps, theirs)):
+                if r < ctx.reps:
+                    out[key].append(sync_flow(ctx, f"gemini-{latency:g}s", r, GEMINI, emu))
+                if r < theirs:
+                    earlier = bench_earlier.earlier_results(ctx)["gemini"].setdefault(key, [])
+                    earlier.append(bench_earlier.sync_flow(ctx, ctx.earlier, emu, r))
     ctx.results["gemini"] = out
 
 
@@ -214,10 +227,21 @@ def batch_flow(ctx: Context, emu: Emulator, rep: int, latency: float) -> dict[st
 
 
 def section_batch(ctx: Context) -> None:
+    """Our batch lifecycles per latency; with ``--earlier``, the earlier tool's alternating with
+    ours at the first latency (the emulator's latency delays only ``generateContent``, which no
+    batch lifecycle calls)."""
     out: dict[str, Any] = {}
-    for latency in ctx.args.latencies:
+    for index, latency in enumerate(ctx.args.latencies):
+        theirs = ctx.earlier_reps("batch", latency) if index == 0 else 0
         with Emulator(latency) as emu:
-            out[f"latency_{latency:g}"] = [batch_flow(ctx, emu, r, latency) for r in range(ctx.reps)]
+            flows = out[f"latency_{latency:g}"] = []
+            for r in range(max(ctx.reps, theirs)):
+                if r < ctx.reps:
+                    flows.append(batch_flow(ctx, emu, r, latency))
+                if r < theirs:
+                    earlier = bench_earlier.earlier_results(ctx)
+                    earlier["batch_latency"] = latency
+                    earlier.setdefault("batch", []).append(bench_earlier.batch_flow(ctx, ctx.earlier, emu, r))
     ctx.results["batch"] = out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_earlier import earlier_reference, measured_in
 from bench_rows import TableRows
 from bench_sections import Context
 from bench_support import summary, write_section
@@ -84,21 +85,28 @@ def docs_section(ctx: Context, rows: list[dict[str, Any]], verdicts: dict[str, A
         f"(max {max(foreign or [0]):.2f}; measured as system busy time from /proc/stat minus the "
         f"run's own CPU).",
         "",
+        earlier_line(r),
+        "",
         render_table(rows, markdown=True),
         "",
         "Targets:",
         "",
     ]
+    ref = earlier_reference(r)
+    batch_ref = ref["batch_lifecycle_s"]
     names = {
-        "sync_instant": "sync, instant answers, `--cores 2` ≤ 1.0× the earlier tool (9.7 s)",
-        "sync_half": "sync, 0.5 s per request, README command ≤ 0.1× the earlier tool (337 s)",
+        "sync_instant": "sync, instant answers, `--cores 2` ≤ 1.0× the earlier tool "
+        f"({ref['sync_instant_s'].describe()})",
+        "sync_half": "sync, 0.5 s per request, README command ≤ 0.1× the earlier tool "
+        f"({ref['sync_half_s'].describe()})",
         "requests": "requests for the corpus at batch_size 10 ≤ 651",
         "edit": "one-flag edit: one request (and ≤ 10 s)",
         "edit_locality": "every edit re-sends one batch (all 5,603, in-process)",
         "insert_locality": "an insertion re-sends at most two batches",
         "delete_locality": "a deletion re-sends at most two batches",
         "limit": "throughput at the API's rate limit (≥ 0.9 of it)",
-        "batch": "batch lifecycle ≤ 0.1× the earlier tool (8.6 s)",
+        "batch": f"batch lifecycle ≤ 0.1× the earlier tool ({0.1 * batch_ref.value:.1f} s; "
+        f"the earlier tool: {batch_ref.describe()})",
         "noop": "no-op rerun ≤ 1 s",
         "x16_full": "full offline run at ×16 ≤ 60 s",
         "x16_rss": "peak memory at ×16 < 1 GB",
@@ -126,6 +134,22 @@ def docs_section(ctx: Context, rows: list[dict[str, Any]], verdicts: dict[str, A
         ]
     lines += ["", DOC_END]
     return "\n".join(lines)
+
+
+def earlier_line(results: dict[str, Any]) -> str:
+    """Where the earlier tool's numbers of the ratios come from (bench_earlier.py)."""
+    if not measured_in(results):
+        return (
+            "The earlier tool's numbers are the issue's (9.7 s, 337 s, 86.1 s, 4.7 s, 651 requests), "
+            "not measured in this run: run with `--earlier PATH` to measure it side by side."
+        )
+    tool = results["earlier"].get("tool", {})
+    return (
+        f"The earlier tool ran in this run, alternating with ours against the same emulator process: "
+        f"`{tool.get('path')}` (commit {tool.get('commit') or 'unknown'}), Python {tool.get('python')}, "
+        f"google-genai {tool.get('google_genai')}; its settings at its defaults "
+        "(no minimum interval between requests, one provider). The ratios divide by its medians."
+    )
 
 
 def _all_runs(obj: Any) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/run_benchmarks.py [--quick] [--reps 3] [--corpus ../shared/corpus]
                                         [--json PATH] [--docs PATH | --no-docs] [--only a,b]
+                                        [--earlier PATH [--earlier-python PY]]
 
 Every measurement runs the real workflow in a fresh temporary work folder (a hard-linked copy of
 ``<corpus>/Documents`` plus the repository's ``config.yaml``; nothing is written to the
@@ -28,6 +29,14 @@ Sections (``--only`` takes their names):
 ``scale``    synthetic ×1/×4/×16 corpora: DAG building, no-op and full offline run
 ``memory``   peak RSS: the Snakemake process (all runs), job subprocesses, standalone jobs
 
+With ``--earlier PATH`` (a checkout of the earlier tool, h-arnold/WjecDocumentScraper; nothing
+is fetched) the earlier tool runs in the same run, against the same emulator process, alternating
+with ours: its sync run and rerun in the gemini section (``--earlier-reps``, default ``--reps``;
+at latencies above 0 ``--earlier-slow-reps``, default 1: it sends one request at a time), its
+batch lifecycle in the batch section; the ratios and their verdicts then divide by its medians
+of this run (``bench_earlier.py``). Without it they divide by the issue's numbers, and the table
+says so.
+
 ``--quick`` runs every section once at ×1 only (a smoke run); with ``--scales`` the scale
 section also runs those sizes once (``--quick --only scale --scales 16 --scale-full all``: one
 cold ×16 offline run). The corpus lives outside the repository; when it is absent the script
@@ -49,9 +58,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_sections
 from bench_corpus import find_corpus
+from bench_earlier import EarlierTool
 from bench_sections import SECTIONS, TARGETS, Context, profile_misses
 from bench_support import GNU_TIME, PYTHON, REPO, log, machine_facts
-from bench_table import build_table, docs_section, render_table, write_docs
+from bench_table import build_table, docs_section, earlier_line, render_table, write_docs
 
 # --------------------------------------------------------------------------- main
 
@@ -100,6 +110,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-json", default=None, help="only rebuild the table (and --docs) from this results file"
     )
+    parser.add_argument(
+        "--earlier",
+        default=None,
+        help="a checkout of the earlier tool (h-arnold/WjecDocumentScraper): measure it side by side",
+    )
+    parser.add_argument(
+        "--earlier-python", default=None, help="the Python that runs it (default EARLIER/.venv/bin/python)"
+    )
+    parser.add_argument(
+        "--earlier-sections",
+        default="gemini,batch",
+        help="sections in which the earlier tool runs too (gemini: sync run and rerun; batch: lifecycle)",
+    )
+    parser.add_argument(
+        "--earlier-reps", type=int, default=None, help="its repetitions (default --reps; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--earlier-slow-reps",
+        type=int,
+        default=1,
+        help="its repetitions of sync runs at latencies above 0 (one request at a time: ~5.5 min at 0.5 s)",
+    )
     args = parser.parse_args(argv)
     args.latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
     scales = args.scales if args.scales is not None else ("1" if args.quick else "1,4,16")
@@ -108,6 +140,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    args.earlier_sections = [x.strip() for x in args.earlier_sections.split(",") if x.strip()]
+    if set(args.earlier_sections) - {"gemini", "batch"}:
+        parser.error("--earlier-sections takes gemini and/or batch")
     if args.wait_quiet is None:
         args.wait_quiet = 0.0 if args.quick else 120.0
     return args
@@ -123,6 +158,7 @@ def report_only(args: argparse.Namespace) -> int:
     ctx.results = results
     rows, verdicts = build_table(ctx)
     print(render_table(rows, markdown=False))
+    print(earlier_line(results))
     if args.docs:
         write_docs(Path(args.docs), docs_section(ctx, rows, verdicts))
         log(f"summary written to {args.docs}")
@@ -142,9 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     json_path = Path(
         args.json or REPO / "benchmarks" / ("results-quick.json" if args.quick else "results.json")
     )
+    earlier = None
+    if args.earlier:
+        try:
+            earlier = EarlierTool.from_args(args.earlier, args.earlier_python)
+        except ValueError as exc:
+            print(f"benchmarks: {exc}", file=sys.stderr)
+            return 2
+        if not set(args.earlier_sections) & set(args.only):
+            log(f"WARNING: --earlier given, but none of {args.earlier_sections} runs (--only)")
     root = Path(tempfile.mkdtemp(prefix="llmcat-bench-", dir=args.tmp))
     log(f"benchmark folder {root}; corpus {corpus}; python {PYTHON}")
     ctx = Context(args, corpus, root)
+    ctx.earlier = earlier
     ctx.results.update(
         {
             "command": " ".join(
@@ -182,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx.results["verdicts"] = verdicts
     json_path.write_text(json.dumps(ctx.results, indent=1, default=str) + "\n", encoding="utf-8")
     print(render_table(rows, markdown=False))
+    print()
+    print(earlier_line(ctx.results))
     print()
     for key, v in verdicts.items():
         print(

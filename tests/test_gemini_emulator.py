@@ -20,6 +20,7 @@ from support.emulators.gemini import (
     Endpoint,
     Fault,
     GeminiEmulator,
+    categories_of,
     count_tokens,
     default_answer,
     parse_issue_rows,
@@ -56,6 +57,36 @@ def test_default_answer_is_deterministic_and_covers_every_issue_id() -> None:
     alone = json.loads(default_answer(make_prompt((9, "y"))))
     assert alone == [answer[1]]
     assert default_answer("no table here") == "[]"
+
+
+SIX = ("PARSING_ERROR", "SPELLING_ERROR", "ABSOLUTE_GRAMMATICAL_ERROR",
+       "POSSIBLE_AMBIGUOUS_GRAMMATICAL_ERROR", "STYLISTIC_PREFERENCE", "FALSE_POSITIVE")  # fmt: skip
+
+
+def test_the_answer_keeps_to_the_categories_the_request_offers(client: genai.Client) -> None:
+    """A real model answers with the categories of its schema, else of its instructions: the
+    earlier tool's system instruction lists six (no schema), ours the nine of the schema's enum."""
+    rows = [(i, f"flag {i}") for i in range(60)]
+    listed = "Error categories:\n" + "\n".join(f"- `{c}`: ..." for c in SIX)
+    instruction = {"parts": [{"text": listed}]}
+    assert categories_of({"systemInstruction": instruction}) == SIX
+    assert categories_of({}) == CATEGORIES
+    assert categories_of({"systemInstruction": {"parts": [{"text": "no categories"}]}}) == CATEGORIES
+    schema = {"type": "ARRAY", "items": {"properties": {"error_category": {"enum": ["FALSE_POSITIVE"]}}}}
+    assert categories_of(
+        {"systemInstruction": instruction, "generationConfig": {"responseSchema": schema}}
+    ) == ("FALSE_POSITIVE",)
+    response = client.models.generate_content(
+        model=MODEL,
+        contents=make_prompt(*rows),
+        config=types.GenerateContentConfig(system_instruction=listed),
+    )
+    seen = {v["error_category"] for v in json.loads(response.text)}
+    assert seen <= set(SIX) and len(seen) > 3
+    # without a list of categories the answer is the one it always was
+    plain = client.models.generate_content(model=MODEL, contents=make_prompt(*rows))
+    assert plain.text == default_answer(make_prompt(*rows))
+    assert {v["error_category"] for v in json.loads(plain.text)} - set(SIX)
 
 
 def test_generate_content_with_json_schema(emu: GeminiEmulator, client: genai.Client) -> None:

@@ -93,7 +93,11 @@ gets the text of a JSON array with one object per issue id::
      "confidence_score": 83, "reasoning": "..."}
 
 The category and score come from a SHA-256 of the row's text, so the same row
-always gets the same verdict. Pass ``answer_fn(prompt_text) -> str`` to answer
+always gets the same verdict. The category is one of those the request offers, as
+a real model keeps to them (``categories_of``): the ``error_category`` enum of its
+``responseSchema`` when it has one, else those of ``CATEGORIES`` that its system
+instruction names (a client without structured output, such as the earlier tool,
+lists six), else all nine. Pass ``answer_fn(prompt_text) -> str`` to answer
 differently. Responses carry ``finishReason: STOP``, ``usageMetadata``,
 ``modelVersion`` and ``responseId``.
 
@@ -174,7 +178,7 @@ client: a garbage-collected ``genai.Client`` closes its HTTP connection pool
 and later calls through its ``.models`` / ``.batches`` fail.
 """
 
-from support.emulators.gemini.answers import count_tokens, default_answer, parse_issue_rows
+from support.emulators.gemini.answers import categories_of, count_tokens, default_answer, parse_issue_rows
 from support.emulators.gemini.emulator import GeminiEmulator
 from support.emulators.gemini.wire import CATEGORIES, BatchPlan, Endpoint, Fault
 from support.emulators.loopback import RecordedRequest
@@ -186,6 +190,7 @@ __all__ = [
     "Fault",
     "GeminiEmulator",
     "RecordedRequest",
+    "categories_of",
     "count_tokens",
     "default_answer",
     "parse_issue_rows",

@@ -38,9 +38,9 @@ def parse_issue_rows(prompt_text: str) -> list[tuple[int, str]]:
     return rows
 
 
-def _verdict(issue_id: int, row_text: str) -> dict[str, Any]:
+def _verdict(issue_id: int, row_text: str, categories: tuple[str, ...] = CATEGORIES) -> dict[str, Any]:
     digest = hashlib.sha256(row_text.encode("utf-8")).digest()
-    category = CATEGORIES[int.from_bytes(digest[:4], "big") % len(CATEGORIES)]
+    category = categories[int.from_bytes(digest[:4], "big") % len(categories)]
     return {
         "issue_id": issue_id,
         "error_category": category,
@@ -51,16 +51,57 @@ def _verdict(issue_id: int, row_text: str) -> dict[str, Any]:
     }
 
 
-def default_answer(prompt_text: str) -> str:
-    """The emulator's deterministic answer to a categorisation prompt."""
+def default_answer(prompt_text: str, categories: tuple[str, ...] = CATEGORIES) -> str:
+    """The emulator's deterministic answer to a categorisation prompt, each verdict one of
+    ``categories`` (those the request offers: ``categories_of``)."""
     seen: set[int] = set()
     verdicts = []
     for issue_id, row in parse_issue_rows(prompt_text):
         if issue_id in seen:
             continue
         seen.add(issue_id)
-        verdicts.append(_verdict(issue_id, row))
+        verdicts.append(_verdict(issue_id, row, categories or CATEGORIES))
     return json.dumps(verdicts, indent=2)
+
+
+def _schema_enum(schema: Any) -> tuple[str, ...]:
+    """The ``enum`` of the ``error_category`` property anywhere in a response schema."""
+    if isinstance(schema, list):
+        for item in schema:
+            found = _schema_enum(item)
+            if found:
+                return found
+    elif isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("error_category"), dict):
+            values = props["error_category"].get("enum")
+            if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+                return tuple(values)
+        for value in schema.values():
+            found = _schema_enum(value)
+            if found:
+                return found
+    return ()
+
+
+def categories_of(request: Mapping[str, Any]) -> tuple[str, ...]:
+    """The categories a request lets the model answer with, as a real model would keep to them:
+    the ``error_category`` enum of its response schema (structured output: the API answers
+    nothing else); without a schema, those of ``CATEGORIES`` its system instruction names (a
+    model answers with the categories its instructions list); else all of ``CATEGORIES``."""
+    config = request.get("generationConfig") or request.get("generation_config") or {}
+    for key in ("responseSchema", "response_schema", "responseJsonSchema", "response_json_schema"):
+        found = _schema_enum(config.get(key)) if isinstance(config, dict) else ()
+        if found:
+            return found
+    system = request.get("systemInstruction") or request.get("system_instruction")
+    return _named_categories("\n".join(_content_texts(system)))
+
+
+@functools.lru_cache(maxsize=64)  # every request of a run repeats the system instruction
+def _named_categories(text: str) -> tuple[str, ...]:
+    named = tuple(c for c in CATEGORIES if re.search(rf"(?<![A-Za-z0-9_]){c}(?![A-Za-z0-9_])", text))
+    return named or CATEGORIES
 
 
 def apply_answer_fault(fault: str, text: str) -> tuple[str, str]:

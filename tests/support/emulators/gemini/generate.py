@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from support.emulators.gemini.answers import (
     apply_answer_fault,
+    categories_of,
     count_tokens,
     default_answer,
     parse_issue_rows,
@@ -101,8 +102,9 @@ class GenerateContentMixin:
         def _take_fault(self, endpoint: str, path: str, *, http: bool) -> QueuedFault | None: ...
 
     def _answer_text(self, request: Mapping[str, Any]) -> str:
-        answer_fn = self.answer_fn or default_answer
-        return answer_fn(prompt_of(request))
+        if self.answer_fn is not None:
+            return self.answer_fn(prompt_of(request))
+        return default_answer(prompt_of(request), categories_of(request))
 
     def _generate_response(self, model: str, request: Mapping[str, Any], fault: str | None) -> dict[str, Any]:
         text = self._answer_text(request)
