@@ -13,7 +13,8 @@ plan leaves no job for it), and each such job's thread then hands its whole job 
 same arguments) to the helper and waits, as a job on a cluster node would. The helper runs each
 job in a thread of its own, so a sync run's ``categorise`` jobs send their requests at once, all
 through the helper's one request limiter (``limits.py``) as they did through the main
-process's; the submit and fetch jobs are handed one at a time (``run``), as before. Every output
+process's, and a batch-mode run's submissions and fetches wait for the API beside each other
+(``run_beside``). Every output
 is still written atomically by the job itself, so a job gives the same files wherever it runs,
 and a crash of either process loses nothing that is not redone.
 

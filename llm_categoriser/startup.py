@@ -141,6 +141,16 @@ def categorise_slots(local: bool, settings: Settings) -> tuple[int, int]:
     return workers.job_slots(local, remote)
 
 
+def remote_job_slots(local: bool) -> tuple[int, int]:
+    """Snakemake ``threads`` and ``worker_jobs`` units of a ``submit`` or ``fetch`` job: when the
+    run's helper takes the job, no core (the job's thread only waits for the helper, which runs
+    the submissions and fetches under way beside each other, so the merges keep the cores) and
+    one unit, whose total in the profiles bounds how many are under way (Ctrl-C waits for those:
+    docs/DESIGN.md §7, §11); else one core and no unit. The cost cap needs no core held: a
+    submission reserves its estimate with one check-and-reserve under the ledger's lock (§31)."""
+    return (0, 1) if local and remote_helper.takes_jobs() else (1, 0)
+
+
 def remote_jobs_left(settings: Settings, plan: Plan) -> bool:
     """Whether a job of the plan is left for the helper: in batch mode, one without results
     (else the run submits and fetches nothing); in sync mode, one whose result is missing or

@@ -174,8 +174,8 @@ def run_submit(
     job: str, spec_file: str, handle: str, log_file: str, settings: Settings, indexes: list[int]
 ) -> None:
     """Batch mode: create the remote job of one job of the plan and write its handle."""
-    if remote_helper.takes_jobs():  # in the run's helper process (docs/DESIGN.md §7)
-        return remote_helper.run(run_submit, job, spec_file, handle, log_file, settings, indexes)
+    if remote_helper.takes_jobs():  # in the run's helper, beside the others (docs/DESIGN.md §7)
+        return remote_helper.run_beside(run_submit, job, spec_file, handle, log_file, settings, indexes)
     from .remote_jobs import RemoteJobStep, record_failure, submit
 
     with job_logger(log_file, "submit") as logger, record_failure(settings.layout, job, handle):
@@ -184,9 +184,9 @@ def run_submit(
 
 def run_fetch(job: str, spec_file: str, handle: str, results: str, log_file: str, settings: Settings) -> None:
     """Batch mode: collect the answers of one remote job once it is done (fails while pending)."""
-    if remote_helper.takes_jobs():  # in the run's helper process (docs/DESIGN.md §7)
+    if remote_helper.takes_jobs():  # in the run's helper, beside the others (docs/DESIGN.md §7)
         _drain_helper_at_exit()
-        return remote_helper.run(run_fetch, job, spec_file, handle, results, log_file, settings)
+        return remote_helper.run_beside(run_fetch, job, spec_file, handle, results, log_file, settings)
     from .remote_jobs import RemoteJobStep, fetch, record_failure
 
     with job_logger(log_file, "fetch") as logger, record_failure(settings.layout, job, handle):

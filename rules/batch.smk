@@ -18,6 +18,9 @@ rule submit:
         LAYOUT.pattern("handle"),
     log:
         LAYOUT.pattern("log_submit"),
+    threads: job_slot("remote_job", 0)
+    resources:
+        worker_jobs=job_slot("remote_job", 1),
     run:
         from llm_categoriser.steps import run_submit
 
@@ -39,6 +42,9 @@ rule fetch:
         LAYOUT.pattern("job_results"),
     log:
         LAYOUT.pattern("log_fetch"),
+    threads: job_slot("remote_job", 0)
+    resources:
+        worker_jobs=job_slot("remote_job", 1),
     run:
         from llm_categoriser.steps import run_fetch
 

@@ -12,7 +12,12 @@ from llm_categoriser.fallback import names as provider_names
 from llm_categoriser.layout import WILDCARDS
 from llm_categoriser.providers import get_provider
 from llm_categoriser.settings import coerce_booleans
-from llm_categoriser.startup import categorise_slots, given_cores, start
+from llm_categoriser.startup import (
+    categorise_slots,
+    given_cores,
+    remote_job_slots,
+    start,
+)
 from llm_categoriser.workers import job_slots
 from llm_categoriser.targets import Targets
 
@@ -40,7 +45,11 @@ API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS
 # once it has parsed this file (`workflow.local_exec` is true until then), so both pairs are
 # computed here and each job takes its run's when the DAG is built.
 JOB_SLOTS = {
-    local: {"merge": job_slots(local), "categorise": categorise_slots(local, SETTINGS)}
+    local: {
+        "merge": job_slots(local),
+        "categorise": categorise_slots(local, SETTINGS),
+        "remote_job": remote_job_slots(local),
+    }
     for local in (True, False)
 }
 
