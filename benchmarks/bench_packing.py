@@ -23,7 +23,8 @@ sys.path.insert(0, str(REPO))
 
 from llm_categoriser.packing import Planned, make_batches  # noqa: E402
 from llm_categoriser.plan import build_plan  # noqa: E402
-from llm_categoriser.records import Manifest, PlannedBatch, read_record  # noqa: E402
+from llm_categoriser.plan_jobs import planned_batches  # noqa: E402
+from llm_categoriser.records import Manifest, read_record  # noqa: E402
 from llm_categoriser.settings import resolve  # noqa: E402
 
 
@@ -35,8 +36,7 @@ def _documents(settings: Any, plan: Any) -> list[tuple[str, list[Planned], dict[
         page_of: dict[str, int | None] = {}
         place_of: dict[str, str] = {}
         page_chars: dict[int | None, int] = {}
-        for batch_id in doc.batch_ids:
-            batch = read_record(layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
+        for batch in planned_batches(layout, doc.subject, doc.document) if doc.batch_ids else []:
             for flag in batch.flags:
                 page_of[flag.key] = flag.context_page
                 place_of[flag.key] = flag.highlighted_context

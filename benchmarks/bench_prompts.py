@@ -35,8 +35,8 @@ def prompt_volume(documents: Path, scratch: Path) -> dict[str, Any]:
     from llm_categoriser.lt_report import load_report
     from llm_categoriser.pages import split_pages
     from llm_categoriser.plan import build_plan
+    from llm_categoriser.plan_jobs import planned_batches
     from llm_categoriser.prompts import load_templates, render_user
-    from llm_categoriser.records import PlannedBatch, read_record
     from llm_categoriser.settings import resolve
 
     settings = resolve(
@@ -50,8 +50,7 @@ def prompt_volume(documents: Path, scratch: Path) -> dict[str, Any]:
     pages_sent: set[tuple[str, str, Any]] = set()
     largest_user = 0
     for doc in plan.documents:
-        for batch_id in doc.batch_ids:
-            batch = read_record(settings.layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
+        for batch in planned_batches(settings.layout, doc.subject, doc.document) if doc.batch_ids else []:
             user = render_user(batch, templates=templates)
             requests += 1
             issues += len(batch.flags)

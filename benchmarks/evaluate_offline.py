@@ -38,8 +38,8 @@ from llm_categoriser.categorise import categorise_batch  # noqa: E402
 from llm_categoriser.lt_report import load_report  # noqa: E402
 from llm_categoriser.models import Issue  # noqa: E402
 from llm_categoriser.plan import build_plan  # noqa: E402
+from llm_categoriser.plan_jobs import planned_batches  # noqa: E402
 from llm_categoriser.providers import make_provider  # noqa: E402
-from llm_categoriser.records import PlannedBatch, read_record  # noqa: E402
 from llm_categoriser.settings import resolve  # noqa: E402
 
 REAL_ERRORS = frozenset(
@@ -112,8 +112,7 @@ def run_offline(documents_dir: Path, data_dir: Path) -> tuple[dict[str, tuple[st
     answers: dict[str, tuple[str, int, str]] = {}
     t0, c0 = time.perf_counter(), time.process_time()
     for doc in plan.documents:
-        for batch_id in doc.batch_ids:
-            batch = read_record(layout.batch(doc.subject, doc.document, batch_id), PlannedBatch)
+        for batch in planned_batches(layout, doc.subject, doc.document) if doc.batch_ids else []:
             result = categorise_batch(batch, provider, settings.max_retries)
             for key, item in result.items.items():
                 if item.status not in ("ok", "repaired"):

@@ -11,7 +11,8 @@ outputs and logs. A run's folders:
 * ``<documents_dir>/report.html``, ``triage.xlsx``, ``languagetool/`` (``disable-rules.txt``,
   per subject ``spelling.txt`` and ``disable-rules.txt``): the results view, built from them;
 * ``<data_dir>/plan/``: the plan (``plan.json``, ``stamp.json``, per document
-  ``manifest.json``, ``batches/<batch>.json`` and, with the cascade, ``cascade.json``;
+  ``manifest.json``, ``batches.json`` (every batch of the document, one request's content each)
+  and, with the cascade, ``cascade.json``;
   ``jobs/<job>.json`` for each job: a group of batches that one categorise job sends in sync
   mode, one remote job carries in batch mode);
 * ``<data_dir>/results/<job>.json``: sync mode, one per job;
@@ -71,8 +72,9 @@ TEMPLATES = {
     "plan_summary": "{data}/plan/plan.json",
     "plan_stamp": "{data}/plan/stamp.json",
     "manifest": "{data}/plan/{subject}/{document}/manifest.json",
-    "batches_dir": "{data}/plan/{subject}/{document}/batches",
-    "batch": "{data}/plan/{subject}/{document}/batches/{batch}.json",
+    "batches": "{data}/plan/{subject}/{document}/batches.json",
+    # a folder of one file per batch, as plans were written before batches.json: removed when seen
+    "old_batches_dir": "{data}/plan/{subject}/{document}/batches",
     "cascade_spec": "{data}/plan/{subject}/{document}/cascade.json",
     "job_specs_dir": "{data}/plan/jobs",
     "job_spec": "{data}/plan/jobs/{job}.json",
@@ -163,8 +165,8 @@ class Layout:
     plan_summary = _fixed("plan_summary")
     plan_stamp = _fixed("plan_stamp")
     manifest = _path("manifest", "subject", "document")
-    batches_dir = _path("batches_dir", "subject", "document")
-    batch = _path("batch", "subject", "document", "batch")
+    batches = _path("batches", "subject", "document")
+    old_batches_dir = _path("old_batches_dir", "subject", "document")
     cascade_spec = _path("cascade_spec", "subject", "document")
     job_specs_dir = _fixed("job_specs_dir")
     job_spec = _path("job_spec", "job")
@@ -195,10 +197,10 @@ class Layout:
     # file names inside a folder, for listing it
     @staticmethod
     def file_name(name: str, **fields: object) -> str:
-        """The last component of template ``name`` (``batch`` -> ``<batch>.json``)."""
+        """The last component of template ``name`` (``job_spec`` -> ``<job>.json``)."""
         return Path(TEMPLATES[name]).name.format(**fields)
 
     @staticmethod
     def file_glob(name: str) -> str:
-        """A glob for every file of template ``name`` in its folder (``batch`` -> ``*.json``)."""
+        """A glob for every file of template ``name`` in its folder (``job_spec`` -> ``*.json``)."""
         return re.sub(r"\{\w+\}", "*", Path(TEMPLATES[name]).name)

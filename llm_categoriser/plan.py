@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import operator
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from .records import (
     ManifestFlag,
     PageText,
     PlannedBatch,
+    PlannedBatches,
     PlannedFlag,
     PlanStamp,
     PlanSummary,
@@ -457,7 +459,7 @@ def _plan_document(
     fingerprints: dict[str, str] = {}
     sizes: list[RequestSize] = []
     written = 0
-    wanted_files: set[str] = set()
+    stamped: list[dict[str, Any]] = []  # each batch as it is dumped, for the document's batches file
     for spec in specs:
         batch_issues = [by_key[k] for k in spec.keys]
         flags = []
@@ -496,17 +498,20 @@ def _plan_document(
             flags=flags,
             pages=pages,
         )
-        stamped = batch.stamp()
+        stamped.append(batch.stamp())
         fingerprints[spec.batch_id] = batch.fingerprint
         sizes.append(
             RequestSize(fingerprint=batch.fingerprint, prompt_chars=prompt_chars(batch), flags=len(flags))
         )
-        path = Path(layout.batch(subject, document, spec.batch_id))
-        wanted_files.add(path.name)
-        written += write_if_changed(path, stamped, durable=False)
-    for stale in Path(layout.batches_dir(subject, document)).glob(layout.file_glob("batch")):
-        if stale.name not in wanted_files:
-            stale.unlink()
+    # one file for the document's batches, rewritten when one of them changed (docs/DESIGN.md §9)
+    batches_file = layout.batches(subject, document)
+    if stamped:
+        content = PlannedBatches.text(subject, document, stamped)
+        written += write_if_changed(batches_file, content, durable=False)
+    else:  # every flag answered by the cascade: nothing to send
+        Path(batches_file).unlink(missing_ok=True)
+    if os.path.isdir(layout.old_batches_dir(subject, document)):  # a plan of the older layout
+        shutil.rmtree(layout.old_batches_dir(subject, document))
     batch_ids = [s.batch_id for s in specs]
     cascaded = 0
     if decisions is not None:

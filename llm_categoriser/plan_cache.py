@@ -3,7 +3,7 @@
 docs/DESIGN.md §9. The stamp key covers the package's whole code, the settings, what a request
 depends on, the report's size and modification time and the cascade model; the stamp also lists
 the size and modification time of every Markdown file read. Checking costs a ``stat`` per Markdown
-file and one directory listing per document, instead of reading them all.
+file and one listing of each document's planning folder, instead of reading them all.
 """
 
 from __future__ import annotations
@@ -90,13 +90,13 @@ def current_summary(settings: Settings, key: str) -> PlanSummary | None:
         return None
     if any(file_stat(path) != value for path, value in stamp.files.items()):
         return None
-    # One directory listing per document rather than a stat per file (docs/DESIGN.md §9).
+    # One listing of each document's folder rather than a stat per file (docs/DESIGN.md §9).
     for doc in summary.documents:
-        if not os.path.exists(layout.manifest(doc.subject, doc.document)):
-            return None
-        batches = layout.batches_dir(doc.subject, doc.document)
-        if not has_files(batches, (layout.file_name("batch", batch=b) for b in doc.batch_ids)):
-            return None
-        if doc.cascaded and not os.path.exists(layout.cascade_spec(doc.subject, doc.document)):
+        wanted = [layout.file_name("manifest")]
+        if doc.batch_ids:
+            wanted.append(layout.file_name("batches"))
+        if doc.cascaded:
+            wanted.append(layout.file_name("cascade_spec"))
+        if not has_files(os.path.dirname(layout.manifest(doc.subject, doc.document)), wanted):
             return None
     return summary

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .layout import Layout
-from .records import DocumentPlan, JobSpec, read_record, write_record_if_changed
+from .records import DocumentPlan, JobSpec, PlannedBatch, PlannedBatches, read_record, write_record_if_changed
 from .settings import Settings
 
 # The jobs (a categorise job in sync mode, a remote job in batch mode):
@@ -41,6 +41,11 @@ def write_job_specs(documents: Iterable[DocumentPlan], jobs: JobGroups, layout: 
             if stale.name not in wanted:
                 stale.unlink()
     return written
+
+
+def planned_batches(layout: Layout, subject: str, document: str) -> list[PlannedBatch]:
+    """The planned batches of one document, in order (``plan/<subject>/<document>/batches.json``)."""
+    return read_record(layout.batches(subject, document), PlannedBatches).batches
 
 
 def read_job_specs(layout: Layout, root: Path = Path(".")) -> JobGroups:

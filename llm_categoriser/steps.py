@@ -22,6 +22,7 @@ from . import remote_helper, spending, workers
 from .costs.usage import Spend
 from .layout import Layout
 from .outputs import combine, merge_job
+from .plan_jobs import planned_batches
 from .providers import get_provider
 from .records import JobResult, JobSpec, MergedDocument, PlannedBatch, read_record, write_record
 from .settings import Settings
@@ -50,16 +51,21 @@ def job_logger(log_file: str | Path, name: str) -> Iterator[logging.Logger]:
 
 def job_batches(spec_file: str, settings: Settings) -> tuple[JobSpec, list[PlannedBatch]]:
     """The spec of one job of the plan and its batches, each checked against the fingerprint
-    the spec lists (the spec is the jobs' only planning input, docs/DESIGN.md §12)."""
+    the spec lists (the spec is the jobs' only planning input, docs/DESIGN.md §12); each
+    document's batches file is read once."""
     spec = read_record(spec_file, JobSpec)
     layout = settings.layout
+    documents: dict[tuple[str, str], dict[str, PlannedBatch]] = {}
     batches = []
     for (subject, document, batch_id), expected in zip(spec.batches, spec.fingerprints, strict=True):
-        batch = read_record(layout.batch(subject, document, batch_id), PlannedBatch)
-        if batch.fingerprint != expected:
+        if (subject, document) not in documents:
+            planned = planned_batches(layout, subject, document)
+            documents[(subject, document)] = {b.batch_id: b for b in planned}
+        batch = documents[(subject, document)].get(batch_id)
+        if batch is None or batch.fingerprint != expected:
             raise ValueError(
-                f"{layout.batch(subject, document, batch_id)} changed after {spec_file} was "
-                f"written: the plan changed while Snakemake ran; run it again"
+                f"batch {batch_id} of {layout.batches(subject, document)} changed after {spec_file} "
+                f"was written: the plan changed while Snakemake ran; run it again"
             )
         batches.append(batch)
     return spec, batches

@@ -15,7 +15,7 @@ from llm_categoriser import remote_jobs, remote_ledger
 from llm_categoriser.answers import drain, load_answer
 from llm_categoriser.providers.gemini import batch as batch_backend
 from llm_categoriser.providers.gemini.batch import GeminiBatchBackend
-from llm_categoriser.records import PlannedBatch, RemoteJobHandle, read_record
+from llm_categoriser.records import PlannedBatches, RemoteJobHandle, read_record
 from llm_categoriser.remote_jobs import RemoteJobStep, fetch, submit
 from llm_categoriser.settings import resolve
 
@@ -178,8 +178,8 @@ def _music_batches(work: Path):
             "documents_dir": str(work / "Documents"),
         }
     )
-    files = sorted((work / "data" / "plan" / "Music").rglob("batches/*.json"))
-    return settings, [read_record(p, PlannedBatch) for p in files]
+    files = sorted((work / "data" / "plan" / "Music").glob("*/batches.json"))
+    return settings, [b for p in files for b in read_record(p, PlannedBatches).batches]
 
 
 def test_crash_between_create_and_handle_adopts_the_live_job(work, emu, monkeypatch):

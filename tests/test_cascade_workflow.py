@@ -12,7 +12,7 @@ from support.workflow import read_rows, snakemake
 from llm_categoriser.cascade.learn import model_path, train_from_cache
 from llm_categoriser.cascade.model import load_model
 from llm_categoriser.categories import CATEGORY_NAMES
-from llm_categoriser.records import CascadeSpec, PlannedBatch, RunSummary, read_record
+from llm_categoriser.records import CascadeSpec, PlannedBatches, RunSummary, read_record
 from llm_categoriser.settings import resolve
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,8 @@ def retrain(work: Path, seed: int) -> str:
 
 
 def planned_keys(work: Path) -> set[str]:
-    batches = (work / "data" / "plan").glob("*/*/batches/*.json")
-    return {flag.key for path in batches for flag in read_record(path, PlannedBatch).flags}
+    files = (work / "data" / "plan").glob("*/*/batches.json")
+    return {flag.key for path in files for b in read_record(path, PlannedBatches).batches for flag in b.flags}
 
 
 def summary(work: Path) -> RunSummary:

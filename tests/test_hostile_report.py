@@ -17,8 +17,8 @@ from llm_categoriser.lt_report import load_report
 from llm_categoriser.pages import cut_page, split_pages
 from llm_categoriser.paths import check_name
 from llm_categoriser.plan import build_plan
+from llm_categoriser.plan_jobs import planned_batches
 from llm_categoriser.prompts import render_user
-from llm_categoriser.records import PlannedBatch, read_record
 from llm_categoriser.settings import resolve
 
 ROW = 'Geo,a.md,3,RULE,misspelling,colour,Msg,color,"...the **colour** of...",LT\n'
@@ -180,9 +180,10 @@ def plan_for(tmp_path: Path, rows: str, docs: dict[str, str], **config):
     settings = resolve({"documents_dir": str(documents), "data_dir": str(tmp_path / "data"), **config})
     plan = build_plan(settings)
     batches = [
-        read_record(settings.layout.batch(d.subject, d.document, b), PlannedBatch)
+        b
         for d in plan.documents
-        for b in d.batch_ids
+        if d.batch_ids
+        for b in planned_batches(settings.layout, d.subject, d.document)
     ]
     return plan, batches
 

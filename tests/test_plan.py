@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import pytest
 from conftest import HEADER, write_doc
 
 from llm_categoriser import plan as plan_module
-from llm_categoriser import prompts
+from llm_categoriser import prompts, steps
+from llm_categoriser.atomic import dumps_json
 from llm_categoriser.layout import PACKAGE_DIR, PROMPTS_DIR
 from llm_categoriser.plan import build_plan
 from llm_categoriser.plan_cache import code_files
-from llm_categoriser.records import Manifest, PlannedBatch, RecordError, read_record
+from llm_categoriser.plan_jobs import planned_batches
+from llm_categoriser.records import Manifest, PlannedBatches, RecordError, read_record
 from llm_categoriser.records.base import record_json
 from llm_categoriser.settings import resolve
 
@@ -45,11 +48,11 @@ def _settings(tmp_path: Path):
 
 
 def _specs(settings, plan) -> dict[str, tuple[int, bytes]]:
+    """Each document's batches file: its modification time and content."""
     out = {}
     for doc in plan.documents:
-        for batch in doc.batch_ids:
-            path = Path(settings.layout.batch(doc.subject, doc.document, batch))
-            out[str(path)] = (path.stat().st_mtime_ns, path.read_bytes())
+        path = Path(settings.layout.batches(doc.subject, doc.document))
+        out[str(path)] = (path.stat().st_mtime_ns, path.read_bytes())
     return out
 
 
@@ -83,14 +86,14 @@ def test_unchanged_templates_and_inputs_rewrite_nothing(tmp_path, templates, mon
     assert _specs(settings, replanned) == before
 
 
-@pytest.mark.parametrize("victim", ["batch", "manifest", "plan"])
+@pytest.mark.parametrize("victim", ["batches", "manifest", "plan"])
 def test_a_deleted_planning_file_is_rewritten_not_trusted(tmp_path, templates, victim):
     """The plan cache is used only while every file it stands for still exists."""
     settings = _settings(tmp_path)
     first = build_plan(settings)
     doc = first.documents[0]
     path = {
-        "batch": settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0]),
+        "batches": settings.layout.batches(doc.subject, doc.document),
         "manifest": settings.layout.manifest(doc.subject, doc.document),
         "plan": settings.layout.plan_summary,
     }[victim]
@@ -109,7 +112,7 @@ def test_the_manifest_and_the_job_spec_carry_every_fingerprint(tmp_path, templat
     doc = plan.documents[0]
     path = Path(settings.layout.manifest(doc.subject, doc.document))
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    batch = json.loads(Path(settings.layout.batch(doc.subject, doc.document, doc.batch_ids[0])).read_text())
+    (batch,) = json.loads(Path(settings.layout.batches(doc.subject, doc.document)).read_text())["batches"]
     assert manifest["fingerprints"] == {doc.batch_ids[0]: batch["fingerprint"]}
     (job,) = plan.jobs
     spec_path = Path(settings.layout.job_spec(job))
@@ -126,20 +129,24 @@ def test_the_manifest_and_the_job_spec_carry_every_fingerprint(tmp_path, templat
     assert json.loads(spec_path.read_text(encoding="utf-8"))["fingerprints"] != spec["fingerprints"]
 
 
-def test_a_batch_file_holds_the_batch_and_its_fingerprint_as_read_back(tmp_path, templates):
-    """Planning dumps each batch once for its fingerprint and its file (``PlannedBatch.stamp``):
-    the file is the record as written by ``record_json``, its fingerprint is the one recomputed
-    from the file's content."""
+def test_a_batches_file_holds_the_batches_and_their_fingerprints_as_read_back(tmp_path, templates):
+    """Planning dumps each batch once for its fingerprint and its document's file
+    (``PlannedBatch.stamp``): the file is the record as written by ``record_json``, each
+    fingerprint is the one recomputed from the file's content."""
     settings = _settings(tmp_path)
     plan = build_plan(settings)
     for doc in plan.documents:
-        for batch_id, expected in zip(doc.batch_ids, doc.fingerprints, strict=True):
-            path = settings.layout.batch(doc.subject, doc.document, batch_id)
-            batch = read_record(path, PlannedBatch)
+        path = settings.layout.batches(doc.subject, doc.document)
+        record = read_record(path, PlannedBatches)
+        assert (record.subject, record.document) == (doc.subject, doc.document)
+        assert Path(path).read_text(encoding="utf-8") == record_json(record)
+        assert [b.batch_id for b in record.batches] == doc.batch_ids
+        for batch, expected in zip(record.batches, doc.fingerprints, strict=True):
             assert batch.fingerprint == expected == batch.request_fingerprint()
-            assert Path(path).read_text(encoding="utf-8") == record_json(batch)
             batch.fingerprint = ""
-            assert batch.stamp() == record_json(batch) and batch.fingerprint == expected
+            assert dumps_json(batch.stamp()) == record_json(batch) and batch.fingerprint == expected
+        stamps = [b.model_dump(mode="json") for b in record.batches]
+        assert PlannedBatches.text(doc.subject, doc.document, stamps) == record_json(record)
 
 
 def test_the_plan_cache_is_keyed_on_the_whole_package():
@@ -266,8 +273,95 @@ def test_every_batch_gets_hints_from_the_whole_document(tmp_path, templates):
     issues = {i.key: i for i in load_report(tmp_path / "Documents" / "language-check-report.csv").issues}
     manifest = read_record(settings.layout.manifest("Geo", "long"), Manifest)
     assert len(manifest.batches) > 8
-    for batch_id in manifest.batches:
-        batch = read_record(settings.layout.batch("Geo", "long", batch_id), PlannedBatch)
+    batches = planned_batches(settings.layout, "Geo", "long")
+    assert [b.batch_id for b in batches] == manifest.batches
+    for batch in batches:
+        batch_id = batch.batch_id
         for flag in batch.flags:
             assert flag.hints == document_hints(issues[flag.key], text), (batch_id, flag.key)
             assert flag.hints["freq"] == 12  # the word is on every page of the document
+
+
+def _plan_files(settings) -> dict[str, tuple[int, bytes]]:
+    """Every planning file but the plan summary and its stamp: modification time and content."""
+    folder = Path(settings.layout.plan_dir)
+    skip = {Path(settings.layout.plan_summary), Path(settings.layout.plan_stamp)}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(folder.rglob("*.json"))
+        if path not in skip
+    }
+
+
+def test_a_one_flag_edit_rewrites_its_documents_batches_and_one_job_spec(tmp_path, templates):
+    """A document's batches are one file (docs/DESIGN.md §9): editing one flag rewrites that
+    file, the document's manifest and the spec of the one job that sends the batch; the other
+    document's files and the other job's spec keep their content and modification time."""
+    documents = tmp_path / "Documents"
+    settings = _settings(tmp_path).model_copy(update={"max_batches_per_job": 1})
+    plan = build_plan(settings)
+    assert len(plan.jobs) == 2
+    before = _plan_files(settings)
+    layout = settings.layout
+    names = {
+        "a": [layout.batches("Geo", "a"), layout.manifest("Geo", "a")],
+        "b": [layout.batches("Geo", "b"), layout.manifest("Geo", "b")],
+    }
+    names = {k: [os.path.relpath(p, layout.plan_dir) for p in v] for k, v in names.items()}
+    assert set(names["a"] + names["b"]) < before.keys()
+    job_a = next(job for job, refs in plan.jobs.items() if refs[0][1] == "a")
+    spec_a = os.path.relpath(layout.job_spec(job_a), layout.plan_dir)
+
+    report = documents / "language-check-report.csv"
+    report.write_text(HEADER + ROWS.replace(",Msg,color,", ",Edited,color,"), encoding="utf-8")
+    edited = build_plan(settings)
+    assert not edited.cached
+    after = _plan_files(settings)
+    assert after.keys() == before.keys()
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {*names["a"], spec_a}
+    for name in changed:
+        assert after[name][0] > before[name][0] and after[name][1] != before[name][1], name
+    (old,) = read_record(layout.batches("Geo", "a"), PlannedBatches).batches
+    assert old.flags[0].message == "Edited"
+
+
+def test_batch_files_of_the_older_layout_are_removed_when_planned(tmp_path, templates, monkeypatch):
+    """Plans once wrote a file per batch in a ``batches`` folder: planning the document again
+    removes it (nothing reads it)."""
+    settings = _settings(tmp_path)
+    doc = build_plan(settings).documents[0]
+    old = Path(settings.layout.old_batches_dir(doc.subject, doc.document))
+    old.mkdir()
+    (old / f"{doc.batch_ids[0]}.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(plan_module, "_cached_plan", lambda settings, key: None)  # force a re-plan
+    build_plan(settings)
+    assert not old.exists()
+    assert Path(settings.layout.batches(doc.subject, doc.document)).exists()
+
+
+def test_a_job_reads_its_batches_from_their_documents_files(tmp_path, templates, monkeypatch):
+    """``steps.job_batches``: the spec's batches, in its order, each document's file read once;
+    a file that no longer holds a batch of the spec is an error, not a silent gap."""
+    settings = _settings(tmp_path)
+    plan = build_plan(settings)
+    (job,) = plan.jobs
+    spec_file = settings.layout.job_spec(job)
+    reads: list[tuple[str, str]] = []
+    real = steps.planned_batches
+
+    def counted(layout, subject, document):
+        reads.append((subject, document))
+        return real(layout, subject, document)
+
+    monkeypatch.setattr(steps, "planned_batches", counted)
+    spec, batches = steps.job_batches(spec_file, settings)
+    assert [(b.subject, b.document, b.batch_id) for b in batches] == [tuple(ref) for ref in spec.batches]
+    assert [b.fingerprint for b in batches] == spec.fingerprints
+    assert sorted(reads) == [("Geo", "a"), ("Geo", "b")]
+
+    path = Path(settings.layout.batches("Geo", "a"))
+    record = read_record(path, PlannedBatches)
+    path.write_text(record_json(record.model_copy(update={"batches": []})), encoding="utf-8")
+    with pytest.raises(ValueError, match="changed after"):
+        steps.job_batches(spec_file, settings)

@@ -39,7 +39,7 @@ class PageText(Record):
 
 
 class PlannedBatch(Record):
-    """``plan/<subject>/<document>/batches/<batch>.json``: everything one request depends on."""
+    """One batch of ``plan/<subject>/<document>/batches.json``: everything one request depends on."""
 
     fix: ClassVar[str] = "delete the data/plan folder and run again (it is rebuilt from the report)"
     format: int = PLAN_FORMAT
@@ -57,13 +57,35 @@ class PlannedBatch(Record):
         """The digest of everything but the fingerprint itself."""
         return fingerprint(self.model_dump(mode="json", exclude={"fingerprint"}))
 
-    def stamp(self) -> str:
-        """Set ``fingerprint`` (``request_fingerprint``) and return the record's file text (as
-        ``record_json`` writes it), both from one dump of the record: planning does this for
-        every batch at every re-plan."""
+    def stamp(self) -> dict[str, Any]:
+        """Set ``fingerprint`` (``request_fingerprint``) and return the record as it is dumped
+        (``model_dump(mode="json")``), both from one dump: planning does this for every batch at
+        every re-plan, and writes the dumps of a document's batches as its ``PlannedBatches``."""
         data = self.model_dump(mode="json")
-        del data["fingerprint"]  # the last field: put back below, the file keeps its order
+        del data["fingerprint"]  # the last field: put back below, the dump keeps its order
         self.fingerprint = data["fingerprint"] = fingerprint(data)
+        return data
+
+
+class PlannedBatches(Record):
+    """``plan/<subject>/<document>/batches.json``: the planned batches of one document, in order.
+
+    One file per document, written by the process that plans the document and only when one
+    of its batches changed. Not a rule input: the job spec lists the fingerprint of each batch
+    a job sends (docs/DESIGN.md §9, §12).
+    """
+
+    fix: ClassVar[str] = PlannedBatch.fix
+    format: int = PLAN_FORMAT
+    subject: str
+    document: str
+    batches: list[PlannedBatch]
+
+    @staticmethod
+    def text(subject: str, document: str, stamped: list[dict[str, Any]]) -> str:
+        """The file's text from the ``PlannedBatch.stamp`` of each batch (as ``record_json``
+        writes the record), without dumping the batches again."""
+        data = {"format": PLAN_FORMAT, "subject": subject, "document": document, "batches": stamped}
         return dumps_json(data)
 
 
@@ -163,7 +185,8 @@ class JobSpec(Record):
     """``plan/jobs/<job>.json``: the batches of one job (a categorise job, or a remote job).
 
     It lists every batch's fingerprint, so it changes whenever one of its batches does: it is
-    the only input of the sync categorise job (one file per job keeps the DAG small).
+    the only input of the sync categorise job (one file per job keeps the DAG small), which
+    reads the batches from the ``PlannedBatches`` of their documents.
     """
 
     fix: ClassVar[str] = PlannedBatch.fix

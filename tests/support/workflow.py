@@ -104,20 +104,23 @@ def resent(before: dict[Path, int], after: dict[Path, int]) -> list[str]:
 
 def planned_batches(work: Path) -> int:
     """How many batches (one request each, when every answer is valid) the plan holds."""
-    return sum(1 for _ in (work / "data" / "plan").glob("*/*/batches/*.json"))
+    from llm_categoriser.records import PlannedBatches, read_record
+
+    files = (work / "data" / "plan").glob("*/*/batches.json")
+    return sum(len(read_record(path, PlannedBatches).batches) for path in files)
 
 
 def merges_reading_the_job_of(work: Path, issue_suffix: str) -> int:
     """How many merge jobs read the result of the plan's job holding the flag whose issue ends
     ``issue_suffix`` (they rerun when that job does), from the merge records of the last run."""
-    from llm_categoriser.records import JobSpec, MergedJob, PlannedBatch, read_record
+    from llm_categoriser.records import JobSpec, MergedJob, PlannedBatches, read_record
 
     layout = default_settings().layout
     batch_of = None
-    for path in (work / layout.plan_dir).glob("*/*/batches/*.json"):
-        batch = read_record(path, PlannedBatch)
-        if any(flag.issue.endswith(issue_suffix) for flag in batch.flags):
-            batch_of = (batch.subject, batch.document, batch.batch_id)
+    for path in (work / layout.plan_dir).glob("*/*/" + layout.file_name("batches")):
+        for batch in read_record(path, PlannedBatches).batches:
+            if any(flag.issue.endswith(issue_suffix) for flag in batch.flags):
+                batch_of = (batch.subject, batch.document, batch.batch_id)
     for path in (work / layout.job_specs_dir).glob("*.json"):
         spec = read_record(path, JobSpec)
         if batch_of in {tuple(ref) for ref in spec.batches}:
