@@ -2,10 +2,11 @@
 
 Runs at Snakemake start-up (docs/DESIGN.md §9: a static DAG computed at parse time, no
 checkpoints).
-Every planning file is written only when its content changes, so an unchanged batch keeps
-its modification time and is not recategorised; a batch file holds everything its request
-depends on (flags, page text, provider, model, generation settings, prompt digest), and
-its fingerprint decides whether an existing result is still valid.
+Every planning file is written only when its content changes, so a job spec whose batches are
+unchanged keeps its modification time and its job is not rerun; a batch (in its document's
+batches file) holds everything its request depends on (flags, page text, provider, model,
+generation settings, prompt digest), and its fingerprint decides whether an existing result
+is still valid.
 """
 
 from __future__ import annotations
