@@ -118,14 +118,17 @@ class EarlierTool:
                 "see docs/BENCHMARKS.md"
             )
         tool = cls(root, chosen)
-        probe = subprocess.run(
-            [chosen, "-c", f"import {MODULE}.cli"],
-            cwd=root,
-            env=tool.env({}),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            probe = subprocess.run(
+                [chosen, "-c", f"import {MODULE}.cli"],
+                cwd=root,
+                env=tool.env({}),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except OSError as exc:  # missing or not executable
+            raise ValueError(f"cannot run the earlier tool's Python {chosen}: {exc.strerror or exc}") from exc
         if probe.returncode != 0:
             raise ValueError(f"{chosen} cannot import the earlier tool's CLI:\n{probe.stderr[-2000:]}")
         return tool
@@ -276,10 +279,13 @@ def sync_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict[
     emu.reset()
     cpu0 = emu.cpu_seconds()
     s0 = emu.stats()
-    out["cold"] = timed(tool, wd, f"{name}-cold", [], env, ctx.logs)
-    s1 = emu.stats()
-    out["written"] = written_rows(wd)
-    out["noop"] = timed(tool, wd, f"{name}-noop", [], env, ctx.logs)
+    try:
+        out["cold"] = timed(tool, wd, f"{name}-cold", [], env, ctx.logs)
+        s1 = emu.stats()
+        out["written"] = written_rows(wd)
+        out["noop"] = timed(tool, wd, f"{name}-noop", [], env, ctx.logs)
+    except RuntimeError as exc:
+        return failed(ctx, wd, name, out, str(exc))
     s2 = emu.stats()
     out["emulator"] = {
         "cold": stats_delta(s0, s1),
@@ -291,10 +297,26 @@ def sync_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict[
         f"earlier tool {name}: {requests} requests, {out['written']['rows']} rows in "
         f"{out['written']['documents']} CSVs, {out['written']['failed_batch_files']} batch(es) given up"
     )
+    return checked(ctx, wd, name, out, sync_problems(out))
+
+
+def sync_problems(out: dict[str, Any]) -> list[str]:
+    """What shows its sync run did not do the whole job once: a request per batch, a row per flag,
+    no batch given up, nothing sent by its rerun."""
+    summary_ = out["cold"]["summary"]
+    batches, flags = summary_.get("total_batches"), summary_.get("total_issues")
+    requests = out["emulator"]["cold"]["generate_content_calls"]
+    written = out["written"]
+    problems = []
+    if batches is None or requests != batches:
+        problems.append(f"{requests} requests for {batches} batches (a batch asked again or not at all)")
+    if flags is None or written["rows"] != flags:
+        problems.append(f"{written['rows']} rows written for {flags} flags")
+    if written["failed_batch_files"]:
+        problems.append(f"{written['failed_batch_files']} batch(es) given up")
     if out["emulator"]["noop"]["http_requests"]:
-        log(f"WARNING: the earlier tool's rerun sent {out['emulator']['noop']['http_requests']} request(s)")
-    ctx.drop(wd)
-    return out
+        problems.append(f"its rerun sent {out['emulator']['noop']['http_requests']} request(s)")
+    return problems
 
 
 def batch_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict[str, Any]:
@@ -304,12 +326,15 @@ def batch_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict
     out: dict[str, Any] = {"load": ctx.quiet(name)}
     emu.reset()
     s0 = emu.stats()
-    out["submit"] = timed(tool, wd, f"{name}-submit", ["batch-create"], env, ctx.logs)
-    s1 = emu.stats()
-    started = time.perf_counter()
-    out["completed"] = len(emu.complete_all())
-    out["complete_all_s"] = round(time.perf_counter() - started, 3)
-    out["fetch"] = timed(tool, wd, f"{name}-fetch", ["batch-fetch", "--check-all-pending"], env, ctx.logs)
+    try:
+        out["submit"] = timed(tool, wd, f"{name}-submit", ["batch-create"], env, ctx.logs)
+        s1 = emu.stats()
+        started = time.perf_counter()
+        out["completed"] = len(emu.complete_all())
+        out["complete_all_s"] = round(time.perf_counter() - started, 3)
+        out["fetch"] = timed(tool, wd, f"{name}-fetch", ["batch-fetch", "--check-all-pending"], env, ctx.logs)
+    except RuntimeError as exc:
+        return failed(ctx, wd, name, out, str(exc))
     s2 = emu.stats()
     out["emulator"] = {
         "submit": stats_delta(s0, s1),
@@ -324,8 +349,55 @@ def batch_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict
         f"earlier tool {name}: lifecycle {out['lifecycle_s']:.2f} s, {out['jobs_created']} remote jobs, "
         f"{out['http_requests']} HTTP requests, {out['written']['rows']} rows"
     )
+    return checked(ctx, wd, name, out, batch_problems(out, flags_in(ctx)))
+
+
+def batch_problems(out: dict[str, Any], flags: int | None) -> list[str]:
+    """What shows its lifecycle did not do the whole job: a remote job per batch, every job
+    completed and fetched, a row per flag (``flags``: its sync runs' count, where they ran)."""
+    created = out["submit"]["summary"].get("created_jobs")
+    fetched = out["fetch"]["summary"]
+    written = out["written"]
+    problems = []
+    batches = out["submit"]["summary"].get("total_batches")
+    if created is None or created != batches or created != out["jobs_created"]:
+        problems.append(f"{created} jobs reported and {out['jobs_created']} created for {batches} batches")
+    if fetched.get("completed") != created or fetched.get("failed") or fetched.get("still_pending"):
+        problems.append(
+            f"fetch: {fetched.get('completed')} completed, {fetched.get('failed')} failed, "
+            f"{fetched.get('still_pending')} still pending of {created}"
+        )
+    if not written["rows"] or (flags is not None and written["rows"] != flags):
+        problems.append(f"{written['rows']} rows written for {flags if flags is not None else 'some'} flags")
+    if written["failed_batch_files"]:
+        problems.append(f"{written['failed_batch_files']} batch(es) given up")
+    return problems
+
+
+def flags_in(ctx: Context) -> int | None:
+    """The flags its sync runs of this run counted (its ``Total issues``), if any ran."""
+    for flows in ((ctx.results.get("earlier") or {}).get("gemini") or {}).values():
+        for flow in flows:
+            if "cold" in flow and flow["cold"]["summary"].get("total_issues") is not None:
+                return flow["cold"]["summary"]["total_issues"]
+    return None
+
+
+def checked(ctx: Context, wd: Path, name: str, out: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """``out`` with its ``problems``: a run that did not do the whole job is logged and left out of
+    the medians the ratios divide by (``earlier_reference``)."""
+    out["problems"] = problems
+    for problem in problems:
+        log(f"WARNING: earlier tool {name}: {problem}; this run is left out of the ratios")
     ctx.drop(wd)
     return out
+
+
+def failed(ctx: Context, wd: Path, name: str, out: dict[str, Any], error: str) -> dict[str, Any]:
+    """A command of the earlier tool failed: recorded, logged, left out of the ratios; the
+    benchmark goes on (its log is kept under the benchmark's ``logs/``)."""
+    out["error"] = error
+    return checked(ctx, wd, name, out, [error.splitlines()[0]])
 
 
 def earlier_results(ctx: Context) -> dict[str, Any]:
@@ -359,12 +431,17 @@ class Reference:
         return f"{number}: the issue's number, not measured in this run"
 
 
+def valid(flows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The runs that did the whole job (no ``problems``)."""
+    return [f for f in flows or [] if not f.get("problems")]
+
+
 def earlier_reference(results: dict[str, Any]) -> dict[str, Reference]:
-    """The earlier tool's numbers for the ratios: the medians of its runs in ``results`` where it
-    ran in them, else the issue's fixed numbers (``EARLIER``)."""
+    """The earlier tool's numbers for the ratios: the medians of its runs in ``results`` that did
+    the whole job, where it ran in them, else the issue's fixed numbers (``EARLIER``)."""
     refs = {key: Reference(float(value), False) for key, value in EARLIER.items()}
     earlier = results.get("earlier") or {}
-    gemini = earlier.get("gemini") or {}
+    gemini = {key: valid(flows) for key, flows in (earlier.get("gemini") or {}).items()}
     for key, latency in (("sync_instant_s", "latency_0"), ("sync_half_s", "latency_0.5")):
         walls = [f["cold"]["wall"] for f in gemini.get(latency) or []]
         if walls:
@@ -375,16 +452,23 @@ def earlier_reference(results: dict[str, Any]) -> dict[str, Reference]:
     requests = [f["emulator"]["cold"]["generate_content_calls"] for flows in gemini.values() for f in flows]
     if requests:
         refs["requests"] = Reference(summary(requests)["median"], True, len(requests))
-    lifecycles = [f["lifecycle_s"] for f in earlier.get("batch") or []]
+    lifecycles = [f["lifecycle_s"] for f in valid(earlier.get("batch"))]
     if lifecycles:
         refs["batch_lifecycle_s"] = Reference(summary(lifecycles)["median"], True, len(lifecycles))
     return refs
 
 
-def measured_in(results: dict[str, Any]) -> bool:
-    """Whether the earlier tool ran in this run (any of its scenarios)."""
+def left_out(results: dict[str, Any]) -> int:
+    """How many of the earlier tool's runs in ``results`` were left out of the ratios."""
     earlier = results.get("earlier") or {}
-    return bool(earlier.get("batch") or any((earlier.get("gemini") or {}).values()))
+    flows = [f for fs in (earlier.get("gemini") or {}).values() for f in fs]
+    flows += earlier.get("batch") or []
+    return sum(1 for f in flows if f.get("problems"))
+
+
+def measured_in(results: dict[str, Any]) -> bool:
+    """Whether a run of the earlier tool in ``results`` gave a number the ratios divide by."""
+    return any(ref.same_run for ref in earlier_reference(results).values())
 
 
 # --------------------------------------------------------------------------- standalone

@@ -81,7 +81,9 @@ class Context:
             return 0
         if section == "gemini" and latency > 0:
             return self.args.earlier_slow_reps
-        return 1 if self.args.quick else self.args.earlier_reps or self.reps
+        if self.args.earlier_reps is not None:
+            return self.args.earlier_reps
+        return 1 if self.args.quick else self.reps
 
     def quiet(self, what: str) -> dict[str, float]:
         state = wait_for_quiet(self.args.wait_quiet)

@@ -9,7 +9,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_earlier import earlier_reference, measured_in
+from bench_earlier import earlier_reference, left_out, measured_in
 from bench_rows import TableRows
 from bench_sections import Context
 from bench_support import summary, write_section
@@ -136,19 +136,39 @@ def docs_section(ctx: Context, rows: list[dict[str, Any]], verdicts: dict[str, A
     return "\n".join(lines)
 
 
+REFERENCE_NAMES = {
+    "sync_instant_s": "sync with instant answers",
+    "sync_half_s": "sync at 0.5 s per request",
+    "batch_lifecycle_s": "batch lifecycle",
+    "noop_s": "no-op rerun",
+}
+
+
 def earlier_line(results: dict[str, Any]) -> str:
-    """Where the earlier tool's numbers of the ratios come from (bench_earlier.py)."""
+    """Where the earlier tool's numbers of the ratios come from (bench_earlier.py): which were
+    measured in this run and which are the issue's."""
     if not measured_in(results):
+        dropped = left_out(results)
         return (
             "The earlier tool's numbers are the issue's (9.7 s, 337 s, 86.1 s, 4.7 s, 651 requests), "
-            "not measured in this run: run with `--earlier PATH` to measure it side by side."
+            "not measured in this run"
+            + (f" ({dropped} of its runs did not do the whole job; see the log)" if dropped else "")
+            + ": run with `--earlier PATH` to measure it side by side."
         )
     tool = results["earlier"].get("tool", {})
+    refs = earlier_reference(results)
+    here = [name for key, name in REFERENCE_NAMES.items() if refs[key].same_run]
+    issue = [name for key, name in REFERENCE_NAMES.items() if not refs[key].same_run]
+    dropped = left_out(results)
     return (
         f"The earlier tool ran in this run, alternating with ours against the same emulator process: "
         f"`{tool.get('path')}` (commit {tool.get('commit') or 'unknown'}), Python {tool.get('python')}, "
         f"google-genai {tool.get('google_genai')}; its settings at its defaults "
-        "(no minimum interval between requests, one provider). The ratios divide by its medians."
+        "(no minimum interval between requests, one provider). "
+        f"The ratios divide by its medians in this run for: {', '.join(here)}"
+        + (f"; by the issue's numbers for: {', '.join(issue)}" if issue else "")
+        + "."
+        + (f" {dropped} of its runs did not do the whole job and are left out (see the log)." * bool(dropped))
     )
 
 

@@ -39,9 +39,10 @@ TARGETS = Targets(PLAN, SETTINGS)
 # functions are called once per job while the DAG is built. The most any provider of the
 # fallback chain takes: a spent provider hands its batches to the next inside the same job.
 API_SLOTS = max(get_provider(name).api_slots for name in provider_names(SETTINGS))
-# Threads and `worker_jobs` units of categorise and merge jobs: none and one in a local large
-# run, whose jobs go to the worker processes, none of either for a categorise job that goes to
-# the helper of a run without a cost cap (docs/DESIGN.md §11). Snakemake knows its executor only
+# Threads and `worker_jobs` units of categorise, merge and remote (submit and fetch) jobs: none
+# and one in a local large run, whose jobs go to the worker processes; none of either for a
+# categorise job that goes to the helper of a run without a cost cap (docs/DESIGN.md §11); none
+# and one for a submit or fetch that goes to the helper (§7). Snakemake knows its executor only
 # once it has parsed this file (`workflow.local_exec` is true until then), so both pairs are
 # computed here and each job takes its run's when the DAG is built.
 JOB_SLOTS = {

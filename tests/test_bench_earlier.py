@@ -15,11 +15,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_earlier import (
     EARLIER,
+    ENTRY,
     EarlierTool,
     batch_flow,
+    batch_problems,
     closing_summary,
     earlier_reference,
+    left_out,
     sync_flow,
+    sync_problems,
 )
 from bench_rows import TableRows
 from bench_table import earlier_line
@@ -136,6 +140,60 @@ def test_each_number_falls_back_alone() -> None:
     assert not refs["sync_half_s"].same_run and not refs["batch_lifecycle_s"].same_run
 
 
+def their_checked_sync(requests: int = 651, rows: int = 5603, given_up: int = 0, rerun: int = 0) -> dict:
+    """An earlier-tool sync flow as ``sync_flow`` records it before ``sync_problems``."""
+    flow = theirs(6.0, requests=requests)
+    flow["cold"]["summary"] = {"total_batches": 651, "total_issues": 5603, "processed": 651}
+    flow["written"] = {"rows": rows, "documents": 182, "failed_batch_files": given_up}
+    flow["emulator"]["noop"] = {"http_requests": rerun}
+    return flow
+
+
+def test_a_sync_run_of_the_earlier_tool_that_did_not_do_the_whole_job_is_named() -> None:
+    assert sync_problems(their_checked_sync()) == []
+    assert "653 requests for 651 batches" in sync_problems(their_checked_sync(requests=653))[0]
+    assert "5600 rows written for 5603 flags" in sync_problems(their_checked_sync(rows=5600))[0]
+    assert "2 batch(es) given up" in sync_problems(their_checked_sync(given_up=2))[0]
+    assert "its rerun sent 3 request(s)" in sync_problems(their_checked_sync(rerun=3))[0]
+
+
+def test_a_batch_lifecycle_of_the_earlier_tool_that_did_not_do_the_whole_job_is_named() -> None:
+    flow = their_batch(70.0)
+    flow["submit"]["summary"] = {"total_batches": 651, "created_jobs": 651}
+    flow["fetch"]["summary"] = {"checked": 651, "completed": 651, "failed": 0, "still_pending": 0}
+    flow["written"] = {"rows": 5603, "failed_batch_files": 0}
+    assert batch_problems(flow, 5603) == [] and batch_problems(flow, None) == []
+    assert batch_problems(flow, 5604) == ["5603 rows written for 5604 flags"]
+    flow["fetch"]["summary"]["still_pending"] = 3
+    assert batch_problems(flow, None) == ["fetch: 651 completed, 0 failed, 3 still pending of 651"]
+    flow["jobs_created"] = 650
+    assert "651 jobs reported and 650 created for 651 batches" in batch_problems(flow, None)[0]
+
+
+def test_runs_of_the_earlier_tool_with_problems_are_left_out_of_the_ratios() -> None:
+    bad = theirs(2.0, noop=0.1, requests=700)
+    bad["problems"] = ["700 requests for 651 batches (a batch asked again or not at all)"]
+    bad_batch = their_batch(10.0)
+    bad_batch["problems"] = ["earlier tool earlier-batch-r0-fetch: exit code 1"]
+    same = results(
+        {
+            "gemini": {"latency_0": [theirs(6.0), bad, theirs(7.0)], "latency_0.5": [bad]},
+            "batch": [bad_batch],
+        }
+    )
+    refs = earlier_reference(same)
+    assert refs["sync_instant_s"].value == pytest.approx(6.5) and refs["sync_instant_s"].n == 2
+    assert refs["requests"].value == 651 and refs["noop_s"].value == 3.0
+    assert not refs["sync_half_s"].same_run and not refs["batch_lifecycle_s"].same_run
+    assert left_out(same) == 3
+    line = earlier_line(same)
+    assert "in this run for: sync with instant answers, no-op rerun" in line
+    assert "by the issue's numbers for: sync at 0.5 s per request, batch lifecycle" in line
+    assert "3 of its runs did not do the whole job" in line
+    only_bad = results({"gemini": {"latency_0": [bad]}, "batch": [bad_batch]})
+    assert "not measured in this run (2 of its runs did not do the whole job" in earlier_line(only_bad)
+
+
 def test_closing_summary_reads_its_last_summary_block() -> None:
     output = (
         "Summary:\n  Processed: 1\n"
@@ -149,6 +207,39 @@ def test_closing_summary_reads_its_last_summary_block() -> None:
 def test_a_folder_that_is_not_the_earlier_tool_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a checkout of the earlier tool"):
         EarlierTool.from_args(str(tmp_path), sys.executable)
+
+
+def test_a_python_that_cannot_run_is_refused_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / ENTRY).parent.mkdir(parents=True)
+    (tmp_path / ENTRY).write_text("", encoding="utf-8")
+    missing = tmp_path / "no-such-venv" / "bin" / "python"
+    with pytest.raises(ValueError, match=f"cannot run the earlier tool's Python {missing}"):
+        EarlierTool.from_args(str(tmp_path), str(missing))
+
+
+def test_a_failing_command_of_the_earlier_tool_is_recorded_and_the_benchmark_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A checkout whose categoriser cannot start: its run is recorded with the error and left out
+    of the ratios, instead of ending the whole benchmark."""
+    import argparse
+
+    from bench_sections import Context
+    from bench_support import Emulator
+
+    copy_sample(tmp_path / "corpus")
+    ctx = Context(
+        argparse.Namespace(quick=True, reps=1, wait_quiet=0.0, keep=False), tmp_path / "corpus", tmp_path
+    )
+    broken = EarlierTool(tmp_path / "not-the-tool", sys.executable)
+    with Emulator(0.0) as emu:
+        sync = sync_flow(ctx, broken, emu, 0)
+        batch = batch_flow(ctx, broken, emu, 0)
+    assert "earlier-sync-0s-r0-cold: exit code 1" in sync["problems"][0]
+    assert "earlier-batch-r0-submit: exit code 1" in batch["problems"][0]
+    assert "No module named" in sync["error"]
+    assert (tmp_path / "logs" / "earlier-sync-0s-r0-cold.log").is_file()
+    assert not (tmp_path / "work" / "earlier-sync-0s-r0").exists()
 
 
 # --------------------------------------------------------------------------- with a checkout
@@ -192,3 +283,4 @@ def test_the_earlier_tool_categorises_the_sample_corpus_against_the_emulator(
     assert sync["emulator"]["noop"]["http_requests"] == 0
     assert sync["noop"]["summary"]["skipped_already_done"] == batches
     assert batch["jobs_created"] == batches and batch["written"]["rows"] == flags
+    assert sync["problems"] == [] and batch["problems"] == []
