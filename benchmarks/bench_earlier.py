@@ -292,6 +292,7 @@ def sync_flow(ctx: Context, tool: EarlierTool, emu: Emulator, rep: int) -> dict[
         "noop": stats_delta(s1, s2),
         "cpu_s": round(emu.cpu_seconds() - cpu0, 2),
     }
+    out["emulator"]["cold"]["peak_in_flight"] = s1.get("peak_in_flight")  # reset before the cold run
     requests = out["emulator"]["cold"]["generate_content_calls"]
     log(
         f"earlier tool {name}: {requests} requests, {out['written']['rows']} rows in "

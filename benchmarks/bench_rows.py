@@ -94,6 +94,7 @@ class TableRows:
                 f"  generateContent requests ({lab} s)",
                 [x["emulator"]["cold"]["generate_content_calls"] for x in flows],
             )
+            self.in_flight(f"  most requests in flight at once ({lab} s)", flows)
             self.row("1", f"  CPU time of the Snakemake process ({lab} s)", walls(flows, "cold", "cpu_s"))
             which = {
                 "0": ("sync_instant", "sync_instant_s", "sync_instant_ratio"),
@@ -125,8 +126,16 @@ class TableRows:
             f"  its generateContent requests ({lab} s)",
             [x["emulator"]["cold"]["generate_content_calls"] for x in flows],
         )
+        self.in_flight(f"  its most requests in flight at once ({lab} s)", flows)
         self.count("1", f"  its rows written ({lab} s)", [x["written"]["rows"] for x in flows])
         self.row("1", f"  its CPU time ({lab} s)", walls(flows, "cold", "cpu_s"))
+
+    def in_flight(self, name: str, flows: list[dict[str, Any]]) -> None:
+        """The most generateContent calls the emulator had under way at once in each cold run
+        (absent from the JSON of a run before it was counted)."""
+        peaks = [x["emulator"]["cold"].get("peak_in_flight") for x in flows]
+        if all(p is not None for p in peaks):
+            self.count("1", name, peaks)
 
     def batch_lifecycle(self) -> None:
         ref = self.ref["batch_lifecycle_s"]

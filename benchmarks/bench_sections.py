@@ -162,6 +162,8 @@ def sync_flow(
             "edit": stats_delta(s2, s3),
             "cpu_s": round(emu.cpu_seconds() - cpu0, 2),
         }
+        # the emulator was reset before the cold run, which sends the most requests
+        out["emulator"]["cold"]["peak_in_flight"] = s1.get("peak_in_flight")
         if rep == 0:
             out["tokens"] = tokens_from_results(wd)
     if rep == 0 and name == "offline":

@@ -129,6 +129,18 @@ def test_with_the_earlier_tool_in_the_run_the_ratios_divide_by_its_medians() -> 
     assert "alternating with ours" in earlier_line(same) and "3f341a0" in earlier_line(same)
 
 
+def test_the_most_requests_in_flight_are_shown_where_the_run_counted_them() -> None:
+    counted = results({"gemini": {"latency_0": [theirs(6.0)]}})
+    for flow in counted["gemini"]["latency_0"]:
+        flow["emulator"]["cold"]["peak_in_flight"] = 32
+    counted["earlier"]["gemini"]["latency_0"][0]["emulator"]["cold"]["peak_in_flight"] = 1
+    by_name = {r["name"]: r for r in TableRows(counted).build()[0]}
+    assert by_name["  most requests in flight at once (0 s)"]["median"] == 32
+    assert by_name["  its most requests in flight at once (0 s)"]["median"] == 1
+    # a run recorded before they were counted (the 0.5 s flows here) shows no such row
+    assert "  most requests in flight at once (0.5 s)" not in by_name
+
+
 def test_each_number_falls_back_alone() -> None:
     """Only the batch lifecycle measured: the sync ratios keep the issue's numbers."""
     refs = earlier_reference(results({"gemini": {}, "batch": [their_batch(70.0)]}))
@@ -281,6 +293,7 @@ def test_the_earlier_tool_categorises_the_sample_corpus_against_the_emulator(
     assert sync["written"]["failed_batch_files"] == 0
     assert sync["emulator"]["cold"]["generate_content_calls"] == batches
     assert sync["emulator"]["noop"]["http_requests"] == 0
+    assert sync["emulator"]["cold"]["peak_in_flight"] == 1  # one request at a time
     assert sync["noop"]["summary"]["skipped_already_done"] == batches
     assert batch["jobs_created"] == batches and batch["written"]["rows"] == flags
     assert sync["problems"] == [] and batch["problems"] == []

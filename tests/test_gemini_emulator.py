@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -341,6 +342,26 @@ def test_latency_and_concurrency() -> None:
         assert 0.3 <= elapsed < 1.5  # served in parallel, not 8 x 0.3 s
         assert len(set(texts)) == 1
         assert emulator.generate_content_calls == 8
+
+
+def test_peak_in_flight_counts_the_calls_under_way_at_once() -> None:
+    with GeminiEmulator(latency=0.5) as emulator:
+        client = make_client(emulator)
+        for _ in range(3):  # one after another: never more than one under way
+            client.models.generate_content(model=MODEL, contents=PROMPT)
+        assert emulator.stats()["peak_in_flight"] == 1
+        emulator.reset_stats()
+        assert emulator.stats()["peak_in_flight"] == 0
+        together = threading.Barrier(8, timeout=10)
+
+        def call(_: int) -> None:
+            together.wait()
+            client.models.generate_content(model=MODEL, contents=PROMPT)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(call, range(8)))
+        # eight calls set off together, each answered after 0.5 s: (nearly) all under way at once
+        assert 4 <= emulator.stats()["peak_in_flight"] <= 8
 
 
 def test_standalone_server() -> None:

@@ -151,7 +151,8 @@ call gets the per-minute 429 ``RESOURCE_EXHAUSTED`` above, whose ``RetryInfo``
 says when the oldest accepted call leaves the window. Refused calls do not
 count. ``stats()["rate_limited"]`` counts them; ``answered``, ``answered_span``
 (seconds from the first successful answer to the last) and ``answered_at``
-(each answer's time after the first) give the throughput.
+(each answer's time after the first) give the throughput; ``peak_in_flight``
+the most calls accepted and not yet answered at one time (since the last reset).
 
 Counters: ``emu.stats()`` (``http_requests``, ``generate_content_calls``,
 ``batch_creations``, ``endpoint_counts``, ``path_counts``,

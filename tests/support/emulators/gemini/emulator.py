@@ -97,6 +97,7 @@ class GeminiEmulator(
         self._files: dict[str, StoredFile] = {}
         self._uploads: dict[str, Upload] = {}
         self._response_seq = 0
+        self._in_flight = 0  # generateContent calls accepted and not yet answered
         self.reset_stats()
 
     @property
@@ -177,6 +178,7 @@ class GeminiEmulator(
             self._accepted: deque[float] = deque()  # generateContent starts inside the rate window
             self._rate_limited = 0
             self._answered_at: list[float] = []
+            self._peak_in_flight = self._in_flight  # calls under way stay counted
             self._requests.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -190,7 +192,8 @@ class GeminiEmulator(
         body (rejected ones included), ``uploaded_file_sizes`` finalized
         uploads, ``endpoint_counts`` / ``path_counts`` per :class:`Endpoint` /
         ``"METHOD /path"``, ``faults_served`` per fault name, ``jobs`` the
-        current state of each job.
+        current state of each job, ``peak_in_flight`` the most ``generateContent``
+        calls accepted and not yet answered at one time since the last reset.
         """
         with self._lock:
             return {
@@ -208,6 +211,7 @@ class GeminiEmulator(
                 "answered": len(self._answered_at),
                 "answered_span": (self._answered_at[-1] - self._answered_at[0]) if self._answered_at else 0.0,
                 "answered_at": [round(t - self._answered_at[0], 3) for t in self._answered_at],
+                "peak_in_flight": self._peak_in_flight,
                 "jobs": {name: job.state for name, job in self._jobs.items()},
             }
 

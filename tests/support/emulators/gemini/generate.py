@@ -161,14 +161,21 @@ class GenerateContentMixin:
         if not request.get("contents"):
             raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified\n")
         self._check_rate(route.model)
-        fault = self._take_fault(route.endpoint, path, http=False)
-        response = self._generate_response(route.model, request, fault.fault if fault else None)
-        # only successful answers are delayed: a base latency plus a time per flag of the prompt
-        latency = self.latency
-        if self.latency_per_item > 0:
-            latency += self.latency_per_item * len(parse_issue_rows(prompt_of(request)))
-        if latency > 0:
-            time.sleep(latency)
+        with self._lock:  # accepted: in flight until answered (a refused call is not)
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            fault = self._take_fault(route.endpoint, path, http=False)
+            response = self._generate_response(route.model, request, fault.fault if fault else None)
+            # only successful answers are delayed: a base latency plus a time per flag of the prompt
+            latency = self.latency
+            if self.latency_per_item > 0:
+                latency += self.latency_per_item * len(parse_issue_rows(prompt_of(request)))
+            if latency > 0:
+                time.sleep(latency)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         with self._lock:
             self._answered_at.append(time.monotonic())
         return json_response(response)
