@@ -275,16 +275,12 @@ class TableRows:
         for lat, flows in self.r.get("gemini", {}).items():
             mem_runs += [(f"gemini {lat} cold", x["cold"]) for x in flows]
         if mem_runs:
-            self.megabytes(
-                "6",
-                "Peak RSS, Snakemake process (offline cold, x1)",
-                [x["rss_mb"] for n, x in mem_runs if n == "offline cold"],
-            )
-            self.megabytes(
-                "6",
-                "Peak RSS, Snakemake process (gemini cold, x1)",
-                [x["rss_mb"] for n, x in mem_runs if n.startswith("gemini")],
-            )
+            for name, runs in (
+                ("offline", [x["rss_mb"] for n, x in mem_runs if n == "offline cold"]),
+                ("gemini", [x["rss_mb"] for n, x in mem_runs if n.startswith("gemini")]),
+            ):
+                if runs:  # a section left out of the run (--only) has no row
+                    self.megabytes("6", f"Peak RSS, Snakemake process ({name} cold, x1)", runs)
             # every job runs in Snakemake's process unless --use-conda (docs/DESIGN.md §11)
             children = [x["largest_child"]["rss_mb"] for _, x in mem_runs if x.get("largest_child")]
             if children:

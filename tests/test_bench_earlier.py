@@ -139,6 +139,9 @@ def test_the_most_requests_in_flight_are_shown_where_the_run_counted_them() -> N
     assert by_name["  its most requests in flight at once (0 s)"]["median"] == 1
     # a run recorded before they were counted (the 0.5 s flows here) shows no such row
     assert "  most requests in flight at once (0.5 s)" not in by_name
+    # no offline section in this run: no offline memory row either
+    assert "Peak RSS, Snakemake process (gemini cold, x1)" in by_name
+    assert "Peak RSS, Snakemake process (offline cold, x1)" not in by_name
 
 
 def test_each_number_falls_back_alone() -> None:
